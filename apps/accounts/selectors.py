@@ -1,0 +1,83 @@
+"""Reads of customer data. The account context is built here, server-side, for one user only."""
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from apps.accounts.models import CustomerAccount, Invoice, PlanTier, SupportTicket
+
+ACCOUNT_CONTEXT_TAG = "account_context"
+RECENT_INVOICES = 3
+
+
+@dataclass(frozen=True)
+class AccountContext:
+    """What the assistant may know about the person it is talking to; rendered into the user turn."""
+
+    username: str
+    plan_tier: str
+    billing_status: str
+    language: str
+    company: str
+    seats: int
+    invoices: tuple[str, ...]
+    open_tickets: tuple[str, ...]
+
+    def render(self) -> str:
+        """Deterministic, delimited text. Every value is neutralised so it cannot close the tag."""
+        lines = [
+            f"customer: {neutralise_tags(self.username)}",
+            f"plan: {self.plan_tier}",
+            f"billing_status: {self.billing_status}",
+            f"language: {self.language}",
+            f"company: {neutralise_tags(self.company) or '-'}",
+            f"seats: {self.seats}",
+            "recent_invoices:",
+            *(f"- {neutralise_tags(line)}" for line in self.invoices or ("none",)),
+            "open_tickets:",
+            *(f"- {neutralise_tags(line)}" for line in self.open_tickets or ("none",)),
+        ]
+        body = "\n".join(lines)
+        return f"<{ACCOUNT_CONTEXT_TAG}>\n{body}\n</{ACCOUNT_CONTEXT_TAG}>"
+
+
+def neutralise_tags(text: str) -> str:
+    """Stop text from opening or closing our delimiter tags (or any XML-ish tag) by escaping angle brackets.
+
+    Applied to user-typed text and to database values alike: only the server writes real tags.
+    """
+    return text.replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _format_invoice(invoice: Invoice) -> str:
+    amount = f"{invoice.amount_cents / 100:.2f} {invoice.currency}"
+    return f"{invoice.number}: {amount}, {invoice.status}, issued {invoice.issued_on}, due {invoice.due_on}"
+
+
+def account_context_for_user(user: AbstractBaseUser) -> AccountContext:
+    """The account context of `user` — the authenticated user, never one named by client input."""
+    account = CustomerAccount.objects.filter(user=user).first()
+    tickets = SupportTicket.objects.filter(user=user).exclude(status=SupportTicket.Status.CLOSED)[:5]
+    open_tickets = tuple(f"#{t.pk} {t.subject} ({t.status}, opened {t.created_at:%Y-%m-%d})" for t in tickets)
+    if account is None:
+        return AccountContext(
+            username=user.get_username(),
+            plan_tier=PlanTier.FREE,
+            billing_status="unknown",
+            language="en",
+            company="",
+            seats=1,
+            invoices=(),
+            open_tickets=open_tickets,
+        )
+    invoices = tuple(_format_invoice(i) for i in account.invoices.all()[:RECENT_INVOICES])
+    return AccountContext(
+        username=user.get_username(),
+        plan_tier=account.plan,
+        billing_status=account.billing_status,
+        language=account.language,
+        company=account.company,
+        seats=account.seats,
+        invoices=invoices,
+        open_tickets=open_tickets,
+    )

@@ -1,0 +1,42 @@
+"""Operational endpoints: liveness and readiness."""
+
+import httpx
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """The process is up and serving HTTP."""
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return "ok"
+
+
+def _check_cache() -> str:
+    cache.set("readyz:probe", "1", timeout=5)
+    return "ok" if cache.get("readyz:probe") == "1" else "unreadable"
+
+
+def _check_upstream() -> str:
+    if not settings.USE_OFFLINE_UPSTREAM:
+        return "not checked (hosted API)"
+    response = httpx.get(f"{settings.OFFLINE_UPSTREAM_URL}/healthz", timeout=2.0)
+    return "ok" if response.status_code == 200 else f"status {response.status_code}"
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Dependencies reachable: database, cache (Redis when configured), the offline upstream when used."""
+    checks: dict[str, str] = {}
+    for name, check in (("database", _check_database), ("cache", _check_cache), ("upstream", _check_upstream)):
+        try:
+            checks[name] = check()
+        except Exception as exc:  # noqa: BLE001 - readiness reports any failure instead of raising
+            checks[name] = f"error: {type(exc).__name__}"
+    ready = all(value == "ok" or value.startswith("not checked") for value in checks.values())
+    return JsonResponse({"status": "ready" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)

@@ -1,0 +1,43 @@
+"""Claude / Anthropic SDK configuration.
+
+- `ANTHROPIC_API_KEY` set: the SDK reads `ANTHROPIC_API_KEY` and `ANTHROPIC_BASE_URL` itself, exactly as
+  it documents, so any Anthropic-compatible server works.
+- both unset: the bundled offline upstream (`apps.upstream`) at `SUPPORTBOT_UPSTREAM_URL`.
+- `ANTHROPIC_BASE_URL` set without a key: that server, with a placeholder key (keyless compatible servers).
+"""
+
+from supportbot.settings.env import env
+
+ANTHROPIC_API_KEY_CONFIGURED = bool(env.str("ANTHROPIC_API_KEY", default=""))
+ANTHROPIC_BASE_URL_CONFIGURED = bool(env.str("ANTHROPIC_BASE_URL", default=""))
+USE_OFFLINE_UPSTREAM = not ANTHROPIC_API_KEY_CONFIGURED and not ANTHROPIC_BASE_URL_CONFIGURED
+UPSTREAM_PORT = env.int("SUPPORTBOT_UPSTREAM_PORT", default=8100)
+OFFLINE_UPSTREAM_URL = env.str("SUPPORTBOT_UPSTREAM_URL", default=f"http://127.0.0.1:{UPSTREAM_PORT}")
+# Sent only to the offline upstream or a keyless compatible server; never a real credential.
+OFFLINE_API_KEY = "offline-emulator-key"  # noqa: S105
+
+# Model ids are data: current Anthropic ids per tier (see anthropic._data.DEPRECATED_MODELS).
+LLM_MODELS = {
+    "haiku": env.str("LLM_MODEL_HAIKU", default="claude-haiku-4-5"),
+    "sonnet": env.str("LLM_MODEL_SONNET", default="claude-sonnet-4-6"),
+    "opus": env.str("LLM_MODEL_OPUS", default="claude-opus-4-6"),
+}
+
+# USD per million tokens (input, output). Cache writes/reads and batch discounts are multipliers.
+LLM_PRICES_PER_MTOK = {
+    "claude-haiku-4-5": (1.0, 5.0),
+    "claude-sonnet-4-6": (3.0, 15.0),
+    "claude-sonnet-4-5": (3.0, 15.0),
+    "claude-sonnet-5": (2.0, 10.0),
+    "claude-opus-4-6": (5.0, 25.0),
+    "claude-opus-5": (5.0, 25.0),
+}
+
+LLM_MAX_ATTEMPTS = env.int("LLM_MAX_ATTEMPTS", default=4)
+LLM_BACKOFF_INITIAL_SECONDS = env.float("LLM_BACKOFF_INITIAL_SECONDS", default=1.0)
+LLM_BACKOFF_MAX_SECONDS = env.float("LLM_BACKOFF_MAX_SECONDS", default=30.0)
+LLM_CONNECT_TIMEOUT_SECONDS = env.float("LLM_CONNECT_TIMEOUT_SECONDS", default=5.0)
+LLM_FIRST_TOKEN_TIMEOUT_SECONDS = env.float("LLM_FIRST_TOKEN_TIMEOUT_SECONDS", default=20.0)
+LLM_TOTAL_TIMEOUT_SECONDS = env.float("LLM_TOTAL_TIMEOUT_SECONDS", default=120.0)
+LLM_BREAKER_FAILURE_THRESHOLD = env.int("LLM_BREAKER_FAILURE_THRESHOLD", default=5)
+LLM_BREAKER_RESET_SECONDS = env.float("LLM_BREAKER_RESET_SECONDS", default=30.0)

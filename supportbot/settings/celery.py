@@ -1,0 +1,30 @@
+"""Celery: a real broker when REDIS_URL is set, eager in-process tasks otherwise."""
+
+from celery.schedules import crontab
+
+from supportbot.settings.env import env
+
+_REDIS_URL = env.str("REDIS_URL", default="")
+
+CELERY_BROKER_URL = _REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = not _REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+# A killed worker must not lose a task: acknowledge after the task ran, re-deliver on worker loss.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TIMEZONE = env.str("TIME_ZONE", default="UTC")
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+_NIGHTLY_HOUR, _NIGHTLY_MINUTE = env.str("NIGHTLY_CLASSIFICATION_TIME", default="02:00").split(":")
+CELERY_BEAT_SCHEDULE = {
+    "triage-submit-nightly": {
+        "task": "apps.triage.tasks.submit_nightly_classification",
+        "schedule": crontab(hour=int(_NIGHTLY_HOUR), minute=int(_NIGHTLY_MINUTE)),
+    },
+    "triage-poll-batches": {
+        "task": "apps.triage.tasks.poll_open_batches",
+        "schedule": env.float("TRIAGE_POLL_SECONDS", default=60.0),
+    },
+}

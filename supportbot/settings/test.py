@@ -1,0 +1,23 @@
+"""Test settings: synchronous infrastructure unless a test is about it.
+
+DATABASE_URL / REDIS_URL still select PostgreSQL / Redis when CI sets them; tests about those
+services use `real_redis` fixtures and skip only when REDIS_URL is unset.
+"""
+
+from supportbot.settings.base import *  # noqa: F403
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_BROKER_URL = "memory://"
+# Tests never wait real seconds for backoff; the schedule itself is unit-tested.
+LLM_BACKOFF_INITIAL_SECONDS = 0.01
+LLM_BACKOFF_MAX_SECONDS = 0.05
+LLM_FIRST_TOKEN_TIMEOUT_SECONDS = 2.0
+LLM_TOTAL_TIMEOUT_SECONDS = 10.0
+CHAT_RATE_LIMIT_PER_MINUTE = 1000
+LOGIN_RATE_LIMIT_PER_MINUTE = 1000
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+LOGGING = {"version": 1, "disable_existing_loggers": False}

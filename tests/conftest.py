@@ -1,0 +1,51 @@
+"""Project-wide fixtures: the offline upstream (real HTTP, real SDK), users, and service gates."""
+
+import os
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from apps.upstream.testing import RunningUpstream, start_upstream_in_thread
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[RunningUpstream]:
+    """One emulator for the whole run, on a free loopback port."""
+    running = start_upstream_in_thread()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def llm_upstream(upstream: RunningUpstream, settings) -> Iterator[RunningUpstream]:
+    """Point the gateway at a clean emulator: no faults, empty cache and request log."""
+    httpx.post(f"{upstream.base_url}/_control/reset", timeout=5).raise_for_status()
+    settings.USE_OFFLINE_UPSTREAM = True
+    settings.OFFLINE_UPSTREAM_URL = upstream.base_url
+    from apps.llm import clients
+
+    clients.reset_clients()
+    yield upstream
+    httpx.post(f"{upstream.base_url}/_control/reset", timeout=5).raise_for_status()
+    clients.reset_clients()
+
+
+def set_faults(upstream: RunningUpstream, faults: dict) -> None:
+    """Replace the emulator's fault configuration (see docs/upstream.md)."""
+    httpx.put(f"{upstream.base_url}/_control/faults", json=faults, timeout=5).raise_for_status()
+
+
+def received_requests(upstream: RunningUpstream, limit: int = 50) -> list[dict]:
+    """The last request bodies the emulator received (secrets stripped)."""
+    response = httpx.get(f"{upstream.base_url}/_control/requests", params={"limit": limit}, timeout=5)
+    response.raise_for_status()
+    return response.json()["data"]
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        pytest.skip("REDIS_URL is not set; this test needs a real Redis")
+    return url
