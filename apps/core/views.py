@@ -4,7 +4,10 @@ import httpx
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from apps.core.metrics import render_latest
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -40,3 +43,11 @@ def readyz(request: HttpRequest) -> JsonResponse:
             checks[name] = f"error: {type(exc).__name__}"
     ready = all(value == "ok" or value.startswith("not checked") for value in checks.values())
     return JsonResponse({"status": "ready" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition. Restrict it at the proxy, or set METRICS_TOKEN to require a bearer token."""
+    token = settings.METRICS_TOKEN
+    if token and request.headers.get("Authorization", "") != f"Bearer {token}":
+        return HttpResponse(status=403)
+    return HttpResponse(render_latest(), content_type=CONTENT_TYPE_LATEST)

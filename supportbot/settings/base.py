@@ -32,6 +32,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "apps.core.middleware.RequestIdMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -128,6 +129,8 @@ REPORTS_DIR = env.path("REPORTS_DIR", default=BASE_DIR / "var" / "reports")
 REPORT_EMAIL_TO = env.list("REPORT_EMAIL_TO", default=[])
 TRIAGE_MASK_PII = env.bool("TRIAGE_MASK_PII", default=True)
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,69 @@
+"""Seeding of the demo end users and their Acme account data (idempotent).
+
+Demo credentials only exist once `seed_demo` has run; nothing here runs in production on its own.
+"""
+
+from datetime import date
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser
+from django.db import transaction
+
+from apps.accounts.demo_content import DEMO_ACCOUNTS, DemoAccount
+from apps.accounts.models import CustomerAccount, Invoice, SupportTicket
+
+DEMO_PASSWORD = "demo-password"  # noqa: S105 - documented demo credential
+
+
+def _user_upsert(*, username: str, email: str, full_name: str = "", staff: bool = False) -> AbstractUser:
+    """Create the user once; later runs leave a changed password or profile alone."""
+    first, _, last = full_name.partition(" ")
+    user, created = get_user_model().objects.get_or_create(
+        username=username,
+        defaults={"email": email, "first_name": first, "last_name": last, "is_staff": staff, "is_superuser": staff},
+    )
+    if created:
+        user.set_password(DEMO_PASSWORD)
+        user.save(update_fields=["password"])
+    return user
+
+
+def _account_upsert(demo: DemoAccount) -> CustomerAccount:
+    user = _user_upsert(username=demo.username, email=demo.email, full_name=demo.full_name)
+    account, _ = CustomerAccount.objects.update_or_create(
+        user=user,
+        defaults={
+            "plan": demo.plan,
+            "billing_status": demo.billing_status,
+            "language": demo.language,
+            "company": demo.company,
+            "seats": demo.seats,
+        },
+    )
+    for invoice in demo.invoices:
+        Invoice.objects.update_or_create(
+            number=invoice.number,
+            defaults={
+                "account": account,
+                "amount_cents": invoice.amount_cents,
+                "currency": invoice.currency,
+                "status": invoice.status,
+                "issued_on": date.fromisoformat(invoice.issued_on),
+                "due_on": date.fromisoformat(invoice.due_on),
+            },
+        )
+    for ticket in demo.open_tickets:
+        SupportTicket.objects.get_or_create(
+            user=user,
+            subject=ticket.subject,
+            source=SupportTicket.Source.MANUAL,
+            defaults={"status": ticket.status},
+        )
+    return account
+
+
+@transaction.atomic
+def demo_accounts_seed() -> list[CustomerAccount]:
+    """The admin user and the three demo customers (alice free, bob pro, carol enterprise)."""
+    _user_upsert(username="admin", email="admin@acme.example", full_name="Acme Admin", staff=True)
+    return [_account_upsert(demo) for demo in DEMO_ACCOUNTS]
