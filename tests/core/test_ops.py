@@ -1,0 +1,54 @@
+import pytest
+from django.core.cache import cache
+
+from apps.core.ratelimit import rate_limit_hit
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz(client) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_reports_each_dependency(client, llm_upstream) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "cache": "ok", "upstream": "ok"}
+
+
+def test_readyz_is_unavailable_when_the_upstream_is_down(client, settings) -> None:
+    settings.USE_OFFLINE_UPSTREAM = True
+    settings.OFFLINE_UPSTREAM_URL = "http://127.0.0.1:9"  # discard port: nothing listens
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["upstream"].startswith("error")
+
+
+def test_request_id_is_echoed_or_generated(client) -> None:
+    assert client.get("/healthz", HTTP_X_REQUEST_ID="abc-123")["X-Request-ID"] == "abc-123"
+    generated = client.get("/healthz", HTTP_X_REQUEST_ID="bad id with spaces")["X-Request-ID"]
+    assert generated != "bad id with spaces" and len(generated) == 32
+
+
+def test_metrics_exposition(client) -> None:
+    client.get("/healthz")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'supportbot_http_requests_total{method="GET",status="200"}' in body
+    assert "supportbot_circuit_open" in body
+
+
+def test_metrics_token_is_enforced_when_set(client, settings) -> None:
+    settings.METRICS_TOKEN = "s3cret"
+    assert client.get("/metrics").status_code == 403
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200
+
+
+def test_rate_limit_counts_within_a_window() -> None:
+    cache.clear()
+    results = [rate_limit_hit(key="t:user", limit=3) for _ in range(5)]
+    assert results == [False, False, False, True, True]
+    assert rate_limit_hit(key="t:other", limit=3) is False
