@@ -1,0 +1,221 @@
+"""Deterministic, useful offline answers.
+
+Given a validated request body, decide what "the model" says:
+1. a refusal, when the user asks for something clearly harmful (weapons, malware…);
+2. a tool call, when `tool_choice` forces one (input filled from the tool's input_schema);
+3. JSON, when the request asks for it (structured-output schema, `{` prefill, or instructions that
+   mention JSON and keys) — classification keys filled by transcript heuristics;
+4. a prose summary, when asked to summarise a conversation;
+5. otherwise a support answer grounded in the system prompt's reference documents (and the user's
+   `<account_context>` when the question is about their plan, invoices or tickets), in the user's
+   language.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .language import ACCOUNT_LEAD_IN, CLOSING, GREETING, LEAD_IN, NOT_FOUND, REFUSAL, detect_language, words
+from .prompt import system_text, text_of
+from .retrieval import build_index, index_for_system, plain_prose, stem_terms
+from .structured import (
+    FieldSpec,
+    classification_fields,
+    fields_from_prompt,
+    fields_from_schema,
+    fill_fields,
+    prompt_asks_for_json,
+)
+from .transcript import TranscriptSignals, transcript_from
+
+_ACCOUNT_CONTEXT = re.compile(
+    r"<(account_context|account|customer_context|customer_account)\b[^>]*>(.*?)</\1>", re.DOTALL | re.IGNORECASE
+)
+_SUMMARY_REQUEST = re.compile(
+    r"\b(summari[sz]e|summari[sz]ing|summary of|write a (short |brief )?summary|condense)\b", re.IGNORECASE
+)
+_CYBER_HARM = re.compile(
+    r"\b(malware|ransomware|keylogger|botnet|ddos|exploit kit|steal (passwords|credentials)|phishing kit)\b",
+    re.IGNORECASE,
+)
+_GENERAL_HARM = re.compile(
+    r"\b(bomb|explosives?|nerve agent|bioweapon|chemical weapon|sarin|ricin|"
+    r"(make|build|assemble) a (gun|weapon|firearm)|untraceable (gun|weapon))\b",
+    re.IGNORECASE,
+)
+ACCOUNT_HINTS = frozenset(
+    "plan tier invoice invoices bill billing ticket tickets subscription account order orders payment renew "
+    "renewal balance status facture compte abonnement rechnung konto factura cuenta fattura fatura conta "
+    "factuur".split()
+)
+GREETING_WORDS = frozenset("hi hello hey bonjour salut hallo hola ciao olá ola hoi goedendag".split())
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    stop_reason: str = "end_turn"  # end_turn | refusal | tool_use
+    tool_use: dict[str, Any] | None = None  # {"name": ..., "input": {...}} when stop_reason == "tool_use"
+    refusal_category: str | None = None
+
+
+def compose_answer(body: dict[str, Any], *, prose_instead_of_json: bool = False) -> Answer:
+    messages = body["messages"]
+    user_text = _last_user_text(messages)
+    system = system_text(body)
+    prefill = _prefill(messages)
+
+    refusal = _refusal(user_text)
+    if refusal is not None:
+        return refusal
+    forced_tool = _forced_tool(body)
+    if forced_tool is not None:
+        return _tool_call(forced_tool, user_text)
+    if _wants_json(body, system, user_text, prefill):
+        if prose_instead_of_json:
+            return Answer(_continue_after_prefill(_prose_not_json(user_text), prefill))
+        return Answer(_continue_after_prefill(_json_answer(body, system, user_text, messages), prefill))
+    if _SUMMARY_REQUEST.search(user_text) or (_SUMMARY_REQUEST.search(system) and "<document" not in system):
+        return Answer(_continue_after_prefill(_summary(user_text, messages), prefill))
+    return Answer(_continue_after_prefill(_support_answer(system, user_text), prefill))
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message["role"] == "user":
+            return text_of(message["content"])
+    return ""
+
+
+def _prefill(messages: list[dict[str, Any]]) -> str:
+    last = messages[-1]
+    return text_of(last["content"]) if last["role"] == "assistant" else ""
+
+
+def _continue_after_prefill(text: str, prefill: str) -> str:
+    """With a prefill the response continues the assistant's text instead of repeating it."""
+    if not prefill:
+        return text
+    if text.startswith(prefill):
+        return text[len(prefill) :]
+    stripped = prefill.strip()
+    if stripped and text.startswith(stripped):
+        return text[len(stripped) :]
+    return text if prefill[-1].isspace() else " " + text
+
+
+def _refusal(user_text: str) -> Answer | None:
+    query = _without_account_context(user_text)
+    category = "cyber" if _CYBER_HARM.search(query) else "general_harms" if _GENERAL_HARM.search(query) else None
+    if category is None:
+        return None
+    return Answer(REFUSAL[detect_language(query)], stop_reason="refusal", refusal_category=category)
+
+
+def _forced_tool(body: dict[str, Any]) -> dict[str, Any] | None:
+    tool_choice = body.get("tool_choice") or {}
+    tools = [tool for tool in body.get("tools") or [] if "input_schema" in tool]
+    if tool_choice.get("type") == "tool":
+        return next((tool for tool in tools if tool.get("name") == tool_choice.get("name")), None)
+    if tool_choice.get("type") == "any" and tools:
+        return tools[0]
+    return None
+
+
+def _tool_call(tool: dict[str, Any], user_text: str) -> Answer:
+    signals = TranscriptSignals(transcript_from(user_text))
+    tool_input = fill_fields(fields_from_schema(tool.get("input_schema") or {}), signals)
+    return Answer("", stop_reason="tool_use", tool_use={"name": tool["name"], "input": tool_input})
+
+
+def _output_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    for holder in (body.get("output_config") or {}, body):
+        output_format = holder.get("format") if holder is not body else body.get("output_format")
+        if isinstance(output_format, dict) and output_format.get("type") == "json_schema":
+            return output_format.get("schema") or {}
+    return None
+
+
+def _wants_json(body: dict[str, Any], system: str, user_text: str, prefill: str) -> bool:
+    if _output_schema(body) is not None or prefill.lstrip().startswith("{"):
+        return True
+    return prompt_asks_for_json(system) or prompt_asks_for_json(_without_account_context(user_text))
+
+
+def _json_answer(body: dict[str, Any], system: str, user_text: str, messages: list[dict[str, Any]]) -> str:
+    schema = _output_schema(body)
+    fields: list[FieldSpec]
+    if schema is not None:
+        fields = fields_from_schema(schema)
+    else:
+        fields = fields_from_prompt(system) or fields_from_prompt(user_text)
+    if not fields:
+        summary_only = _SUMMARY_REQUEST.search(system + "\n" + user_text) and "classif" not in (system + user_text).lower()
+        fields = [FieldSpec("summary")] if summary_only else classification_fields()
+    signals = TranscriptSignals(_transcript_for(user_text, messages))
+    return json.dumps(fill_fields(fields, signals), ensure_ascii=False)
+
+
+def _prose_not_json(user_text: str) -> str:
+    signals = TranscriptSignals(transcript_from(user_text))
+    return f"Sure! Here is my assessment of the conversation. {signals.summary}"
+
+
+def _transcript_for(user_text: str, messages: list[dict[str, Any]]) -> str:
+    """The transcript to analyse: a tagged one in the last user turn, else the earlier turns."""
+    tagged = transcript_from(user_text)
+    if tagged != user_text.strip() or len(messages) <= 1:
+        return tagged
+    lines = [
+        f"{'Customer' if message['role'] == 'user' else 'Agent'}: {text_of(message['content'])}"
+        for message in messages[:-1]
+    ]
+    return "\n".join(lines)
+
+
+def _summary(user_text: str, messages: list[dict[str, Any]]) -> str:
+    return TranscriptSignals(_transcript_for(user_text, messages)).summary
+
+
+def _without_account_context(text: str) -> str:
+    return _ACCOUNT_CONTEXT.sub(" ", text)
+
+
+def _account_context(system: str, user_text: str) -> str:
+    matches = _ACCOUNT_CONTEXT.findall(user_text) or _ACCOUNT_CONTEXT.findall(system)
+    return "\n".join(body for _, body in matches)
+
+
+def _support_answer(system: str, user_text: str) -> str:
+    query = plain_prose(_without_account_context(user_text))
+    language = detect_language(query)
+    query_words = set(words(query))
+    if not stem_terms(query) or (query_words & GREETING_WORDS and len(query_words) <= 3):
+        return GREETING[language]
+
+    parts: list[str] = []
+    account_lines = _matching_account_lines(_account_context(system, user_text), query, query_words)
+    if account_lines:
+        parts.append(ACCOUNT_LEAD_IN[language] + " " + " ".join(_as_sentence(line) for line in account_lines))
+    passages = index_for_system(system).best(query) if system else []
+    if passages:
+        parts.append(LEAD_IN[language] + " " + " ".join(_as_sentence(passage) for passage in passages))
+    if not parts:
+        return NOT_FOUND[language]
+    return " ".join([*parts, CLOSING[language]])
+
+
+def _matching_account_lines(context: str, query: str, query_words: set[str]) -> list[str]:
+    if not context.strip() or not query_words & ACCOUNT_HINTS:
+        return []
+    lines = [plain_prose(line) for line in context.splitlines()]
+    lines = [line for line in lines if line]
+    return build_index(lines).best(query, limit=2)
+
+
+def _as_sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?", ":")) else text + "."

@@ -1,0 +1,137 @@
+"""Keyword retrieval over the reference documents found in a system prompt.
+
+Deliberately simple and deterministic: passages are paragraphs, terms are lower-cased accent-folded
+words cut to a 6-character stem, and a passage scores the sum of the IDF of the query terms it contains.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .language import STOPWORDS, fold_accents, words
+
+_DOCUMENT_TAG = re.compile(r"<document\b[^>]*>(.*?)</document>", re.DOTALL | re.IGNORECASE)
+_DOCUMENTS_TAG = re.compile(r"<documents\b[^>]*>(.*?)</documents>", re.DOTALL | re.IGNORECASE)
+# Wrappers inside a document that are metadata, not content (Anthropic's recommended layout).
+_METADATA_TAG = re.compile(r"<(source|title|document_index|metadata)\b[^>]*>.*?</\1>", re.DOTALL | re.IGNORECASE)
+_ANY_TAG = re.compile(r"</?[A-Za-z_][\w:-]*(\s[^<>]*)?/?>")
+_MARKDOWN_PREFIX = re.compile(r"^\s*(#{1,6}\s+|[-*+•]\s+|\d+[.)]\s+|>\s*)", re.MULTILINE)
+_MARKDOWN_INLINE = re.compile(r"(\*\*|__|`+|\*|~~)")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_STEM_LENGTH = 6
+_MIN_PASSAGE_WORDS = 4
+_MAX_PASSAGE_CHARS = 600
+_ALL_STOPWORDS = frozenset().union(*STOPWORDS.values())
+
+
+# Common support vocabulary in the other supported languages, mapped to the English word, so that a
+# question in French still finds the English help-center passage (the answer quotes it as written).
+TERM_ALIASES: dict[str, str] = {
+    "remboursement": "refund", "rembourser": "refund", "rückerstattung": "refund", "erstattung": "refund",
+    "reembolso": "refund", "rimborso": "refund", "terugbetaling": "refund", "restitutie": "refund",
+    "passe": "password", "passwort": "password", "kennwort": "password", "contraseña": "password",
+    "senha": "password", "wachtwoord": "password",
+    "facture": "invoice", "rechnung": "invoice", "factura": "invoice", "fattura": "invoice",
+    "fatura": "invoice", "factuur": "invoice",
+    "abonnement": "subscription", "suscripción": "subscription", "abbonamento": "subscription",
+    "assinatura": "subscription",
+    "compte": "account", "konto": "account", "cuenta": "account", "conta": "account",
+    "commande": "order", "bestellung": "order", "pedido": "order", "ordine": "order", "bestelling": "order",
+    "livraison": "delivery", "lieferung": "delivery", "entrega": "delivery", "consegna": "delivery",
+    "levering": "delivery", "annuler": "cancel", "kündigen": "cancel", "cancelar": "cancel",
+    "annullare": "cancel", "opzeggen": "cancel", "paiement": "payment", "zahlung": "payment",
+    "pago": "payment", "pagamento": "payment", "betaling": "payment",
+}
+
+
+def stem_terms(text: str) -> list[str]:
+    return [
+        fold_accents(TERM_ALIASES.get(word, word))[:_STEM_LENGTH]
+        for word in words(text)
+        if len(word) > 2 and word not in _ALL_STOPWORDS
+    ]
+
+
+def plain_prose(text: str) -> str:
+    """Drop tags and markdown decoration and collapse whitespace: support answers are plain prose."""
+    text = _ANY_TAG.sub(" ", text)
+    text = _MARKDOWN_PREFIX.sub("", text)
+    text = _MARKDOWN_INLINE.sub("", text)
+    return " ".join(text.split())
+
+
+def extract_documents(system: str) -> list[str]:
+    """Bodies of `<document>` elements, else the inside of `<documents>`, else the whole text."""
+    documents = _DOCUMENT_TAG.findall(system)
+    if not documents:
+        documents = _DOCUMENTS_TAG.findall(system)
+    if not documents:
+        documents = [system]
+    return [_METADATA_TAG.sub(" ", document) for document in documents]
+
+
+def split_passages(document: str) -> list[str]:
+    passages: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", document):
+        prose = plain_prose(paragraph)
+        if len(prose.split()) < _MIN_PASSAGE_WORDS:
+            continue
+        passages.extend(_split_long(prose))
+    return passages
+
+
+def _split_long(prose: str) -> list[str]:
+    if len(prose) <= _MAX_PASSAGE_CHARS:
+        return [prose]
+    pieces: list[str] = []
+    current = ""
+    for sentence in _SENTENCE_END.split(prose):
+        if current and len(current) + len(sentence) > _MAX_PASSAGE_CHARS:
+            pieces.append(current)
+            current = sentence
+        else:
+            current = f"{current} {sentence}".strip()
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+@dataclass(frozen=True)
+class PassageIndex:
+    passages: tuple[str, ...]
+    terms: tuple[frozenset[str], ...]
+    idf: dict[str, float]
+
+    def best(self, query: str, limit: int = 3, relative_cutoff: float = 0.6) -> list[str]:
+        """Up to `limit` passages: the best match plus those scoring at least `relative_cutoff` of it."""
+        query_terms = set(stem_terms(query))
+        if not query_terms:
+            return []
+        scored = [
+            (sum(self.idf[term] for term in query_terms & passage_terms), -index)
+            for index, passage_terms in enumerate(self.terms)
+        ]
+        ranked = sorted(((score, order) for score, order in scored if score > 0), reverse=True)
+        if not ranked:
+            return []
+        top_score = ranked[0][0]
+        return [self.passages[-order] for score, order in ranked[:limit] if score >= relative_cutoff * top_score]
+
+
+def build_index(passages: list[str]) -> PassageIndex:
+    terms = tuple(frozenset(stem_terms(passage)) for passage in passages)
+    document_frequency = Counter(term for passage_terms in terms for term in passage_terms)
+    count = max(len(passages), 1)
+    idf = {term: math.log(1 + count / frequency) for term, frequency in document_frequency.items()}
+    return PassageIndex(tuple(passages), terms, idf)
+
+
+@lru_cache(maxsize=256)
+def index_for_system(system: str) -> PassageIndex:
+    """Cached per system text: batch jobs send thousands of requests with the same documents."""
+    passages = [passage for document in extract_documents(system) for passage in split_passages(document)]
+    return build_index(passages)
