@@ -67,3 +67,45 @@ def demo_accounts_seed() -> list[CustomerAccount]:
     """The admin user and the three demo customers (alice free, bob pro, carol enterprise)."""
     _user_upsert(username="admin", email="admin@acme.example", full_name="Acme Admin", staff=True)
     return [_account_upsert(demo) for demo in DEMO_ACCOUNTS]
+
+
+@transaction.atomic
+def demo_transcripts_seed() -> int:
+    """A few days of sample conversations for the nightly classification and report; returns how many were new.
+
+    The demo is the one place allowed to reach across apps: it stages data for all of them.
+    """
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.accounts.demo_content import load_transcripts
+    from apps.chat.models import Conversation, Message
+    from apps.prompts.selectors import prompt_version_for_conversation
+
+    created = 0
+    now = timezone.now().replace(minute=0, second=0, microsecond=0)
+    users = {u.username: u for u in get_user_model().objects.filter(username__in=[a.username for a in DEMO_ACCOUNTS])}
+    for index, transcript in enumerate(load_transcripts()):
+        user = users[transcript["username"]]
+        if Conversation.objects.filter(user=user, title=transcript["title"]).exists():
+            continue
+        started = now - timedelta(days=transcript["days_ago"], hours=index % 8)
+        conversation = Conversation.objects.create(user=user, title=transcript["title"])
+        version = prompt_version_for_conversation(slug="support-assistant", conversation_key=str(conversation.pk))
+        for position, turn in enumerate(transcript["turns"]):
+            at = started + timedelta(minutes=position)
+            message = Message.objects.create(
+                conversation=conversation,
+                role=turn["role"],
+                text=turn["text"],
+                status="complete",
+                prompt_version=version.version if turn["role"] == "assistant" else "",
+            )
+            Message.objects.filter(pk=message.pk).update(created_at=at, completed_at=at)
+        last = started + timedelta(minutes=len(transcript["turns"]))
+        Conversation.objects.filter(pk=conversation.pk).update(
+            prompt_version=version, created_at=started, updated_at=last
+        )
+        created += 1
+    return created

@@ -1,0 +1,22 @@
+"""`python manage.py seed_demo`: demo users, account data, prompts and a few days of transcripts.
+
+Idempotent: running it again changes nothing that already exists.
+"""
+
+from django.core.management.base import BaseCommand
+
+from apps.accounts.demo import demo_accounts_seed, demo_transcripts_seed
+from apps.prompts.services import prompt_seed_defaults
+
+
+class Command(BaseCommand):
+    help = "Seed demo data (idempotent): admin, alice/bob/carol with account data, prompts, sample transcripts."
+
+    def handle(self, *args, **options) -> None:
+        accounts = demo_accounts_seed()
+        versions = prompt_seed_defaults()
+        conversations = demo_transcripts_seed()
+        self.stdout.write(
+            f"Demo data ready: {len(accounts)} customers, {len(versions)} new prompt versions, "
+            f"{conversations} new sample conversations. Password for admin, alice, bob, carol: demo-password"
+        )
