@@ -1,0 +1,61 @@
+"""The classifier's answer: validated strictly, so a malformed verdict never reaches the report."""
+
+import json
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+
+# Appended to the transcript when the previous answer failed validation.
+CLARIFYING_INSTRUCTION = (
+    "Your previous answer to this request could not be used: it was not a single valid JSON object with exactly "
+    'the keys "category", "resolved", "sentiment", "escalation_needed", "language" and "summary" and the allowed '
+    "values. Answer again with ONLY that JSON object: no prose, no markdown, no code fences."
+)
+
+
+class ClassificationOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    category: Literal["billing", "account", "technical", "other"]
+    resolved: bool
+    sentiment: Literal["positive", "neutral", "negative"]
+    escalation_needed: bool
+    language: str = Field(pattern=r"^[a-z]{2}$")
+    summary: str = Field(min_length=1, max_length=300)
+
+    @field_validator("summary")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        value = value.strip()
+        if "\n" in value or not value:
+            raise ValueError("summary must be one non-empty line")
+        return value
+
+
+class InvalidClassification(ValueError):
+    """The model's answer is not a valid classification."""
+
+
+def classification_parse(text: str) -> ClassificationOutput:
+    """Parse the model's answer. Tolerates surrounding whitespace and a code fence, nothing else.
+
+    Raises InvalidClassification.
+    """
+    candidate = text.strip()
+    fenced = _FENCE.match(candidate)
+    if fenced:
+        candidate = fenced.group(1)
+    try:
+        data = json.loads(candidate)
+    except json.JSONDecodeError as exc:
+        raise InvalidClassification(f"not JSON: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise InvalidClassification("not a JSON object")
+    try:
+        return ClassificationOutput.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidClassification(f"{'.'.join(str(p) for p in first['loc']) or 'object'}: {first['msg']}") from exc

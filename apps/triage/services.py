@@ -1,0 +1,494 @@
+"""Writes for the nightly classification: enqueue a day, prepare batches, submit, poll, ingest, requeue.
+
+Crash safety rests on three rules:
+1. A batch and its items are written (status "preparing") in one transaction *before* the API call, and the
+   classifications they carry leave "pending" in that same transaction: nothing can be sent twice by two
+   preparers, and nothing sent is unknown locally.
+2. `submit_attempted_at` is set (committed) before `batches.create`, which runs without SDK retries. A preparing
+   batch with it set may exist upstream, so it is reconciled against `batches.list` (matched by the local batch
+   id in its custom_ids) before it is ever sent again.
+3. Each item's effects (classification, LLMCall) are written in the same transaction as its `ingested_at`,
+   guarded by `ingested_at IS NULL`: re-reading results is a no-op and nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from itertools import islice
+from typing import Any
+
+import anthropic
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.core.exceptions import ApplicationError
+from apps.llm.types import PromptParts
+from apps.triage import selectors
+from apps.triage.batching import RequestBuilder, classifier_prompt, custom_id_for, request_size
+from apps.triage.conf import batch_limits, triage_setting
+from apps.triage.models import ClassificationBatch, ClassificationBatchItem, TranscriptClassification
+from apps.triage.schema import InvalidClassification, classification_parse
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 500  # rows per query / transaction while preparing and ingesting
+# When reconciling, upstream batches created this long before our create call are still considered (clock skew).
+RECONCILE_SKEW = timedelta(minutes=5)
+# custom_ids are sized with the widest batch id we could get, so a batch never outgrows its byte limit.
+_SIZING_BATCH_ID = 10**12
+
+Status = TranscriptClassification.Status
+BatchStatus = ClassificationBatch.Status
+Outcome = ClassificationBatchItem.Outcome
+
+
+def _chunked(iterable: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(iterable)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _client() -> anthropic.Anthropic:
+    from apps.llm.clients import get_client
+
+    return get_client()
+
+
+# --- enqueue and prepare -------------------------------------------------------------------------------------
+
+
+def classifications_enqueue(*, for_date: date) -> int:
+    """Create a pending classification for each finished conversation of `for_date` that has none. Returns how
+    many were created; running it twice creates nothing more."""
+    created = 0
+    conversation_ids = selectors.conversations_finished_on(for_date=for_date).values_list("pk", flat=True)
+    for chunk in _chunked(conversation_ids.iterator(chunk_size=2000), 2000):
+        rows = [TranscriptClassification(conversation_id=pk, for_date=for_date) for pk in chunk]
+        existing = set(
+            TranscriptClassification.objects.filter(for_date=for_date, conversation_id__in=chunk).values_list(
+                "conversation_id", flat=True
+            )
+        )
+        rows = [row for row in rows if row.conversation_id not in existing]
+        TranscriptClassification.objects.bulk_create(rows, ignore_conflicts=True)
+        created += len(rows)
+    return created
+
+
+@dataclass
+class _BatchPlan:
+    """What will go into one batch: ids and sizes only, never the requests themselves."""
+
+    entries: list[tuple[int, int, bool, str]] = field(default_factory=list)  # classification, attempt, clarify, model
+    size_bytes: int = 2 + len('{"requests":[]}')
+
+
+def batches_prepare(*, for_date: date, prompt: PromptParts | None = None) -> list[ClassificationBatch]:
+    """Split the pending classifications of `for_date` into batches within the request and byte limits, and
+    write each batch with its items (status "preparing"). Returns the new batches.
+
+    Raises ApplicationError(code="classifier_prompt_missing") when no classifier prompt is active.
+    """
+    pending = TranscriptClassification.objects.filter(for_date=for_date, status=Status.PENDING)
+    if not pending.exists():
+        return []
+    prompt = prompt or classifier_prompt()
+    builder = RequestBuilder(prompt)
+    max_requests, max_bytes = batch_limits()
+    batches: list[ClassificationBatch] = []
+    plan = _BatchPlan()
+    ids = list(pending.order_by("id").values_list("pk", flat=True))
+    for id_chunk in _chunked(ids, CHUNK):
+        chunk = list(TranscriptClassification.objects.filter(pk__in=id_chunk, status=Status.PENDING).order_by("id"))
+        for transcript in selectors.transcripts_for_classifications(chunk, attempt_offset=1):
+            request = builder.build(transcript, batch_id=_SIZING_BATCH_ID)
+            size = request_size(request)
+            if plan.entries and (len(plan.entries) >= max_requests or plan.size_bytes + size > max_bytes):
+                batches.extend(_batch_write(plan=plan, for_date=for_date, prompt=prompt))
+                plan = _BatchPlan()
+            plan.entries.append(
+                (transcript.classification_id, transcript.attempt, transcript.clarifying, request["params"]["model"])
+            )
+            plan.size_bytes += size
+    if plan.entries:
+        batches.extend(_batch_write(plan=plan, for_date=for_date, prompt=prompt))
+    return batches
+
+
+def _batch_write(*, plan: _BatchPlan, for_date: date, prompt: PromptParts) -> list[ClassificationBatch]:
+    """Write one planned batch and move its classifications to "submitted", all or nothing.
+
+    If another process claimed any of these classifications meanwhile, the transaction is rolled back and the
+    batch dropped: those conversations are already on their way.
+    """
+    classification_ids = [entry[0] for entry in plan.entries]
+    with transaction.atomic():
+        claimed = TranscriptClassification.objects.filter(pk__in=classification_ids, status=Status.PENDING).update(
+            status=Status.SUBMITTED,
+            attempts=F("attempts") + 1,
+            needs_clarification=False,
+            prompt_version=prompt.version,
+            prompt_version_id=prompt.version_id,
+            updated_at=timezone.now(),
+        )
+        if claimed != len(classification_ids):
+            transaction.set_rollback(True)
+            logger.warning("triage batch dropped: classifications were claimed concurrently", extra={"date": str(for_date)})
+            return []
+        batch = ClassificationBatch.objects.create(
+            for_date=for_date,
+            request_count=len(plan.entries),
+            size_bytes=plan.size_bytes,
+            prompt_slug=prompt.slug,
+            prompt_version=prompt.version,
+            prompt_version_id=prompt.version_id,
+        )
+        ClassificationBatchItem.objects.bulk_create(
+            (
+                ClassificationBatchItem(
+                    batch=batch,
+                    classification_id=classification_id,
+                    attempt=attempt,
+                    clarifying=clarifying,
+                    model=model,
+                    custom_id=custom_id_for(batch_id=batch.pk, classification_id=classification_id, attempt=attempt),
+                )
+                for classification_id, attempt, clarifying, model in plan.entries
+            ),
+            batch_size=CHUNK,
+        )
+    return [batch]
+
+
+# --- submit and reconcile ------------------------------------------------------------------------------------
+
+
+def _batch_requests(batch: ClassificationBatch, prompt: PromptParts) -> Iterator[dict[str, Any]]:
+    """The batch's requests, rendered again chunk by chunk from the stored items (same ids, same attempts)."""
+    builder = RequestBuilder(prompt)
+    items = ClassificationBatchItem.objects.filter(batch=batch).select_related("classification").order_by("id")
+    for chunk in _chunked(items.iterator(chunk_size=CHUNK), CHUNK):
+        by_classification = {item.classification_id: item for item in chunk}
+        classifications = []
+        for item in chunk:
+            # Render from the item, not the classification's live counters.
+            item.classification.attempts = item.attempt
+            item.classification.needs_clarification = item.clarifying
+            classifications.append(item.classification)
+        for transcript in selectors.transcripts_for_classifications(classifications, attempt_offset=0):
+            request = builder.build(transcript, batch_id=batch.pk)
+            request["custom_id"] = by_classification[transcript.classification_id].custom_id
+            yield request
+
+
+def _batch_prompt(batch: ClassificationBatch) -> PromptParts:
+    return classifier_prompt(version_id=batch.prompt_version_id)
+
+
+def batch_submit(*, batch_id: int) -> ClassificationBatch:
+    """Send a preparing batch upstream, unless it is (or may be) there already. Safe to call any number of times.
+
+    Raises anthropic.APIError when the create call fails (the batch stays "preparing" and is reconciled, then
+    re-sent, by a later poll).
+    """
+    batch = ClassificationBatch.objects.get(pk=batch_id)
+    if batch.status != BatchStatus.PREPARING:
+        return batch
+    previous_attempt = batch.submit_attempted_at
+    if previous_attempt is not None:
+        grace = timedelta(seconds=float(triage_setting("TRIAGE_SUBMIT_GRACE_SECONDS")))
+        if timezone.now() - previous_attempt < grace:
+            return batch  # possibly still in flight in another process
+        found = _upstream_batch_find(batch)
+        if found == "wait":
+            return batch
+        if found is not None:
+            logger.info("triage batch reconciled", extra={"batch": batch.pk, "upstream": found.id})
+            return _batch_mark_submitted(batch=batch, upstream=found)
+    # Claim the attempt: only one process gets past this compare-and-set.
+    now = timezone.now()
+    claimed = ClassificationBatch.objects.filter(
+        pk=batch.pk, status=BatchStatus.PREPARING, submit_attempted_at=previous_attempt
+    ).update(submit_attempted_at=now)
+    if not claimed:
+        batch.refresh_from_db()
+        return batch
+    batch.submit_attempted_at = now
+    prompt = _batch_prompt(batch)
+    # No SDK retries: a retried create whose first try reached the server would create a second batch.
+    # A failed create is reconciled and re-sent by the next poll instead.
+    client = _client().with_options(
+        max_retries=0, timeout=float(triage_setting("TRIAGE_SUBMIT_TIMEOUT_SECONDS"))
+    )
+    upstream = client.messages.batches.create(requests=list(_batch_requests(batch, prompt)))
+    return _batch_mark_submitted(batch=batch, upstream=upstream)
+
+
+def _batch_mark_submitted(*, batch: ClassificationBatch, upstream: Any) -> ClassificationBatch:
+    batch.anthropic_batch_id = upstream.id
+    batch.status = BatchStatus.SUBMITTED
+    batch.submitted_at = timezone.now()
+    batch.upstream_status = upstream.processing_status
+    batch.request_counts = upstream.request_counts.model_dump()
+    batch.save(
+        update_fields=["anthropic_batch_id", "status", "submitted_at", "upstream_status", "request_counts"]
+    )
+    return batch
+
+
+def _upstream_batch_find(batch: ClassificationBatch) -> Any:
+    """The upstream batch a crashed submission created, None when there is none, or "wait" when an unclaimed
+    upstream batch of the right size is still processing (its custom_ids are unreadable until it ends, and
+    sending ours again could duplicate it)."""
+    client = _client()
+    since = batch.submit_attempted_at - RECONCILE_SKEW
+    known = set(
+        ClassificationBatch.objects.exclude(anthropic_batch_id=None).values_list("anthropic_batch_id", flat=True)
+    )
+    for upstream in client.messages.batches.list(limit=100):  # newest first; the page iterator follows cursors
+        if upstream.created_at < since:
+            break
+        if upstream.id in known:
+            continue
+        counts = upstream.request_counts
+        total = counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
+        if total != batch.request_count:
+            continue
+        if upstream.processing_status != "ended":
+            return "wait"
+        results = client.messages.batches.results(upstream.id)
+        try:
+            first = next(iter(results), None)
+        finally:
+            results.close()
+        if first is not None and first.custom_id.startswith(batch.custom_id_prefix):
+            return upstream
+    return None
+
+
+# --- poll and ingest -----------------------------------------------------------------------------------------
+
+
+def batch_poll(*, batch_id: int) -> ClassificationBatch:
+    """Refresh a submitted batch's status; when it has ended, ingest its results. Safe to run twice.
+
+    Raises anthropic.APIError on transport failures (the next poll tries again).
+    """
+    batch = ClassificationBatch.objects.get(pk=batch_id)
+    if batch.status != BatchStatus.SUBMITTED:
+        return batch
+    try:
+        upstream = _client().messages.batches.retrieve(batch.anthropic_batch_id)
+    except anthropic.NotFoundError:
+        # Deleted upstream, or its results aged out: nothing more will come; send the items again.
+        logger.warning("triage batch lost upstream", extra={"batch": batch.pk, "upstream": batch.anthropic_batch_id})
+        return _batch_close(batch=batch, status=BatchStatus.FAILED, reason="batch_lost")
+    batch.upstream_status = upstream.processing_status
+    batch.request_counts = upstream.request_counts.model_dump()
+    batch.save(update_fields=["upstream_status", "request_counts"])
+    if upstream.processing_status != "ended":
+        return batch
+    if batch.ended_at is None:
+        batch.ended_at = upstream.ended_at or timezone.now()
+        batch.save(update_fields=["ended_at"])
+    return batch_ingest(batch_id=batch.pk)
+
+
+def batch_ingest(*, batch_id: int) -> ClassificationBatch:
+    """Stream an ended batch's results (any order), store each once, requeue failures, then close the batch.
+
+    Re-running it (after a crash half-way, or on an already ingested batch) changes nothing already stored.
+    Raises anthropic.APIError when the results cannot be read (the next poll tries again).
+    """
+    batch = ClassificationBatch.objects.get(pk=batch_id)
+    if batch.status != BatchStatus.SUBMITTED:
+        return batch
+    prompt = _batch_prompt(batch)
+    results = _client().messages.batches.results(batch.anthropic_batch_id)
+    try:
+        for chunk in _chunked(results, CHUNK):
+            _results_apply(batch=batch, results=chunk, prompt=prompt)
+    finally:
+        results.close()
+    return _batch_close(batch=batch, status=BatchStatus.INGESTED, reason="missing_result")
+
+
+def _results_apply(*, batch: ClassificationBatch, results: list[Any], prompt: PromptParts) -> None:
+    by_custom_id = {result.custom_id: result for result in results}
+    with transaction.atomic():
+        items = (
+            ClassificationBatchItem.objects.select_for_update()
+            .select_related("classification")
+            .filter(batch=batch, custom_id__in=list(by_custom_id), ingested_at__isnull=True)
+        )
+        for item in items:
+            _result_apply(item=item, result=by_custom_id[item.custom_id].result, prompt=prompt)
+
+
+def _result_apply(*, item: ClassificationBatchItem, result: Any, prompt: PromptParts) -> None:
+    """Store one result. Runs inside the chunk's transaction, on a locked, not yet ingested item."""
+    from apps.llm.batch import batch_result_record
+
+    classification = item.classification
+    conversation_id = str(classification.conversation_id)
+    message = result.message if result.type == "succeeded" else None
+    error_type = ""
+    if result.type == "succeeded":
+        text = "".join(block.text for block in message.content if getattr(block, "type", "") == "text")
+        try:
+            parsed = classification_parse(text)
+        except InvalidClassification as exc:
+            error_type = "invalid_output"
+            item.outcome = Outcome.INVALID
+            _classification_invalid(classification=classification, item=item, raw=text, reason=str(exc))
+        else:
+            item.outcome = Outcome.SUCCEEDED
+            _classification_store(classification=classification, parsed=parsed, raw=text, model=message.model)
+    else:
+        item.outcome = result.type if result.type in Outcome.values else Outcome.ERRORED
+        error_type = _error_type(result)
+        _classification_requeue(classification=classification, reason=error_type)
+    if result.type in ("succeeded", "errored"):
+        # Expired and canceled requests never ran: nothing to price, nothing to log as an attempt.
+        item.llm_call = batch_result_record(
+            custom_id=item.custom_id,
+            model=message.model if message is not None else item.model,
+            message=message,
+            prompt=prompt,
+            conversation_id=conversation_id,
+            error_type=error_type,
+        )
+    item.ingested_at = timezone.now()
+    item.save(update_fields=["outcome", "ingested_at", "llm_call"])
+
+
+def _error_type(result: Any) -> str:
+    if result.type != "errored":
+        return result.type
+    error = getattr(result, "error", None)
+    inner = getattr(error, "error", None)
+    return str(getattr(inner, "type", "") or getattr(error, "type", "") or "errored")
+
+
+def _classification_store(*, classification: TranscriptClassification, parsed: Any, raw: str, model: str) -> None:
+    classification.status = Status.CLASSIFIED
+    classification.category = parsed.category
+    classification.resolved = parsed.resolved
+    classification.sentiment = parsed.sentiment
+    classification.escalation_needed = parsed.escalation_needed
+    classification.language = parsed.language
+    classification.summary = parsed.summary[:300]
+    classification.model = model
+    classification.raw_output = raw
+    classification.last_error = ""
+    classification.needs_clarification = False
+    classification.save()
+
+
+def _classification_invalid(
+    *, classification: TranscriptClassification, item: ClassificationBatchItem, raw: str, reason: str
+) -> None:
+    """Invalid output gets one more try, with the clarifying instruction; a second invalid answer is final."""
+    classification.raw_output = raw
+    classification.last_error = f"invalid_output: {reason}"[:200]
+    if item.clarifying or classification.attempts >= int(triage_setting("TRIAGE_MAX_ATTEMPTS")):
+        classification.status = Status.UNCLASSIFIABLE
+        classification.needs_clarification = False
+    else:
+        classification.status = Status.PENDING
+        classification.needs_clarification = True
+    classification.save()
+
+
+def _classification_requeue(*, classification: TranscriptClassification, reason: str) -> None:
+    """Errored, expired, canceled or lost: back to pending for the next run, until attempts run out."""
+    classification.last_error = reason[:200]
+    if classification.attempts >= int(triage_setting("TRIAGE_MAX_ATTEMPTS")):
+        classification.status = Status.UNCLASSIFIABLE
+    else:
+        classification.status = Status.PENDING
+    classification.save()
+
+
+def _batch_close(*, batch: ClassificationBatch, status: str, reason: str) -> ClassificationBatch:
+    """Requeue whatever got no result, then close the batch (one transaction, so a crash re-runs it whole)."""
+    with transaction.atomic():
+        leftovers = (
+            ClassificationBatchItem.objects.select_for_update()
+            .select_related("classification")
+            .filter(batch=batch, ingested_at__isnull=True)
+        )
+        now = timezone.now()
+        for item in leftovers:
+            item.outcome = Outcome.MISSING
+            item.ingested_at = now
+            item.save(update_fields=["outcome", "ingested_at"])
+            _classification_requeue(classification=item.classification, reason=reason)
+        batch.status = status
+        batch.ingested_at = now
+        batch.save(update_fields=["status", "ingested_at"])
+    return batch
+
+
+# --- the pipeline --------------------------------------------------------------------------------------------
+
+
+def classification_day_submit(*, for_date: date) -> list[ClassificationBatch]:
+    """Enqueue the day's finished conversations, prepare batches for everything pending and send them.
+
+    Raises ApplicationError(code="classifier_prompt_missing"); anthropic.APIError when a create call fails
+    (the batch is then re-sent by the poll).
+    """
+    classifications_enqueue(for_date=for_date)
+    batches = batches_prepare(for_date=for_date)
+    return [batch_submit(batch_id=batch.pk) for batch in batches]
+
+
+@dataclass
+class PollSummary:
+    polled: int = 0
+    ingested: int = 0
+    submitted: int = 0
+    reports: list[date] = field(default_factory=list)
+
+
+def batches_poll_open() -> PollSummary:
+    """One pass of the periodic task: re-send requeued work, reconcile and send preparing batches, poll and
+    ingest submitted ones, and write the report of each day that just became complete.
+
+    Failures of one batch are logged and left for the next pass; they do not stop the others.
+    """
+    from apps.triage.reports import report_generate
+
+    summary = PollSummary()
+    touched_dates: set[date] = set()
+    pending_dates = (
+        TranscriptClassification.objects.filter(status=Status.PENDING).values_list("for_date", flat=True).distinct()
+    )
+    for for_date in sorted(set(pending_dates)):
+        try:
+            batches_prepare(for_date=for_date)
+        except ApplicationError:
+            logger.exception("triage: cannot prepare batches", extra={"date": str(for_date)})
+    for batch in list(selectors.batches_open()):
+        try:
+            if batch.status == BatchStatus.PREPARING:
+                batch = batch_submit(batch_id=batch.pk)
+                summary.submitted += int(batch.status == BatchStatus.SUBMITTED)
+            elif batch.status == BatchStatus.SUBMITTED:
+                summary.polled += 1
+                batch = batch_poll(batch_id=batch.pk)
+                if batch.status in (BatchStatus.INGESTED, BatchStatus.FAILED):
+                    summary.ingested += 1
+                    touched_dates.add(batch.for_date)
+        except anthropic.APIError:
+            logger.exception("triage batch step failed; retrying on the next poll", extra={"batch": batch.pk})
+    for for_date in sorted(touched_dates):
+        if selectors.day_is_complete(for_date=for_date):
+            report_generate(for_date=for_date)
+            summary.reports.append(for_date)
+    return summary
