@@ -41,3 +41,29 @@ LLM_FIRST_TOKEN_TIMEOUT_SECONDS = env.float("LLM_FIRST_TOKEN_TIMEOUT_SECONDS", d
 LLM_TOTAL_TIMEOUT_SECONDS = env.float("LLM_TOTAL_TIMEOUT_SECONDS", default=120.0)
 LLM_BREAKER_FAILURE_THRESHOLD = env.int("LLM_BREAKER_FAILURE_THRESHOLD", default=5)
 LLM_BREAKER_RESET_SECONDS = env.float("LLM_BREAKER_RESET_SECONDS", default=30.0)
+
+# --- apps.llm gateway tuning (see docs/llm.md) ---
+# Context window per model id (tokens); models not listed use the default. The gateway keeps
+# prompt + max_tokens under it by summarising older history.
+LLM_DEFAULT_CONTEXT_WINDOW = env.int("LLM_DEFAULT_CONTEXT_WINDOW", default=200_000)
+LLM_CONTEXT_WINDOWS: dict[str, int] = {}
+# Below these prefix lengths a cache breakpoint is silently ignored upstream (no caching, no error).
+LLM_MIN_CACHEABLE_TOKENS = {
+    "claude-opus-5": 512,
+    "claude-sonnet-4-5": 1_024,
+    "claude-sonnet-4-6": 1_024,
+    "claude-sonnet-5": 1_024,
+    "claude-opus-4-8": 1_024,
+    "claude-opus-4-7": 2_048,
+    "claude-haiku-4-5": 4_096,
+    "claude-opus-4-5": 4_096,
+    "claude-opus-4-6": 4_096,
+}
+LLM_DEFAULT_MIN_CACHEABLE_TOKENS = 1_024
+# Chat prompts longer than this step up one model tier when no routing rule matches.
+LLM_LONG_PROMPT_TOKENS = env.int("LLM_LONG_PROMPT_TOKENS", default=60_000)
+# When history must be summarised, this many latest turns stay verbatim.
+LLM_SUMMARY_KEEP_TURNS = env.int("LLM_SUMMARY_KEEP_TURNS", default=4)
+LLM_SUMMARY_MAX_TOKENS = env.int("LLM_SUMMARY_MAX_TOKENS", default=1_024)
+# The exact count_tokens call is made once the local estimate passes this share of the budget.
+LLM_COUNT_TOKENS_ABOVE_FRACTION = env.float("LLM_COUNT_TOKENS_ABOVE_FRACTION", default=0.5)

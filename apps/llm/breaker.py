@@ -1,0 +1,108 @@
+"""A circuit breaker per model, kept in the Django cache (shared across processes through Redis).
+
+closed ──N consecutive failures──► open ──LLM_BREAKER_RESET_SECONDS──► half-open
+  ▲                                  ▲                                     │ one probe at a time
+  └────────────── probe succeeds ────┴──────────── probe fails ◄───────────┘
+
+While open, the gateway skips the model and goes straight to its fallback, so an outage costs one
+probe per reset period instead of a failed attempt (and its backoff) per request.
+
+The cache is the only state: `cache.add` is atomic on every backend, so it serves as the
+"one probe at a time" lock; `cache.incr` counts failures atomically on Redis.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from django.conf import settings
+from django.core.cache import BaseCache, cache
+
+State = Literal["closed", "open", "half_open"]
+KEY_PREFIX = "llm:breaker"
+# Failures older than this are forgotten even without a success in between.
+FAILURE_MEMORY_SECONDS = 600
+
+
+@dataclass
+class CircuitBreaker:
+    model: str
+    store: BaseCache = field(default_factory=lambda: cache)
+    clock: Callable[[], float] = time.time
+
+    def _key(self, name: str) -> str:
+        return f"{KEY_PREFIX}:{self.model}:{name}"
+
+    @property
+    def reset_seconds(self) -> float:
+        return float(settings.LLM_BREAKER_RESET_SECONDS)
+
+    def state(self) -> State:
+        opened_at = self.store.get(self._key("opened_at"))
+        if opened_at is None:
+            return "closed"
+        if self.clock() - float(opened_at) < self.reset_seconds:
+            return "open"
+        return "half_open"
+
+    def allow(self) -> bool:
+        """May a request go to this model now? In half-open, True for exactly one caller (the probe)."""
+        state = self.state()
+        if state == "closed":
+            return True
+        if state == "open":
+            return False
+        # The lock outlives a probe that crashed without reporting, but not forever.
+        probe_ttl = max(1, int(settings.LLM_TOTAL_TIMEOUT_SECONDS) + 1)
+        return bool(self.store.add(self._key("probe"), self.clock(), timeout=probe_ttl))
+
+    def record_success(self) -> None:
+        """Close the circuit (a probe or a normal call worked)."""
+        if self.store.get(self._key("opened_at")) is None and not self.store.get(self._key("failures")):
+            return  # the common case: already closed, no writes
+        self.store.delete_many([self._key("failures"), self._key("opened_at"), self._key("probe")])
+
+    def record_failure(self) -> None:
+        """Count a failure; open at the threshold, or re-open when the half-open probe failed."""
+        state = self.state()
+        if state != "closed":
+            self._open()
+            return
+        key = self._key("failures")
+        self.store.add(key, 0, timeout=FAILURE_MEMORY_SECONDS)
+        try:
+            failures = self.store.incr(key)
+        except ValueError:  # expired between add and incr
+            self.store.set(key, 1, timeout=FAILURE_MEMORY_SECONDS)
+            failures = 1
+        if failures >= settings.LLM_BREAKER_FAILURE_THRESHOLD:
+            self._open()
+
+    def _open(self) -> None:
+        # Kept well past the reset period so half-open is observable; a success deletes it.
+        self.store.set(self._key("opened_at"), self.clock(), timeout=int(self.reset_seconds * 20) + 60)
+        self.store.delete_many([self._key("failures"), self._key("probe")])
+
+
+def breaker_for(model: str) -> CircuitBreaker:
+    return CircuitBreaker(model=model)
+
+
+def is_open(model: str) -> bool:
+    """True while the model is skipped (open or half-open); read by /metrics."""
+    return breaker_for(model).state() != "closed"
+
+
+def allow(model: str) -> bool:
+    return breaker_for(model).allow()
+
+
+def record_success(model: str) -> None:
+    breaker_for(model).record_success()
+
+
+def record_failure(model: str) -> None:
+    breaker_for(model).record_failure()

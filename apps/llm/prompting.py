@@ -1,0 +1,115 @@
+"""Prompt assembly: system blocks in a fixed, byte-stable order, then the conversation.
+
+Prompt caching matches prefixes byte for byte, so everything before the cache breakpoints must be a
+pure function of the prompt version: no timestamps, no user data, no dict-order surprises. The
+per-user account context goes into the *new* user turn, after every breakpoint.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from apps.accounts.selectors import neutralise_tags
+from apps.llm.types import ChatRequest, PromptParts, Turn
+
+EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
+USER_MESSAGE_TAG = "user_message"
+SUMMARY_TAG = "conversation_summary"
+# The API requires the first message to come from the user; a history that opens with an assistant
+# greeting gets this neutral opener so the prefix stays stable.
+CONVERSATION_OPENER = "(The conversation begins.)"
+
+
+def _text_block(text: str, *, cache: bool = False) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "text", "text": text}
+    if cache:
+        block["cache_control"] = dict(EPHEMERAL)
+    return block
+
+
+def documents_text(documents: tuple[tuple[str, str], ...]) -> str:
+    """Reference documents, each in a titled `<document>` inside one `<documents>` element."""
+    parts = [f'<document title="{escape(title, quote=True)}">\n{body.strip()}\n</document>' for title, body in documents]
+    return "<documents>\n" + "\n".join(parts) + "\n</documents>"
+
+
+def system_blocks(parts: PromptParts) -> list[dict[str, Any]]:
+    """The system prompt as text blocks: persona, rules, output format, documents, few-shot examples.
+
+    Two cache breakpoints: after the documents (the big, rarely changing part) and after the final
+    block, so a new few-shot set still reuses the cached documents. With the moving breakpoint on the
+    history that makes 3 of the 4 the API allows. Empty parts are left out.
+    """
+    blocks: list[dict[str, Any]] = []
+    if parts.persona.strip():
+        blocks.append(_text_block(parts.persona.strip()))
+    if parts.business_rules.strip():
+        blocks.append(_text_block(f"<business_rules>\n{parts.business_rules.strip()}\n</business_rules>"))
+    if parts.output_format.strip():
+        blocks.append(_text_block(f"<output_format>\n{parts.output_format.strip()}\n</output_format>"))
+    if parts.reference_documents:
+        blocks.append(_text_block(documents_text(parts.reference_documents), cache=True))
+    if parts.few_shot_examples.strip():
+        blocks.append(_text_block(f"<examples>\n{parts.few_shot_examples.strip()}\n</examples>"))
+    if blocks and "cache_control" not in blocks[-1]:
+        blocks[-1]["cache_control"] = dict(EPHEMERAL)
+    return blocks
+
+
+def user_message_text(text: str) -> str:
+    """User-typed text, neutralised so it cannot open or close our tags, inside `<user_message>`."""
+    return f"<{USER_MESSAGE_TAG}>\n{neutralise_tags(text)}\n</{USER_MESSAGE_TAG}>"
+
+
+def _turn_text(turn: Turn) -> str:
+    # History user turns are rendered exactly as the user-typed part was sent (without the account
+    # context of that moment), so every later request renders the same bytes and reads them from cache.
+    return user_message_text(turn.text) if turn.role == "user" else turn.text.strip()
+
+
+def _append(messages: list[dict[str, Any]], role: str, block: dict[str, Any]) -> None:
+    """Add a block, merging into the previous message when the role repeats (the API needs alternation)."""
+    if messages and messages[-1]["role"] == role:
+        messages[-1]["content"].append(block)
+    else:
+        messages.append({"role": role, "content": [block]})
+
+
+def conversation_messages(
+    *, summary: str, history: tuple[Turn, ...] | list[Turn], new_user_blocks: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Summary turn, history turns (breakpoint on the latest), then the new user turn's blocks."""
+    messages: list[dict[str, Any]] = []
+    if summary.strip():
+        _append(messages, "user", _text_block(f"<{SUMMARY_TAG}>\n{summary.strip()}\n</{SUMMARY_TAG}>"))
+    last_history_block: dict[str, Any] | None = None
+    for turn in history:
+        text = _turn_text(turn)
+        if not text or turn.role not in ("user", "assistant"):
+            continue  # empty text blocks are rejected upstream; a failed answer may have left one
+        if not messages and turn.role == "assistant":
+            _append(messages, "user", _text_block(CONVERSATION_OPENER))
+        last_history_block = _text_block(text)
+        _append(messages, turn.role, last_history_block)
+    if last_history_block is not None:
+        # The moving breakpoint: the latest complete turn, so long conversations read history from cache.
+        last_history_block["cache_control"] = dict(EPHEMERAL)
+    for block in new_user_blocks:
+        _append(messages, "user", block)
+    return messages
+
+
+def chat_messages(request: ChatRequest) -> list[dict[str, Any]]:
+    """The conversation for one chat request; the account context appears only in the new turn."""
+    new_turn = "\n\n".join(
+        part for part in (request.account_context.strip(), user_message_text(request.user_text)) if part
+    )
+    return conversation_messages(
+        summary=request.summary, history=request.history, new_user_blocks=[_text_block(new_turn)]
+    )
+
+
+def single_turn_messages(user_text: str) -> list[dict[str, Any]]:
+    """A one-turn conversation for JSON tasks and batch requests (the caller formats `user_text`)."""
+    return [{"role": "user", "content": [_text_block(user_text)]}]

@@ -1,0 +1,81 @@
+"""Which model answers a request: admin rules first, then the built-in defaults.
+
+Order of precedence: an explicit override (a tier name or a model id) → the first enabled
+`RoutingRule` (by priority) that matches → the prompt version's `model_tier` (chat only) → defaults:
+classification and summaries on Haiku; chat by plan (free → Haiku, pro → Sonnet, enterprise → Opus),
+one tier up for prompts longer than LLM_LONG_PROMPT_TOKENS. Fallbacks go down the tiers.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from apps.llm.models import RoutingRule, TaskType
+from apps.llm.types import RouteDecision
+
+TIERS: tuple[str, ...] = ("haiku", "sonnet", "opus")  # cheapest first
+PLAN_TIERS: dict[str, str] = {"free": "haiku", "pro": "sonnet", "enterprise": "opus"}
+TASK_TIERS: dict[str, str] = {TaskType.CLASSIFICATION: "haiku", TaskType.SUMMARISATION: "haiku"}
+
+
+def model_for(tier_or_id: str) -> str:
+    """A tier name resolved through settings.LLM_MODELS; anything else is taken as a model id."""
+    value = tier_or_id.strip()
+    return settings.LLM_MODELS.get(value, value)
+
+
+def tier_of(model: str) -> str | None:
+    for tier, model_id in settings.LLM_MODELS.items():
+        if model_id == model:
+            return tier
+    return next((tier for tier in TIERS if tier in model), None)
+
+
+def fallbacks_below(model: str) -> tuple[str, ...]:
+    """The configured models of the tiers below `model` (opus → sonnet → haiku)."""
+    tier = tier_of(model)
+    if tier not in TIERS:
+        return tuple(model_for(t) for t in reversed(TIERS) if model_for(t) != model)
+    lower = TIERS[: TIERS.index(tier)]
+    return tuple(model_for(t) for t in reversed(lower))
+
+
+def _step_up(tier: str) -> str:
+    index = TIERS.index(tier) if tier in TIERS else 0
+    return TIERS[min(index + 1, len(TIERS) - 1)]
+
+
+def _decision(model: str, reason: str, chain: str = "") -> RouteDecision:
+    if chain.strip():
+        fallbacks = tuple(model_for(part) for part in chain.split(",") if part.strip())
+    else:
+        fallbacks = fallbacks_below(model)
+    return RouteDecision(model=model, fallbacks=tuple(f for f in dict.fromkeys(fallbacks) if f != model), reason=reason)
+
+
+def route(
+    *, task_type: str, plan_tier: str, prompt_tokens: int, override: str = "", prompt_tier: str = ""
+) -> RouteDecision:
+    """Choose the model and fallback chain for one request (one short query on RoutingRule)."""
+    if override.strip():
+        return _decision(model_for(override), f"override:{override.strip()}")
+    for rule in RoutingRule.objects.filter(enabled=True).order_by("priority", "id"):
+        if rule.matches(task_type=task_type, plan_tier=plan_tier, prompt_tokens=prompt_tokens):
+            model = rule.model_id.strip() or model_for(rule.model_tier)
+            return _decision(model, f"rule:{rule.name}", rule.fallback_chain)
+    return default_route(task_type=task_type, plan_tier=plan_tier, prompt_tokens=prompt_tokens, prompt_tier=prompt_tier)
+
+
+def default_route(*, task_type: str, plan_tier: str, prompt_tokens: int, prompt_tier: str = "") -> RouteDecision:
+    """The built-in route, used when no rule matches (the seeded rules mirror it)."""
+    if task_type in TASK_TIERS:
+        return _decision(model_for(TASK_TIERS[task_type]), f"default:{task_type}")
+    if prompt_tier in TIERS:
+        tier, reason = prompt_tier, f"default:prompt-tier:{prompt_tier}"
+    else:
+        tier = PLAN_TIERS.get(plan_tier, "haiku")
+        reason = f"default:plan:{plan_tier or 'unknown'}"
+    if prompt_tokens > settings.LLM_LONG_PROMPT_TOKENS and tier != _step_up(tier):
+        tier = _step_up(tier)
+        reason += ":long-prompt"
+    return _decision(model_for(tier), reason)

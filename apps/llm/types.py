@@ -1,0 +1,138 @@
+"""Plain values that cross the gateway boundary (see docs/architecture.md).
+
+Callers build these from their own models; the gateway never imports chat, prompts or triage models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pydantic
+
+
+@dataclass(frozen=True)
+class PromptParts:
+    """One prompt version, split into the parts the gateway assembles (built by `PromptVersion.to_parts()`)."""
+
+    slug: str  # "support-assistant"
+    version: str  # "2.1.0"
+    version_id: int | None
+    persona: str
+    business_rules: str
+    output_format: str
+    reference_documents: tuple[tuple[str, str], ...]  # (title, body), fixed order
+    few_shot_examples: str
+    max_tokens: int
+    model_tier: str = ""  # optional default route from the version ("haiku"/"sonnet"/"opus")
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str  # "user" | "assistant"
+    text: str
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    prompt: PromptParts
+    history: tuple[Turn, ...]  # earlier complete turns, oldest first (after `summary`)
+    summary: str  # compressed older history ("" when none)
+    user_text: str
+    account_context: str  # rendered by accounts (already delimited & escaped)
+    plan_tier: str  # "free" | "pro" | "enterprise"
+    language: str  # ISO 639-1 preference
+    conversation_id: str | None
+    message_id: int | None  # the assistant Message row being produced
+    model_override: str = ""
+
+
+OutcomeStatus = Literal["complete", "incomplete", "degraded"]
+
+
+@dataclass(frozen=True)
+class ChatOutcome:
+    """How one answer ended. `text` is exactly what the user saw (after any Reset)."""
+
+    status: OutcomeStatus
+    text: str
+    model: str
+    prompt_version: str
+    stop_reason: str = ""
+    error_code: str = ""
+    refused: bool = False
+    ttft_ms: int | None = None
+    latency_ms: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Reset:
+    """The client must discard the partial answer shown so far: another attempt restarts it."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class HistorySummarised:
+    """Older history was compressed to fit the context window; the caller persists it.
+
+    `summary` replaces the request's `summary` and also covers the `turns_covered` oldest turns of
+    `request.history` (so a caller keeping a `summary_turns` counter adds `turns_covered` to it).
+    """
+
+    summary: str
+    turns_covered: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    outcome: ChatOutcome
+
+
+GatewayEvent = TextDelta | Reset | HistorySummarised | Finished
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    model: str
+    fallbacks: tuple[str, ...]
+    reason: str
+
+    @property
+    def chain(self) -> tuple[str, ...]:
+        """The primary model then its fallbacks, without repeats."""
+        return tuple(dict.fromkeys((self.model, *self.fallbacks)))
+
+
+@dataclass(frozen=True)
+class JsonResult:
+    """The outcome of `complete_json`: a validated object, or what came back and why it was rejected."""
+
+    ok: bool
+    data: pydantic.BaseModel | None = None
+    raw_text: str = ""
+    error: str = ""
+    model: str = ""
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    """What the prompts admin shows before publishing: the exact request and its token figures."""
+
+    params: dict[str, Any]
+    input_tokens: int
+    cached_prefix_tokens: int
+    min_cacheable_tokens: int
+    warnings: list[str] = field(default_factory=list)
+    model: str = ""
+    estimated: bool = False  # True when the count_tokens endpoint failed and the local estimate was used
