@@ -13,6 +13,17 @@ _KEY_WITH_HINT = re.compile(r'"([A-Za-z_][A-Za-z0-9_]*)"\s*:\s*([^,\n}]*)')
 _NEGATED_JSON = re.compile(r"\b(no|not|never|don't|do not|without)\b[^.\n]{0,30}\bjson\b", re.IGNORECASE)
 _JSON_REQUEST = re.compile(r"\b(schema|keys?|fields?|object|only|valid|format|respond|return|output)\b", re.IGNORECASE)
 
+_SENTENCE = re.compile(r"(?<=[.!?\n])\s+")
+_KEYS_SENTENCE = re.compile(r"\b(keys?|fields?|propert(y|ies))\b", re.IGNORECASE)
+_QUOTED_NAME = re.compile(r"[\"'`]([A-Za-z_][A-Za-z0-9_]*)[\"'`]")
+# Types of the classification keys when the prompt names them without saying their type.
+_KNOWN_KEY_HINTS: dict[str, str] = {
+    "resolved": "boolean",
+    "escalation_needed": "boolean",
+    "category": "billing|account|technical|other",
+    "sentiment": "positive|neutral|negative",
+}
+
 CLASSIFICATION_KEYS: tuple[str, ...] = (
     "category", "resolved", "sentiment", "escalation_needed", "language", "summary",
 )
@@ -32,11 +43,19 @@ def prompt_asks_for_json(text: str) -> bool:
 
 
 def fields_from_prompt(text: str) -> list[FieldSpec]:
-    """Keys named in the instructions, e.g. `"category": "billing|account|technical|other"`."""
+    """Keys named in the instructions: `"category": "billing|account|…"` pairs, else quoted names in a
+    sentence about keys/fields (`with keys "category" and "resolved"`)."""
     fields: dict[str, FieldSpec] = {}
     for name, hint in _KEY_WITH_HINT.findall(text):
         if name not in fields:
-            fields[name] = _spec_from_hint(name, hint)
+            uninformative = hint.strip().strip('"').strip() in ("", "...", "…")
+            fields[name] = _spec_from_hint(name, _KNOWN_KEY_HINTS.get(name, "") if uninformative else hint)
+    if fields:
+        return list(fields.values())
+    for sentence in _SENTENCE.split(text):
+        if _KEYS_SENTENCE.search(sentence):
+            for name in _QUOTED_NAME.findall(sentence):
+                fields.setdefault(name, _spec_from_hint(name, _KNOWN_KEY_HINTS.get(name, "")))
     return list(fields.values())
 
 
