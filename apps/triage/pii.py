@@ -15,7 +15,8 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za
 # 13-19 digits, optionally grouped by single spaces or dashes (4-4-4-4, 4-6-5, …).
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 # An optional +country code, then digits with spaces, dots, dashes or one pair of parentheses.
-_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d(?:[ .-]?\d){5,13}(?!\w)")
+_PHONE = re.compile(r"(?<![\w+-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d(?:[ .-]?\d){5,13}(?![\w-])")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _luhn_valid(digits: str) -> bool:
@@ -37,7 +38,9 @@ def _mask_card(match: re.Match[str]) -> str:
 
 def _mask_phone(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group(0))
-    return PHONE_PLACEHOLDER if len(digits) >= 7 else match.group(0)
+    if len(digits) < 7 or _ISO_DATE.fullmatch(match.group(0)):
+        return match.group(0)
+    return PHONE_PLACEHOLDER
 
 
 def pii_mask(text: str) -> str:

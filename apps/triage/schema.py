@@ -10,9 +10,14 @@ _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
 # Appended to the transcript when the previous answer failed validation.
 CLARIFYING_INSTRUCTION = (
-    "Your previous answer to this request could not be used: it was not a single valid JSON object with exactly "
-    'the keys "category", "resolved", "sentiment", "escalation_needed", "language" and "summary" and the allowed '
-    "values. Answer again with ONLY that JSON object: no prose, no markdown, no code fences."
+    "Your previous answer to this request could not be parsed. Reply with ONLY one JSON object, nothing else "
+    "(no prose, markdown or code fences), with exactly these keys:\n"
+    '"category": one of "billing", "account", "technical", "other"\n'
+    '"resolved": a JSON boolean, true or false\n'
+    '"sentiment": one of "positive", "neutral", "negative"\n'
+    '"escalation_needed": a JSON boolean, true or false\n'
+    '"language": two-letter lowercase ISO 639-1 code\n'
+    '"summary": one line, at most 200 characters, in English'
 )
 
 
