@@ -1,0 +1,138 @@
+"""Reads of conversations. Every read of a user-supplied id goes through `conversation_get_for_user`."""
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, Prefetch, QuerySet
+from django.utils import timezone
+
+from apps.accounts.models import SupportTicket
+from apps.chat.models import Conversation, Feedback, Message
+from apps.core.exceptions import NotFound
+from apps.llm.types import Turn
+
+# Assistant turns the model may see again as history: what the user saw of a real answer.
+HISTORY_ASSISTANT_STATUSES = (Message.Status.COMPLETE, Message.Status.INCOMPLETE)
+
+
+def _parse_uuid(value: object) -> uuid.UUID | None:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def conversation_get_for_user(
+    user: AbstractBaseUser, conversation_id: object, *, staff_access: bool = False
+) -> Conversation:
+    """The conversation `conversation_id` if `user` owns it.
+
+    Raises `NotFound` for anyone else's conversation, an unknown id or a malformed one: the three are
+    indistinguishable to the caller. `staff_access=True` (the admin only) also lets staff read any.
+    """
+    parsed = _parse_uuid(conversation_id)
+    if parsed is None or not user.is_authenticated:
+        raise NotFound("Conversation not found.", code="conversation_not_found")
+    queryset = Conversation.objects.select_related("prompt_version")
+    if not (staff_access and user.is_staff):
+        queryset = queryset.filter(user=user)
+    conversation = queryset.filter(pk=parsed).first()
+    if conversation is None:
+        raise NotFound("Conversation not found.", code="conversation_not_found")
+    return conversation
+
+
+def conversation_list_for_user(user: AbstractBaseUser) -> QuerySet[Conversation]:
+    """The user's conversations with at least one message, most recent activity first."""
+    return (
+        Conversation.objects.filter(user=user)
+        .annotate(message_count=Count("messages"))
+        .filter(message_count__gt=0)
+        .order_by("-updated_at")
+    )
+
+
+def conversation_messages(conversation: Conversation) -> QuerySet[Message]:
+    """The transcript in order, each assistant message with its feedback (if any) preloaded."""
+    return conversation.messages.select_related("feedback").order_by("created_at", "id")
+
+
+def conversation_with_messages(conversation: Conversation) -> Conversation:
+    return (
+        Conversation.objects.prefetch_related(
+            Prefetch("messages", queryset=Message.objects.select_related("feedback").order_by("created_at", "id"))
+        )
+        .get(pk=conversation.pk)
+    )
+
+
+def message_get_for_user(user: AbstractBaseUser, message_id: object) -> Message:
+    """A message in one of the user's conversations. Raises `NotFound` otherwise."""
+    try:
+        parsed = int(str(message_id))
+    except ValueError:
+        parsed = None
+    message = (
+        Message.objects.select_related("conversation").filter(pk=parsed, conversation__user=user).first()
+        if parsed is not None and user.is_authenticated
+        else None
+    )
+    if message is None:
+        raise NotFound("Message not found.", code="message_not_found")
+    return message
+
+
+def message_feedback(message: Message) -> Feedback | None:
+    return Feedback.objects.filter(message=message).first()
+
+
+def conversation_history_turns(conversation: Conversation, *, before: Message) -> tuple[Turn, ...]:
+    """Earlier complete exchanges, oldest first, for the model.
+
+    An exchange counts only when its answer was usable (complete or incomplete): a question whose answer
+    failed or was an apology is left out with it, so turns always alternate user/assistant. The list is
+    deterministic, so `summary_turns` (how many of its oldest turns the summary covers) stays valid.
+    """
+    questions = list(
+        conversation.messages.filter(role=Message.Role.USER, pk__lt=before.pk).order_by("created_at", "id")
+    )
+    replies = {
+        reply.reply_to_id: reply
+        for reply in Message.objects.filter(
+            reply_to__in=[q.pk for q in questions], status__in=HISTORY_ASSISTANT_STATUSES
+        )
+    }
+    turns: list[Turn] = []
+    for question in questions:
+        reply = replies.get(question.pk)
+        if reply is None:
+            continue
+        turns.append(Turn(role="user", text=question.text))
+        turns.append(Turn(role="assistant", text=reply.text))
+    return tuple(turns)
+
+
+def conversation_transcript(conversation: Conversation) -> str:
+    """Plain-text transcript for a human agent (ticket body)."""
+    lines = [f"Conversation {conversation.id} — {conversation.user.get_username()}"]
+    for message in conversation_messages(conversation):
+        label = "Customer" if message.role == Message.Role.USER else "Assistant"
+        suffix = "" if message.status == Message.Status.COMPLETE else f" [{message.status}]"
+        lines.append(f"{label}{suffix}: {message.text}")
+    return "\n".join(lines)
+
+
+def message_streaming_is_stale(message: Message) -> bool:
+    """A "streaming" row older than any generation can last: its process died (it will never finish)."""
+    limit = timedelta(seconds=settings.LLM_TOTAL_TIMEOUT_SECONDS * 2 + 60)
+    return message.status == Message.Status.STREAMING and message.created_at < timezone.now() - limit
+
+
+def conversation_ticket_id(conversation_id: object, *, source: str = "degraded") -> int | None:
+    """The newest ticket opened from this conversation for `source` (the degraded-answer ticket by default)."""
+    ticket = SupportTicket.objects.filter(conversation_id=str(conversation_id), source=source).first()
+    return ticket.pk if ticket else None

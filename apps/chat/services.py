@@ -1,0 +1,273 @@
+"""Writes of conversations, messages and feedback. Interfaces (consumer, API, admin) call these.
+
+All functions are synchronous ORM code; the websocket consumer calls them through
+`database_sync_to_async`, so each one does its work in as few short queries as it can.
+"""
+
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.accounts.models import SupportTicket
+from apps.accounts.selectors import account_context_for_user
+from apps.accounts.services import ticket_open
+from apps.chat.models import Conversation, Feedback, Message
+from apps.chat.selectors import (
+    conversation_history_turns,
+    conversation_transcript,
+    message_streaming_is_stale,
+)
+from apps.core.exceptions import ApplicationError
+from apps.llm.types import ChatRequest
+
+PROMPT_SLUG = "support-assistant"
+TITLE_CHARS = 80
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A stored question and the assistant row that answers it. `duplicate`: the client_id was seen before."""
+
+    question: Message
+    reply: Message | None
+    duplicate: bool
+
+
+def check_message_text(text: object) -> str:
+    """The text of a user message, trimmed. Raises `ApplicationError` ("empty_message", "message_too_long")."""
+    if not isinstance(text, str) or not text.strip():
+        raise ApplicationError("The message is empty.", code="empty_message")
+    text = text.strip()
+    limit = settings.CHAT_MAX_MESSAGE_CHARS
+    if len(text) > limit:
+        raise ApplicationError(
+            f"The message is longer than {limit} characters.", code="message_too_long", extra={"limit": limit}
+        )
+    return text
+
+
+def check_client_id(client_id: object) -> uuid.UUID | None:
+    """The client's message id (optional). Raises `ApplicationError` ("invalid_client_id") if not a UUID."""
+    if client_id is None or client_id == "":
+        return None
+    try:
+        return uuid.UUID(str(client_id))
+    except ValueError as exc:
+        raise ApplicationError("client_id must be a UUID.", code="invalid_client_id") from exc
+
+
+def conversation_start(*, user: AbstractBaseUser) -> Conversation:
+    """A conversation to chat in: the user's latest one that has no message yet, else a new one.
+
+    Reusing the empty one keeps page reloads from piling up empty conversations.
+    """
+    empty = (
+        Conversation.objects.filter(user=user, messages__isnull=True, status=Conversation.Status.OPEN)
+        .order_by("-created_at")
+        .first()
+    )
+    return empty or Conversation.objects.create(user=user)
+
+
+def message_submit(*, conversation: Conversation, text: str, client_id: uuid.UUID | None) -> Submission:
+    """Store the user's question and the "streaming" assistant row that will answer it, before any model call.
+
+    A `client_id` already stored in this conversation returns the original pair (`duplicate=True`),
+    so a resend after a reconnect never creates a second question or a second answer.
+    Raises `ApplicationError` ("busy") while another answer in this conversation is still streaming.
+    """
+    with transaction.atomic():
+        # The row lock serialises submissions per conversation (two tabs, a resend racing the original).
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if client_id is not None:
+            existing = _submission_for_client_id(locked, client_id)
+            if existing is not None:
+                return existing
+        for streaming in locked.messages.filter(role=Message.Role.ASSISTANT, status=Message.Status.STREAMING):
+            if not message_streaming_is_stale(streaming):
+                raise ApplicationError("An answer is still being written; wait for it or stop it.", code="busy")
+            _message_close(streaming, status=Message.Status.FAILED)
+        try:
+            with transaction.atomic():
+                question = Message.objects.create(
+                    conversation=locked, role=Message.Role.USER, text=text, client_id=client_id
+                )
+        except IntegrityError:  # the same client_id committed by another process in between
+            existing = _submission_for_client_id(locked, client_id)
+            if existing is None:
+                raise
+            return existing
+        reply = Message.objects.create(
+            conversation=locked, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING, reply_to=question
+        )
+        if not locked.title:
+            locked.title = text[:TITLE_CHARS]
+        locked.save(update_fields=["title", "updated_at"])
+    conversation.title = locked.title
+    return Submission(question=question, reply=reply, duplicate=False)
+
+
+def _submission_for_client_id(conversation: Conversation, client_id: uuid.UUID | None) -> Submission | None:
+    question = conversation.messages.filter(role=Message.Role.USER, client_id=client_id).first()
+    if question is None:
+        return None
+    reply = question.replies.order_by("-id").first()
+    return Submission(question=question, reply=reply, duplicate=True)
+
+
+def conversation_prompt_version_assign(*, conversation: Conversation):
+    """The conversation's prompt version, chosen once (A/B) and then kept for every later answer.
+
+    Raises whatever `prompts.selectors.prompt_version_for_conversation` raises when no version is active.
+    """
+    from apps.prompts.selectors import prompt_version_for_conversation
+
+    if conversation.prompt_version_id is not None:
+        return conversation.prompt_version
+    version = prompt_version_for_conversation(slug=PROMPT_SLUG, conversation_key=str(conversation.id))
+    # Conditional update: a concurrent first answer cannot overwrite an assignment already made.
+    Conversation.objects.filter(pk=conversation.pk, prompt_version__isnull=True).update(prompt_version=version)
+    conversation.refresh_from_db(fields=["prompt_version"])
+    return conversation.prompt_version
+
+
+def message_reply_request(*, user: AbstractBaseUser, submission: Submission) -> ChatRequest:
+    """The gateway request for `submission.reply`, for the authenticated `user` only (their account context).
+
+    Raises `ApplicationError` if no prompt version is available.
+    """
+    question, reply = submission.question, submission.reply
+    conversation = Conversation.objects.select_related("prompt_version").get(pk=question.conversation_id)
+    version = conversation_prompt_version_assign(conversation=conversation)
+    account = account_context_for_user(user)
+    history = conversation_history_turns(conversation, before=question)[conversation.summary_turns :]
+    return ChatRequest(
+        prompt=version.to_parts(),
+        history=history,
+        summary=conversation.summary,
+        user_text=question.text,
+        account_context=account.render(),
+        plan_tier=str(account.plan_tier),
+        language=account.language,
+        conversation_id=str(conversation.id),
+        message_id=reply.pk if reply else None,
+    )
+
+
+def conversation_summary_store(*, conversation_id: uuid.UUID, summary: str, turns_covered: int) -> None:
+    """Persist a summary the gateway produced; it covers `turns_covered` more of the oldest turns."""
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+        conversation.summary = summary
+        conversation.summary_turns += turns_covered
+        conversation.save(update_fields=["summary", "summary_turns", "updated_at"])
+
+
+def _message_close(message: Message, *, status: str, **fields: object) -> bool:
+    """Finalise a streaming row once: the status guard makes a second call (or a late writer) a no-op."""
+    updated = Message.objects.filter(pk=message.pk, status=Message.Status.STREAMING).update(
+        status=status, completed_at=timezone.now(), **fields
+    )
+    if updated:
+        Conversation.objects.filter(pk=message.conversation_id).update(updated_at=timezone.now())
+    message.refresh_from_db()
+    return bool(updated)
+
+
+def message_reply_finish(
+    *,
+    reply: Message,
+    text: str,
+    status: str,
+    model: str = "",
+    prompt_version: str = "",
+    ttft_ms: int | None = None,
+    latency_ms: int | None = None,
+) -> Message:
+    """Store the final text of an answer (exactly what the user saw) with its status. Idempotent."""
+    _message_close(
+        reply,
+        status=status,
+        text=text,
+        model=model,
+        prompt_version=prompt_version,
+        ttft_ms=ttft_ms,
+        latency_ms=latency_ms,
+    )
+    return reply
+
+
+def message_reply_degrade(
+    *,
+    user: AbstractBaseUser,
+    reply: Message,
+    text: str,
+    model: str = "",
+    prompt_version: str = "",
+    latency_ms: int | None = None,
+) -> SupportTicket:
+    """The assistant could not answer: store its apology, open a ticket for a human, flag the conversation."""
+    with transaction.atomic():
+        message_reply_finish(
+            reply=reply,
+            text=text,
+            status=Message.Status.DEGRADED,
+            model=model,
+            prompt_version=prompt_version,
+            latency_ms=latency_ms,
+        )
+        conversation = Conversation.objects.select_for_update().get(pk=reply.conversation_id)
+        ticket = ticket_open(
+            user=user,
+            subject=f"Assistant unavailable: {conversation.title or 'chat'}",
+            body=conversation_transcript(conversation),
+            source=SupportTicket.Source.DEGRADED,
+            conversation_id=str(conversation.id),
+        )
+        conversation.status = Conversation.Status.NEEDS_HUMAN
+        conversation.save(update_fields=["status", "updated_at"])
+    return ticket
+
+
+def message_reply_fail(*, reply: Message, text: str = "", latency_ms: int | None = None) -> Message:
+    """The answer broke off with an error; keep whatever text the user saw."""
+    _message_close(reply, status=Message.Status.FAILED, text=text, latency_ms=latency_ms)
+    return reply
+
+
+def feedback_leave(*, user: AbstractBaseUser, message: Message, rating: str, comment: str = "") -> Feedback:
+    """Record or change the user's rating of an assistant answer (one per message).
+
+    `message` must come from `message_get_for_user`. Raises `ApplicationError` ("invalid_feedback") for a
+    user message or an answer still streaming.
+    """
+    if message.role != Message.Role.ASSISTANT or message.status == Message.Status.STREAMING:
+        raise ApplicationError("Only finished assistant answers can be rated.", code="invalid_feedback")
+    feedback, _ = Feedback.objects.update_or_create(
+        message=message, defaults={"user": user, "rating": rating, "comment": comment}
+    )
+    return feedback
+
+
+def conversation_handoff(*, user: AbstractBaseUser, conversation: Conversation) -> SupportTicket:
+    """The user asked for a human: open (or reuse) a handoff ticket with the transcript; flag the conversation.
+
+    `conversation` must come from `conversation_get_for_user`.
+    """
+    with transaction.atomic():
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        ticket = ticket_open(
+            user=user,
+            subject=f"Customer asked for a human: {locked.title or 'chat'}",
+            body=conversation_transcript(locked),
+            source=SupportTicket.Source.HANDOFF,
+            conversation_id=str(locked.id),
+        )
+        locked.status = Conversation.Status.NEEDS_HUMAN
+        locked.save(update_fields=["status", "updated_at"])
+    conversation.status = locked.status
+    return ticket

@@ -1,0 +1,359 @@
+/* Acme support chat: websocket client for docs/protocol.md. Vanilla JS, no build step.
+ * Model text is only ever inserted with textContent / text nodes, never innerHTML. */
+(function () {
+  "use strict";
+
+  var $ = function (id) { return document.getElementById(id); };
+  var list = $("messages"), input = $("message-input"), form = $("composer");
+  var sendBtn = $("send"), stopBtn = $("stop"), handoffBtn = $("handoff");
+  var connState = $("conn-state"), notice = $("notice"), convList = $("conversation-list");
+  var charCount = $("char-count");
+  var maxChars = parseInt(document.currentScript && document.currentScript.dataset.maxChars, 10) || 4000;
+
+  var ws = null;
+  var conversationId = new URLSearchParams(location.search).get("c");
+  var attempt = 0, reconnectTimer = null;
+  var pending = [];          // [{client_id, text, el}] sent but not acknowledged: resent after a reconnect
+  var streaming = null;      // {el, textNode, replyId, clientId}
+  var replies = {};          // reply id -> assistant bubble awaiting a terminal frame
+
+  function uuid() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return "10000000-1000-4000-8000-100000000000".replace(/[018]/g, function (c) {
+      return (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16);
+    });
+  }
+
+  function csrfToken() {
+    var m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+
+  function api(method, url, body) {
+    return fetch(url, {
+      method: method,
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+      body: body ? JSON.stringify(body) : undefined
+    }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (data) {
+        if (!r.ok) throw new Error(data.detail || ("HTTP " + r.status));
+        return data;
+      });
+    });
+  }
+
+  function setState(state, text) {
+    connState.dataset.state = state;
+    connState.textContent = text;
+  }
+
+  function showNotice(text) {
+    notice.textContent = text;
+    notice.hidden = !text;
+  }
+
+  function setStreaming(on) {
+    stopBtn.hidden = !on;
+    sendBtn.disabled = on;
+    list.setAttribute("aria-busy", on ? "true" : "false");
+  }
+
+  function scrollDown() { list.scrollTop = list.scrollHeight; }
+
+  /* ---- rendering ---- */
+
+  function bubble(role, text, status) {
+    var li = document.createElement("li");
+    li.className = "msg msg-" + role;
+    var who = document.createElement("span");
+    who.className = "visually-hidden";
+    who.textContent = role === "user" ? "You said: " : "Assistant: ";
+    var body = document.createElement("p");
+    body.className = "msg-text";
+    var node = document.createTextNode(text || "");
+    body.appendChild(node);
+    li.appendChild(who);
+    li.appendChild(body);
+    li._text = node;
+    if (status) li.dataset.status = status;
+    list.appendChild(li);
+    scrollDown();
+    return li;
+  }
+
+  function setStatusNote(li, text) {
+    var note = li.querySelector(".msg-note");
+    if (!note) {
+      note = document.createElement("p");
+      note.className = "msg-note";
+      li.appendChild(note);
+    }
+    note.textContent = text;
+  }
+
+  function addFeedback(li, messageId, current) {
+    if (li.querySelector(".feedback")) return;
+    var fb = $("feedback-template").content.firstElementChild.cloneNode(true);
+    var buttons = fb.querySelectorAll(".fb");
+    var commentForm = fb.querySelector(".fb-comment");
+    var rating = current || null;
+    function mark() {
+      buttons.forEach(function (b) { b.setAttribute("aria-pressed", String(b.dataset.rating === rating)); });
+    }
+    function save(comment) {
+      return api("PUT", "/api/messages/" + messageId + "/feedback/", { rating: rating, comment: comment || "" });
+    }
+    buttons.forEach(function (b) {
+      b.addEventListener("click", function () {
+        rating = b.dataset.rating;
+        mark();
+        save("").then(function () {
+          commentForm.hidden = false;
+        }, function (e) { showNotice("Could not save your rating: " + e.message); });
+      });
+    });
+    commentForm.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      save(commentForm.elements.comment.value).then(function () {
+        commentForm.hidden = true;
+        setStatusNote(li, "Thanks for your feedback.");
+      }, function (e) { showNotice("Could not save your comment: " + e.message); });
+    });
+    mark();
+    li.appendChild(fb);
+  }
+
+  var STATUS_NOTES = {
+    incomplete: "The answer was cut short.",
+    stopped: "Stopped.",
+    failed: "The assistant could not answer. Please try again."
+  };
+
+  function finishBubble(li, frame) {
+    li.dataset.status = frame.status;
+    li.dataset.messageId = frame.message_id;
+    if (frame.status === "degraded") {
+      setStatusNote(li, "A support agent will follow up" + (frame.ticket_id ? " (ticket #" + frame.ticket_id + ")." : "."));
+    } else if (STATUS_NOTES[frame.status]) {
+      setStatusNote(li, STATUS_NOTES[frame.status]);
+    }
+    if (frame.status !== "failed" && li._text.data) addFeedback(li, frame.message_id, null);
+  }
+
+  function renderHistory(messages) {
+    list.textContent = "";
+    replies = {};
+    streaming = null;
+    messages.forEach(function (m) {
+      var li = bubble(m.role, m.text, m.status);
+      li.dataset.messageId = m.id;
+      if (m.role === "assistant") {
+        if (m.status === "streaming") {
+          replies[m.id] = li;
+          streaming = { el: li, replyId: m.id, clientId: null };
+          li.classList.add("is-streaming");
+        } else {
+          finishBubble(li, { status: m.status, message_id: m.id });
+          if (m.feedback) addFeedback(li, m.id, m.feedback);
+          if (m.feedback) li.querySelectorAll(".fb").forEach(function (b) {
+            b.setAttribute("aria-pressed", String(b.dataset.rating === m.feedback));
+          });
+        }
+      }
+    });
+    setStreaming(!!streaming);
+  }
+
+  /* ---- protocol ---- */
+
+  var handlers = {
+    conversation: function (f) {
+      conversationId = f.id;
+      history.replaceState(null, "", "?c=" + encodeURIComponent(f.id) + (document.body.classList.contains("embedded") ? "&embed=1" : ""));
+      if (f.messages) {
+        var stored = {};
+        f.messages.forEach(function (m) { if (m.client_id) stored[m.client_id] = true; });
+        pending = pending.filter(function (p) { return !stored[p.client_id]; });
+        renderHistory(f.messages);
+      }
+      pending.forEach(function (p) {       // never acknowledged: resend (the server deduplicates by client_id)
+        if (!p.el.isConnected) list.appendChild(p.el);
+        send({ type: "message", text: p.text, client_id: p.client_id });
+      });
+      markActive();
+    },
+    ack: function (f) {
+      var p = pending.filter(function (x) { return x.client_id === f.client_id; })[0];
+      pending = pending.filter(function (x) { return x !== p; });
+      if (p) { p.el.dataset.messageId = f.message_id; p.el.classList.remove("is-pending"); }
+      if (f.reply_id && !replies[f.reply_id]) {
+        var li = bubble("assistant", "", "streaming");
+        li.classList.add("is-streaming");
+        replies[f.reply_id] = li;
+        streaming = { el: li, replyId: f.reply_id, clientId: f.client_id };
+        setStreaming(true);
+      }
+    },
+    delta: function (f) {
+      if (!streaming) return;
+      streaming.el._text.appendData(f.text);
+      scrollDown();
+    },
+    reset: function () {
+      if (streaming) streaming.el._text.data = "";
+    },
+    done: function (f) {
+      var li = replies[f.message_id] || (streaming && streaming.el);
+      if (li) {
+        li.classList.remove("is-streaming");
+        finishBubble(li, f);
+        delete replies[f.message_id];
+      }
+      if (!streaming || streaming.el === li) { streaming = null; setStreaming(false); }
+      loadConversations();
+    },
+    error: function (f) {
+      if (f.code === "unauthenticated") { location.href = "/accounts/login/?next=/"; return; }
+      if (f.code === "conversation_not_found") { conversationId = null; showNotice("That conversation was not found; starting a new one."); return; }
+      if (f.message_id && replies[f.message_id]) {          // the answer to a stored question failed
+        var li = replies[f.message_id];
+        li.classList.remove("is-streaming");
+        finishBubble(li, { status: "failed", message_id: f.message_id });
+        delete replies[f.message_id];
+        streaming = null;
+        setStreaming(false);
+        return;
+      }
+      if (f.client_id) {                                    // the question itself was refused
+        var p = pending.filter(function (x) { return x.client_id === f.client_id; })[0];
+        if (p) {
+          pending = pending.filter(function (x) { return x !== p; });
+          p.el.classList.remove("is-pending");
+          setStatusNote(p.el, "Not sent: " + f.message);
+          if (f.code !== "busy") input.value = input.value || p.text;
+        }
+      }
+      showNotice(f.message || f.code);
+    }
+  };
+
+  function send(frame) {
+    if (ws && ws.readyState === WebSocket.OPEN) { ws.send(JSON.stringify(frame)); return true; }
+    return false;
+  }
+
+  function connect() {
+    clearTimeout(reconnectTimer);
+    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/chat/" +
+      (conversationId ? "?conversation=" + encodeURIComponent(conversationId) : "");
+    setState("connecting", attempt ? "Reconnecting…" : "Connecting…");
+    var sock = new WebSocket(url);
+    ws = sock;
+    sock.onopen = function () { attempt = 0; setState("open", "Connected"); };
+    sock.onmessage = function (ev) {
+      var frame;
+      try { frame = JSON.parse(ev.data); } catch (e) { return; }
+      if (sock === ws && handlers[frame.type]) handlers[frame.type](frame);
+    };
+    sock.onclose = function (ev) {
+      if (sock !== ws) return;      // replaced on purpose (switched conversation)
+      if (ev.code === 4401) { location.href = "/accounts/login/?next=/"; return; }
+      if (ev.code === 4404) conversationId = null;
+      if (streaming) { streaming.el.classList.remove("is-streaming"); }
+      setStreaming(false);
+      // Exponential backoff with jitter, capped, so a restarted server is not stampeded.
+      var delay = Math.min(10000, 500 * Math.pow(2, attempt)) * (0.5 + Math.random() / 2);
+      attempt += 1;
+      setState("closed", "Disconnected. Reconnecting in " + Math.ceil(delay / 1000) + " s…");
+      reconnectTimer = setTimeout(connect, delay);
+    };
+  }
+
+  function switchTo(id) {
+    var old = ws;
+    ws = null;
+    if (old) old.close(1000);
+    conversationId = id;
+    pending = [];
+    list.textContent = "";
+    streaming = null;
+    replies = {};
+    setStreaming(false);
+    showNotice("");
+    attempt = 0;
+    connect();
+  }
+
+  /* ---- composer ---- */
+
+  function submit() {
+    var text = input.value.trim();
+    if (!text || streaming) return;
+    if (text.length > maxChars) { showNotice("Your message is longer than " + maxChars + " characters."); return; }
+    var p = { client_id: uuid(), text: text, el: bubble("user", text, "pending") };
+    p.el.classList.add("is-pending");
+    pending.push(p);
+    input.value = "";
+    updateCount();
+    showNotice("");
+    if (!send({ type: "message", text: text, client_id: p.client_id })) {
+      setStatusNote(p.el, "Waiting for the connection…");
+    }
+  }
+
+  function updateCount() {
+    var n = input.value.length;
+    charCount.textContent = n > maxChars * 0.8 ? n + " / " + maxChars : "";
+  }
+
+  form.addEventListener("submit", function (ev) { ev.preventDefault(); submit(); });
+  input.addEventListener("keydown", function (ev) {
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); submit(); }
+  });
+  input.addEventListener("input", updateCount);
+  stopBtn.addEventListener("click", function () { send({ type: "stop" }); input.focus(); });
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key === "Escape" && streaming) send({ type: "stop" });
+  });
+  handoffBtn.addEventListener("click", function () {
+    if (!conversationId) return;
+    api("POST", "/api/conversations/" + conversationId + "/handoff/").then(function (d) {
+      showNotice("A human agent will contact you (ticket #" + d.ticket_id + ").");
+    }, function (e) {
+      showNotice(/not found/i.test(e.message) ? "Ask a question first, then we can hand it to a human." : "Could not reach a human: " + e.message);
+    });
+  });
+  $("new-conversation").addEventListener("click", function () { switchTo(null); history.replaceState(null, "", "/"); input.focus(); });
+
+  /* ---- history sidebar ---- */
+
+  function markActive() {
+    convList.querySelectorAll("button").forEach(function (b) {
+      if (b.dataset.id === conversationId) b.setAttribute("aria-current", "true");
+      else b.removeAttribute("aria-current");
+    });
+  }
+
+  function loadConversations() {
+    if (document.body.classList.contains("embedded")) return;
+    api("GET", "/api/conversations/?limit=50").then(function (data) {
+      convList.textContent = "";
+      (data.results || []).forEach(function (c) {
+        var li = document.createElement("li");
+        var b = document.createElement("button");
+        b.type = "button";
+        b.dataset.id = c.id;
+        b.textContent = c.title || "Untitled conversation";
+        if (c.status === "needs_human") b.title = "Waiting for a human agent";
+        b.addEventListener("click", function () { if (c.id !== conversationId) switchTo(c.id); });
+        li.appendChild(b);
+        convList.appendChild(li);
+      });
+      markActive();
+    }, function () {});
+  }
+
+  connect();
+  loadConversations();
+})();
