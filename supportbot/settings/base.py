@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "apps.prompts",
     "apps.chat",
     "apps.triage",
+    "apps.insights",
     "apps.upstream",
 ]
 
