@@ -26,6 +26,7 @@ from apps.chat.streaming import DeltaCoalescer
 from apps.core.exceptions import ApplicationError, RateLimited
 from apps.core.logging import conversation_id_var
 from apps.core.ratelimit import rate_limit_hit
+from apps.llm.gateway import chat_stream
 from apps.llm.types import ChatOutcome, Finished, HistorySummarised, Reset, TextDelta
 
 logger = logging.getLogger(__name__)
@@ -181,8 +182,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             prompt_version = request.prompt.version
             outcome: ChatOutcome | None = None
-            from apps.llm.gateway import chat_stream  # TEMP until the gateway lands
-
             stream = chat_stream(request)
             try:
                 async for event in stream:
