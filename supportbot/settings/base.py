@@ -118,6 +118,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Conversations, messages, feedback and human handoff for Acme's support assistant.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Conversation and Message both have a "status" choice field: name their enums apart.
+    "ENUM_NAME_OVERRIDES": {
+        "ConversationStatusEnum": "apps.chat.models.Conversation.Status",
+        "MessageStatusEnum": "apps.chat.models.Message.Status",
+    },
 }
 
 # Chat limits (see docs/protocol.md).
