@@ -339,6 +339,7 @@ def complete_json(
     task_type: str = TaskType.CLASSIFICATION,
     plan_tier: str = "",
     conversation_id: str = "",
+    policy: RetryPolicy | None = None,
 ) -> JsonResult:
     """Ask for one JSON object matching `schema`; on an invalid reply, ask once more with the error.
 
@@ -355,7 +356,7 @@ def complete_json(
     )
     meta = _CallMeta(task_type, prompt, conversation_id, None, decision.reason)
     try:
-        message, model = _create_with_fallback(params=params, decision=decision, meta=meta)
+        message, model = _create_with_fallback(params=params, decision=decision, meta=meta, policy=policy)
     except UpstreamUnavailable as exc:
         return JsonResult(ok=False, error=exc.code, attempts=1)
     raw = _message_text(message)
@@ -376,7 +377,10 @@ def complete_json(
     retry_decision = RouteDecision(model=model, fallbacks=decision.fallbacks, reason=f"{decision.reason}:json-retry")
     try:
         message, model = _create_with_fallback(
-            params=retry_params, decision=retry_decision, meta=replace(meta, route_reason=retry_decision.reason)
+            params=retry_params,
+            decision=retry_decision,
+            meta=replace(meta, route_reason=retry_decision.reason),
+            policy=policy,
         )
     except UpstreamUnavailable:
         return JsonResult(ok=False, raw_text=raw, error=error, model=model, attempts=1)
@@ -554,7 +558,7 @@ def _is_retryable_stream_failure(exc: BaseException) -> bool:
     return is_retryable(exc) or isinstance(exc, (_StreamCut, httpx2.TransportError))
 
 
-async def chat_stream(request: ChatRequest) -> AsyncIterator[GatewayEvent]:
+async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None) -> AsyncIterator[GatewayEvent]:
     """Stream one chat answer: TextDelta…, maybe Reset / HistorySummarised, then exactly one Finished.
 
     Never raises for upstream trouble: a broken answer ends "incomplete" (the partial text), no answer
@@ -562,7 +566,7 @@ async def chat_stream(request: ChatRequest) -> AsyncIterator[GatewayEvent]:
     """
     started = time.monotonic()
     deadline = started + settings.LLM_TOTAL_TIMEOUT_SECONDS
-    policy = RetryPolicy.from_settings()
+    policy = policy or RetryPolicy.from_settings()
     prompt = request.prompt
 
     probe = _chat_params(request, "")

@@ -1,0 +1,96 @@
+"""Routing: defaults, admin rules (incl. the seeded ones), overrides and fallback chains."""
+
+import pytest
+
+from apps.llm.models import RoutingRule
+from apps.llm.routing import default_route, route
+from tests.llm.factories import RoutingRuleFactory
+
+pytestmark = pytest.mark.django_db
+
+HAIKU, SONNET, OPUS = "claude-haiku-4-5", "claude-sonnet-4-6", "claude-opus-4-6"
+
+
+@pytest.fixture
+def no_rules():
+    RoutingRule.objects.all().delete()
+
+
+@pytest.mark.parametrize(
+    ("task_type", "plan_tier", "model", "fallbacks"),
+    [
+        ("classification", "", HAIKU, ()),
+        ("summarisation", "enterprise", HAIKU, ()),
+        ("chat", "free", HAIKU, ()),
+        ("chat", "pro", SONNET, (HAIKU,)),
+        ("chat", "enterprise", OPUS, (SONNET, HAIKU)),
+    ],
+)
+def test_defaults_without_rules(no_rules, task_type, plan_tier, model, fallbacks):
+    decision = route(task_type=task_type, plan_tier=plan_tier, prompt_tokens=2_000)
+    assert (decision.model, decision.fallbacks) == (model, fallbacks)
+    assert decision.reason.startswith("default:")
+
+
+def test_very_long_prompts_step_up_a_tier(no_rules, settings):
+    settings.LLM_LONG_PROMPT_TOKENS = 50_000
+    assert route(task_type="chat", plan_tier="free", prompt_tokens=60_000).model == SONNET
+    assert route(task_type="chat", plan_tier="pro", prompt_tokens=60_000).model == OPUS
+    assert route(task_type="chat", plan_tier="enterprise", prompt_tokens=60_000).model == OPUS
+
+
+@pytest.mark.parametrize(
+    ("task_type", "plan_tier", "tokens", "model", "rule"),
+    [
+        ("classification", "", 3_000, HAIKU, "Classification on Haiku"),
+        ("summarisation", "", 3_000, HAIKU, "History summaries on Haiku"),
+        ("chat", "free", 3_000, HAIKU, "Free plan chat"),
+        ("chat", "free", 70_000, SONNET, "Free plan, long prompts"),
+        ("chat", "pro", 3_000, SONNET, "Pro plan chat"),
+        ("chat", "pro", 70_000, OPUS, "Pro plan, long prompts"),
+        ("chat", "enterprise", 3_000, OPUS, "Enterprise plan chat"),
+    ],
+)
+def test_seeded_rules_route_like_the_defaults(task_type, plan_tier, tokens, model, rule):
+    decision = route(task_type=task_type, plan_tier=plan_tier, prompt_tokens=tokens)
+    assert decision.model == model
+    assert decision.reason == f"rule:{rule}"
+
+
+def test_override_wins_over_rules():
+    RoutingRuleFactory(name="everything on haiku", priority=0, model_tier="haiku")
+    assert route(task_type="chat", plan_tier="free", prompt_tokens=10, override="opus").model == OPUS
+    explicit = route(task_type="chat", plan_tier="free", prompt_tokens=10, override="claude-sonnet-5")
+    assert explicit.model == "claude-sonnet-5"
+    assert explicit.reason == "override:claude-sonnet-5"
+
+
+def test_lowest_priority_enabled_matching_rule_wins():
+    RoutingRuleFactory(name="disabled", priority=0, enabled=False, model_id="claude-opus-5")
+    RoutingRuleFactory(name="pro only", priority=1, plan_tier="pro", model_id="claude-sonnet-5")
+    RoutingRuleFactory(name="any chat", priority=2, task_type="chat", model_tier="opus")
+    assert route(task_type="chat", plan_tier="pro", prompt_tokens=10).model == "claude-sonnet-5"
+    assert route(task_type="chat", plan_tier="free", prompt_tokens=10).reason == "rule:any chat"
+
+
+def test_token_bounds_are_inclusive_and_optional():
+    RoutingRuleFactory(name="mid", priority=0, min_prompt_tokens=1_000, max_prompt_tokens=2_000, model_tier="opus")
+    assert route(task_type="chat", plan_tier="free", prompt_tokens=1_000).model == OPUS
+    assert route(task_type="chat", plan_tier="free", prompt_tokens=2_000).model == OPUS
+    assert route(task_type="chat", plan_tier="free", prompt_tokens=2_001).model != OPUS
+    assert route(task_type="chat", plan_tier="free", prompt_tokens=999).model != OPUS
+
+
+def test_rule_fallback_chain_accepts_tiers_and_ids():
+    RoutingRuleFactory(name="custom", priority=0, model_tier="opus", fallback_chain="claude-sonnet-5, haiku")
+    assert route(task_type="chat", plan_tier="pro", prompt_tokens=10).fallbacks == ("claude-sonnet-5", HAIKU)
+
+
+def test_model_ids_come_from_settings(no_rules, settings):
+    settings.LLM_MODELS = {"haiku": "claude-haiku-4-5", "sonnet": "claude-sonnet-5", "opus": "claude-opus-5"}
+    decision = route(task_type="chat", plan_tier="enterprise", prompt_tokens=10)
+    assert decision.chain == ("claude-opus-5", "claude-sonnet-5", "claude-haiku-4-5")
+
+
+def test_prompt_version_tier_applies_when_no_rule_matches(no_rules):
+    assert default_route(task_type="chat", plan_tier="free", prompt_tokens=10, prompt_tier="sonnet").model == SONNET
