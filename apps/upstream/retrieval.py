@@ -49,11 +49,12 @@ TERM_ALIASES: dict[str, str] = {
 
 
 def stem_terms(text: str) -> list[str]:
-    return [
-        fold_accents(TERM_ALIASES.get(word, word))[:_STEM_LENGTH]
-        for word in words(text)
-        if len(word) > 2 and word not in _ALL_STOPWORDS
-    ]
+    return [_stem(word) for word in words(text) if len(word) > 2 and word not in _ALL_STOPWORDS]
+
+
+@lru_cache(maxsize=65_536)
+def _stem(word: str) -> str:
+    return fold_accents(TERM_ALIASES.get(word, word))[:_STEM_LENGTH]
 
 
 def plain_prose(text: str) -> str:

@@ -11,15 +11,16 @@ Output text is split with the same rule (`split_output_tokens`), so a streamed a
 from __future__ import annotations
 
 import json
-import math
 import re
 from functools import lru_cache
 from typing import Any
 
-CHARS_PER_TOKEN = 4
-
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-_PIECE = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
+# One token: a CJK character, up to 4 letters/digits of a word (so a run costs ceil(len / 4)), or one
+# punctuation mark.
+_TOKEN = rf"[{_CJK}]|[^\W{_CJK}]{{1,4}}|[^\w\s]"
+_TOKEN_PATTERN = re.compile(_TOKEN)
+_OUTPUT_CHUNK_PATTERN = re.compile(rf"\s*(?:{_TOKEN})")  # a token with the whitespace before it
 
 # Fixed costs for non-text inputs; the real API's costs depend on pixel size / page count.
 IMAGE_TOKENS = 1_600
@@ -28,7 +29,7 @@ DOCUMENT_PAGE_TOKENS = 1_500
 
 @lru_cache(maxsize=8_192)
 def count_text_tokens(text: str) -> int:
-    return sum(math.ceil(len(match.group()) / CHARS_PER_TOKEN) for match in _PIECE.finditer(text))
+    return sum(1 for _ in _TOKEN_PATTERN.finditer(text))
 
 
 def split_output_tokens(text: str) -> list[str]:
@@ -36,20 +37,13 @@ def split_output_tokens(text: str) -> list[str]:
 
     Leading whitespace travels with the chunk after it, trailing whitespace with the last chunk.
     """
-    chunks: list[str] = []
-    position = 0
-    for match in _PIECE.finditer(text):
-        piece = match.group()
-        whitespace_before = text[position : match.start()]
-        for offset in range(0, len(piece), CHARS_PER_TOKEN):
-            part = piece[offset : offset + CHARS_PER_TOKEN]
-            chunks.append((whitespace_before + part) if offset == 0 else part)
-        position = match.end()
-    if position < len(text):
+    chunks = _OUTPUT_CHUNK_PATTERN.findall(text)
+    consumed = len("".join(chunks))
+    if consumed < len(text):  # only trailing whitespace is left over
         if chunks:
-            chunks[-1] += text[position:]
+            chunks[-1] += text[consumed:]
         else:
-            chunks.append(text[position:])
+            chunks.append(text)
     return chunks
 
 
