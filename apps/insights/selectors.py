@@ -199,22 +199,33 @@ def _resolved(slug: str, since: datetime, until: datetime) -> dict[int, Rate]:
     return {row["conversation__prompt_version_id"]: Rate(row["resolved_count"], row["total"]) for row in rows}
 
 
-def _classifier_accuracy(slug: str, since: datetime, until: datetime) -> dict[str, Rate]:
+def _classifier_accuracy(slug: str, since: datetime, until: datetime, labels: dict[int, str]) -> dict[str, Rate]:
     """Classifier version label → agreement of its `resolved` label with the user's last thumb.
 
     Ground truth exists only for conversations with feedback: the last rating in the conversation,
-    "up" meaning resolved. `TranscriptClassification.prompt_version` is a bare label, so this is only
-    computed for the classifier prompt.
+    "up" meaning resolved. A classification is attributed by its `prompt_version_id` when triage
+    records one (`labels` maps this prompt's version ids to labels); the bare `prompt_version` label
+    is used only for the classifier prompt, since labels alone do not name a prompt.
     """
     classification = _model("triage", "TranscriptClassification")
     feedback = _model("chat", "Feedback")
-    if slug != TRANSCRIPT_CLASSIFIER or classification is None or feedback is None:
+    if classification is None or feedback is None:
         return {}
-    labelled = list(
-        classification.objects.filter(
-            status="classified", resolved__isnull=False, for_date__gte=since.date(), for_date__lte=until.date()
-        ).values_list("conversation_id", "prompt_version", "resolved")[:PERCENTILE_SAMPLE_LIMIT]
-    )
+    field_names = {f.name for f in classification._meta.get_fields()}
+    id_field = "prompt_version_id" if "prompt_version_id" in field_names else "prompt_version"
+    rows = classification.objects.filter(
+        status="classified", resolved__isnull=False, for_date__gte=since.date(), for_date__lte=until.date()
+    ).values_list("conversation_id", "prompt_version", id_field, "resolved")[:PERCENTILE_SAMPLE_LIMIT]
+    labelled = []
+    for conversation_id, label, version_id, resolved in rows:
+        if id_field == "prompt_version_id" and version_id is not None:
+            label = labels.get(version_id)
+        elif slug != TRANSCRIPT_CLASSIFIER:
+            label = None
+        if label:
+            labelled.append((conversation_id, label, resolved))
+    if not labelled:
+        return {}
     last_rating: dict = {}
     ratings = (
         feedback.objects.filter(message__conversation_id__in={c for c, _, _ in labelled})
@@ -245,7 +256,7 @@ def version_metrics(*, slug: str, since: datetime, until: datetime) -> list[Vers
     calls = _call_figures(slug, since, until)
     thumbs = _thumbs(slug, since, until)
     resolved = _resolved(slug, since, until)
-    accuracy = _classifier_accuracy(slug, since, until)
+    accuracy = _classifier_accuracy(slug, since, until, {v.pk: v.version for v in versions})
     result = []
     for version in versions:
         label = version.version
@@ -378,6 +389,8 @@ def csv_row(metrics: VersionMetrics) -> list[str]:
             return ""
         if isinstance(value, float):
             return f"{value:.6f}"
+        if isinstance(value, Decimal):  # USD to 8 places, without trailing zeros or exponents
+            return format(value.quantize(Decimal("0.00000001")).normalize(), "f")
         return str(value)
 
     values = {
