@@ -55,6 +55,7 @@ class RequestBuilder:
     def __init__(self, prompt: PromptParts) -> None:
         self.prompt = prompt
         self._routes: dict[tuple[str, int], str] = {}
+        self._system: Any = None
         self._prompt_chars = sum(
             len(part) for part in (prompt.persona, prompt.business_rules, prompt.output_format, prompt.few_shot_examples)
         ) + sum(len(title) + len(body) for title, body in prompt.reference_documents)
@@ -78,11 +79,17 @@ class RequestBuilder:
         if transcript.clarifying:
             user_text = f"{user_text}\n\n{CLARIFYING_INSTRUCTION}"
         model = self.model_for(plan_tier=transcript.plan_tier, text_chars=len(user_text))
+        params = batch_request_params(prompt=self.prompt, user_text=user_text, model=model)
+        # Every request carries the same system blocks: share one copy instead of thousands while a batch is built.
+        if self._system is None:
+            self._system = params.get("system")
+        elif params.get("system") == self._system:
+            params["system"] = self._system
         return {
             "custom_id": custom_id_for(
                 batch_id=batch_id, classification_id=transcript.classification_id, attempt=transcript.attempt
             ),
-            "params": batch_request_params(prompt=self.prompt, user_text=user_text, model=model),
+            "params": params,
         }
 
 

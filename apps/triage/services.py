@@ -317,28 +317,43 @@ def batch_ingest(*, batch_id: int) -> ClassificationBatch:
     return _batch_close(batch=batch, status=BatchStatus.INGESTED, reason="missing_result")
 
 
+_CLASSIFICATION_RESULT_FIELDS = [
+    "status", "category", "resolved", "sentiment", "escalation_needed", "language", "summary", "model",
+    "raw_output", "last_error", "needs_clarification", "updated_at",
+]
+
+
 def _results_apply(*, batch: ClassificationBatch, results: list[Any], prompt: PromptParts) -> None:
+    """Store one chunk of results in one transaction: the items still waiting are locked, changed in memory,
+    then written with two bulk updates (the LLMCall rows are one insert each)."""
     by_custom_id = {result.custom_id: result for result in results}
     with transaction.atomic():
-        items = (
+        items = list(
             ClassificationBatchItem.objects.select_for_update()
             .select_related("classification")
             .filter(batch=batch, custom_id__in=list(by_custom_id), ingested_at__isnull=True)
         )
+        now = timezone.now()
         for item in items:
             _result_apply(item=item, result=by_custom_id[item.custom_id].result, prompt=prompt)
+            item.ingested_at = now
+            item.classification.updated_at = now
+        ClassificationBatchItem.objects.bulk_update(items, ["outcome", "ingested_at", "llm_call"])
+        TranscriptClassification.objects.bulk_update(
+            [item.classification for item in items], _CLASSIFICATION_RESULT_FIELDS
+        )
 
 
 def _result_apply(*, item: ClassificationBatchItem, result: Any, prompt: PromptParts) -> None:
-    """Store one result. Runs inside the chunk's transaction, on a locked, not yet ingested item."""
-    from apps.llm.batch import batch_result_record
+    """Apply one result to a locked, not yet ingested item and its classification, in memory (the caller saves
+    both) — except the LLMCall row, which batch_result_record inserts."""
+    from apps.llm.batch import batch_result_record, message_text
 
     classification = item.classification
-    conversation_id = str(classification.conversation_id)
     message = result.message if result.type == "succeeded" else None
     error_type = ""
-    if result.type == "succeeded":
-        text = "".join(block.text for block in message.content if getattr(block, "type", "") == "text")
+    if message is not None:
+        text = message_text(message)
         try:
             parsed = classification_parse(text)
         except InvalidClassification as exc:
@@ -351,7 +366,7 @@ def _result_apply(*, item: ClassificationBatchItem, result: Any, prompt: PromptP
     else:
         item.outcome = result.type if result.type in Outcome.values else Outcome.ERRORED
         error_type = _error_type(result)
-        _classification_requeue(classification=classification, reason=error_type)
+        _classification_requeue(classification=classification, reason=error_type, save=False)
     if result.type in ("succeeded", "errored"):
         # Expired and canceled requests never ran: nothing to price, nothing to log as an attempt.
         item.llm_call = batch_result_record(
@@ -359,11 +374,9 @@ def _result_apply(*, item: ClassificationBatchItem, result: Any, prompt: PromptP
             model=message.model if message is not None else item.model,
             message=message,
             prompt=prompt,
-            conversation_id=conversation_id,
+            conversation_id=str(classification.conversation_id),
             error_type=error_type,
         )
-    item.ingested_at = timezone.now()
-    item.save(update_fields=["outcome", "ingested_at", "llm_call"])
 
 
 def _error_type(result: Any) -> str:
@@ -386,7 +399,6 @@ def _classification_store(*, classification: TranscriptClassification, parsed: A
     classification.raw_output = raw
     classification.last_error = ""
     classification.needs_clarification = False
-    classification.save()
 
 
 def _classification_invalid(
@@ -401,17 +413,17 @@ def _classification_invalid(
     else:
         classification.status = Status.PENDING
         classification.needs_clarification = True
-    classification.save()
 
 
-def _classification_requeue(*, classification: TranscriptClassification, reason: str) -> None:
+def _classification_requeue(*, classification: TranscriptClassification, reason: str, save: bool = True) -> None:
     """Errored, expired, canceled or lost: back to pending for the next run, until attempts run out."""
     classification.last_error = reason[:200]
     if classification.attempts >= int(triage_setting("TRIAGE_MAX_ATTEMPTS")):
         classification.status = Status.UNCLASSIFIABLE
     else:
         classification.status = Status.PENDING
-    classification.save()
+    if save:
+        classification.save(update_fields=["status", "last_error", "updated_at"])
 
 
 def _batch_close(*, batch: ClassificationBatch, status: str, reason: str) -> ClassificationBatch:
