@@ -21,3 +21,5 @@ CHAT_RATE_LIMIT_PER_MINUTE = 1000
 LOGIN_RATE_LIMIT_PER_MINUTE = 1000
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 LOGGING = {"version": 1, "disable_existing_loggers": False}
+# Serve static files from the app's finders (no collectstatic in tests): the e2e test loads the page's JS/CSS.
+WHITENOISE_USE_FINDERS = True
