@@ -97,9 +97,16 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         Route("/_control/requests", control.guarded(control.requests), methods=["GET"]),
         Route("/_control/stats", control.guarded(control.stats), methods=["GET"]),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={404: _http_error, 405: _http_error})
     app.state.emulator = state  # in-process access for tests (cache, clock, batches)
     return app
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and methods get the API's JSON envelope rather than Starlette's plain text."""
+    status = getattr(exc, "status_code", 404)
+    message = "Not found" if status == 404 else f"Method {request.method} not allowed for {request.url.path}"
+    return _error_response(UpstreamError(status, message), new_id("req_"))
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
