@@ -42,8 +42,10 @@ class MetricsAdmin(admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         user = request.user
-        return user.is_active and user.is_staff and (
-            user.has_perm("insights.view_metrics") or user.has_perm("prompts.view_promptversion")
+        return (
+            user.is_active
+            and user.is_staff
+            and (user.has_perm("insights.view_metrics") or user.has_perm("prompts.view_promptversion"))
         )
 
     def has_module_permission(self, request):
@@ -61,15 +63,18 @@ class MetricsAdmin(admin.ModelAdmin):
     def get_urls(self):
         from django.urls import path
 
-        info = self.opts.app_label, self.opts.model_name
-        return [path("", self.admin_site.admin_view(self.changelist_view), name="%s_%s_changelist" % info)]
+        name = f"{self.opts.app_label}_{self.opts.model_name}_changelist"
+        return [path("", self.admin_site.admin_view(self.changelist_view), name=name)]
 
     def changelist_view(self, request, extra_context=None):
         if not self.has_view_permission(request):
             raise PermissionDenied
         prompts = list(Prompt.objects.order_by("slug"))
-        slug = request.GET.get("prompt") or (SUPPORT_ASSISTANT if any(p.slug == SUPPORT_ASSISTANT for p in prompts)
-                                             else (prompts[0].slug if prompts else ""))
+        slug = request.GET.get("prompt") or (
+            SUPPORT_ASSISTANT
+            if any(p.slug == SUPPORT_ASSISTANT for p in prompts)
+            else (prompts[0].slug if prompts else "")
+        )
         days = min(max(_int_param(request, "days", DEFAULT_DAYS) or DEFAULT_DAYS, 1), MAX_DAYS)
         until = timezone.now()
         since = until - timedelta(days=days)
@@ -114,20 +119,28 @@ class MetricsAdmin(admin.ModelAdmin):
         if not rows:
             return []
         figures = [
-            charts.bar_chart(title="Calls", items=list(zip(labels, [r.calls for r in rows], strict=True)),
-                             fmt=lambda v: f"{v:.0f}"),
-            charts.bar_chart(title="Error rate", items=list(zip(labels, [r.error_rate for r in rows], strict=True)),
-                             fmt=_pct),
-            charts.bar_chart(title="Cost per call (USD)",
-                             items=list(zip(labels, [_float(r.cost_per_call) for r in rows], strict=True)),
-                             fmt=lambda v: f"${v:.5f}"),
-            charts.bar_chart(title="p95 latency (ms)",
-                             items=list(zip(labels, [r.latency_p95_ms for r in rows], strict=True)),
-                             fmt=lambda v: f"{v:.0f} ms"),
-            charts.bar_chart(title="Cache hit rate",
-                             items=list(zip(labels, [r.cache_hit_rate for r in rows], strict=True)), fmt=_pct),
-            charts.bar_chart(title="Thumbs-up rate",
-                             items=list(zip(labels, [r.thumbs_up_rate for r in rows], strict=True)), fmt=_pct),
+            charts.bar_chart(
+                title="Calls", items=list(zip(labels, [r.calls for r in rows], strict=True)), fmt=lambda v: f"{v:.0f}"
+            ),
+            charts.bar_chart(
+                title="Error rate", items=list(zip(labels, [r.error_rate for r in rows], strict=True)), fmt=_pct
+            ),
+            charts.bar_chart(
+                title="Cost per call (USD)",
+                items=list(zip(labels, [_float(r.cost_per_call) for r in rows], strict=True)),
+                fmt=lambda v: f"${v:.5f}",
+            ),
+            charts.bar_chart(
+                title="p95 latency (ms)",
+                items=list(zip(labels, [r.latency_p95_ms for r in rows], strict=True)),
+                fmt=lambda v: f"{v:.0f} ms",
+            ),
+            charts.bar_chart(
+                title="Cache hit rate", items=list(zip(labels, [r.cache_hit_rate for r in rows], strict=True)), fmt=_pct
+            ),
+            charts.bar_chart(
+                title="Thumbs-up rate", items=list(zip(labels, [r.thumbs_up_rate for r in rows], strict=True)), fmt=_pct
+            ),
         ]
         daily = selectors.daily_calls(slug=slug, since=since, until=until)
         if daily:
@@ -162,4 +175,3 @@ def _versions_changelist_url(slug: str) -> str:
     prompt_id = Prompt.objects.filter(slug=slug).values_list("pk", flat=True).first()
     base = reverse("admin:prompts_promptversion_changelist")
     return f"{base}?prompt__id__exact={prompt_id}" if prompt_id else base
-

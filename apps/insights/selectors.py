@@ -72,7 +72,7 @@ class VersionMetrics:
     latency_p95_ms: int | None = None
     ttft_p50_ms: int | None = None  # over calls that streamed a first token
     ttft_p95_ms: int | None = None
-    cost_usd: Decimal = Decimal("0")
+    cost_usd: Decimal = Decimal(0)
     cost_per_call: Decimal | None = None
     cost_per_conversation: Decimal | None = None  # cost of conversation calls / conversations
     input_tokens: int = 0  # uncached + cache write + cache read
@@ -366,18 +366,43 @@ def compare_versions(a: VersionMetrics, b: VersionMetrics) -> list[RateCompariso
         test = two_proportion_z_test(rate_a.hits, rate_a.total, rate_b.hits, rate_b.total)
         comparisons.append(
             RateComparison(
-                name=name, label=label, a=rate_a, b=rate_b, higher_is_better=higher_is_better,
-                z=test[0] if test else None, p_value=test[1] if test else None,
+                name=name,
+                label=label,
+                a=rate_a,
+                b=rate_b,
+                higher_is_better=higher_is_better,
+                z=test[0] if test else None,
+                p_value=test[1] if test else None,
             )
         )
     return comparisons
 
 
 CSV_COLUMNS: tuple[str, ...] = (
-    "version", "status", "weight", "calls", "conversations", "error_rate", "fallback_rate", "refusal_rate",
-    "output_tokens_avg", "output_tokens_p95", "latency_p50_ms", "latency_p95_ms", "ttft_p50_ms", "ttft_p95_ms",
-    "cost_usd", "cost_per_call", "cost_per_conversation", "cache_hit_rate", "thumbs_up_rate", "feedback_count",
-    "resolved_rate", "classified_conversations", "accuracy", "accuracy_samples",
+    "version",
+    "status",
+    "weight",
+    "calls",
+    "conversations",
+    "error_rate",
+    "fallback_rate",
+    "refusal_rate",
+    "output_tokens_avg",
+    "output_tokens_p95",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "ttft_p50_ms",
+    "ttft_p95_ms",
+    "cost_usd",
+    "cost_per_call",
+    "cost_per_conversation",
+    "cache_hit_rate",
+    "thumbs_up_rate",
+    "feedback_count",
+    "resolved_rate",
+    "classified_conversations",
+    "accuracy",
+    "accuracy_samples",
 )
 
 
@@ -394,22 +419,43 @@ def csv_row(metrics: VersionMetrics) -> list[str]:
         return str(value)
 
     values = {
-        "version": metrics.version, "status": metrics.status, "weight": metrics.weight, "calls": metrics.calls,
-        "conversations": metrics.conversations, "error_rate": metrics.error_rate,
-        "fallback_rate": metrics.fallback_rate, "refusal_rate": metrics.refusal_rate,
-        "output_tokens_avg": metrics.output_tokens_avg, "output_tokens_p95": metrics.output_tokens_p95,
-        "latency_p50_ms": metrics.latency_p50_ms, "latency_p95_ms": metrics.latency_p95_ms,
-        "ttft_p50_ms": metrics.ttft_p50_ms, "ttft_p95_ms": metrics.ttft_p95_ms,
-        "cost_usd": metrics.cost_usd, "cost_per_call": metrics.cost_per_call,
-        "cost_per_conversation": metrics.cost_per_conversation, "cache_hit_rate": metrics.cache_hit_rate,
-        "thumbs_up_rate": metrics.thumbs_up.value, "feedback_count": metrics.thumbs_up.total,
-        "resolved_rate": metrics.resolved.value, "classified_conversations": metrics.resolved.total,
-        "accuracy": metrics.accuracy.value, "accuracy_samples": metrics.accuracy.total,
+        "version": metrics.version,
+        "status": metrics.status,
+        "weight": metrics.weight,
+        "calls": metrics.calls,
+        "conversations": metrics.conversations,
+        "error_rate": metrics.error_rate,
+        "fallback_rate": metrics.fallback_rate,
+        "refusal_rate": metrics.refusal_rate,
+        "output_tokens_avg": metrics.output_tokens_avg,
+        "output_tokens_p95": metrics.output_tokens_p95,
+        "latency_p50_ms": metrics.latency_p50_ms,
+        "latency_p95_ms": metrics.latency_p95_ms,
+        "ttft_p50_ms": metrics.ttft_p50_ms,
+        "ttft_p95_ms": metrics.ttft_p95_ms,
+        "cost_usd": metrics.cost_usd,
+        "cost_per_call": metrics.cost_per_call,
+        "cost_per_conversation": metrics.cost_per_conversation,
+        "cache_hit_rate": metrics.cache_hit_rate,
+        "thumbs_up_rate": metrics.thumbs_up.value,
+        "feedback_count": metrics.thumbs_up.total,
+        "resolved_rate": metrics.resolved.value,
+        "classified_conversations": metrics.resolved.total,
+        "accuracy": metrics.accuracy.value,
+        "accuracy_samples": metrics.accuracy.total,
     }
     return [fmt(values[column]) for column in CSV_COLUMNS]
 
 
 __all__ = [
-    "Rate", "VersionMetrics", "RateComparison", "version_metrics", "daily_calls", "compare_versions",
-    "two_proportion_z_test", "percentile", "csv_row", "CSV_COLUMNS",
+    "CSV_COLUMNS",
+    "Rate",
+    "RateComparison",
+    "VersionMetrics",
+    "compare_versions",
+    "csv_row",
+    "daily_calls",
+    "percentile",
+    "two_proportion_z_test",
+    "version_metrics",
 ]

@@ -91,8 +91,19 @@ class ReferenceDocumentInline(admin.StackedInline):
 class PromptVersionForm(forms.ModelForm):
     class Meta:
         model = PromptVersion
-        fields = ("prompt", "major", "minor", "patch", "persona", "business_rules", "output_format",
-                  "few_shot_examples", "model_tier", "max_tokens", "change_note")
+        fields = (
+            "prompt",
+            "major",
+            "minor",
+            "patch",
+            "persona",
+            "business_rules",
+            "output_format",
+            "few_shot_examples",
+            "model_tier",
+            "max_tokens",
+            "change_note",
+        )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -140,20 +151,35 @@ class PromptVersionAdmin(admin.ModelAdmin):
     search_fields = ("prompt__slug", "change_note")
     list_select_related = ("prompt", "created_by")
     actions = ["compare_selected", "publish_selected", "rollback_selected", "retire_selected"]
-    meta_fields = ("status", "weight", "based_on", "created_by", "created_at", "updated_by", "updated_at",
-                   "published_by", "published_at", "retired_at")
+    meta_fields = (
+        "status",
+        "weight",
+        "based_on",
+        "created_by",
+        "created_at",
+        "updated_by",
+        "updated_at",
+        "published_by",
+        "published_at",
+        "retired_at",
+    )
     readonly_fields = meta_fields
     change_form_template = "admin/prompts/promptversion/change_form.html"
     change_list_template = "admin/prompts/promptversion/change_list.html"
 
     fieldsets = (
         (None, {"fields": ("prompt", ("major", "minor", "patch"), "change_note")}),
-        ("System prompt parts (cached prefix, in this order)",
-         {"fields": ("persona", "business_rules", "output_format", "few_shot_examples")}),
-        ("Route and limits", {
-            "fields": ("model_tier", "max_tokens"),
-            "description": "There is no temperature: API version 2026-10-21 (SDK 2.x) rejects it.",
-        }),
+        (
+            "System prompt parts (cached prefix, in this order)",
+            {"fields": ("persona", "business_rules", "output_format", "few_shot_examples")},
+        ),
+        (
+            "Route and limits",
+            {
+                "fields": ("model_tier", "max_tokens"),
+                "description": "There is no temperature: API version 2026-10-21 (SDK 2.x) rejects it.",
+            },
+        ),
         ("Lifecycle", {"fields": meta_fields}),
     )
 
@@ -183,8 +209,9 @@ class PromptVersionAdmin(admin.ModelAdmin):
         changed = list(form.changed_data)
         if any(formset.has_changed() for formset in formsets):
             changed.append("reference_documents")
-        services.prompt_version_audit_form_save(version=form.instance, actor=request.user, created=not change,
-                                                changed=changed)
+        services.prompt_version_audit_form_save(
+            version=form.instance, actor=request.user, created=not change, changed=changed
+        )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = extra_context or {}
@@ -312,8 +339,9 @@ class PromptVersionAdmin(admin.ModelAdmin):
         if action == "publish":
             weight = int(request.POST.get("weight") or services.DEFAULT_PUBLISH_WEIGHT)
             exclusive = request.POST.get("mode", "exclusive") == "exclusive"
-            done = services.prompt_version_publish(version=version, actor=request.user, weight=weight,
-                                                   exclusive=exclusive)
+            done = services.prompt_version_publish(
+                version=version, actor=request.user, weight=weight, exclusive=exclusive
+            )
             return f"Published {done}. New conversations may get it now; running ones keep their version."
         if action == "rollback":
             done = services.prompt_version_rollback(to_version=version, actor=request.user)
@@ -347,8 +375,11 @@ class PromptVersionAdmin(admin.ModelAdmin):
         if request.method == "POST":
             try:
                 draft = services.prompt_version_create_draft(
-                    prompt=version.prompt, based_on=version, bump=request.POST.get("bump", "minor"),
-                    actor=request.user, change_note=request.POST.get("change_note", ""),
+                    prompt=version.prompt,
+                    based_on=version,
+                    bump=request.POST.get("bump", "minor"),
+                    actor=request.user,
+                    change_note=request.POST.get("change_note", ""),
                 )
             except ApplicationError as exc:
                 messages.error(request, exc.message)
@@ -356,8 +387,11 @@ class PromptVersionAdmin(admin.ModelAdmin):
                 messages.success(request, f"Created draft {draft} from {version.version}; edit it below.")
                 return self._done(request, draft)
         choices = [
-            (bump, ".".join(map(str, services.next_free_semver(prompt=version.prompt, base=version.semver, bump=bump))),
-             BUMP_HELP[bump])
+            (
+                bump,
+                ".".join(map(str, services.next_free_semver(prompt=version.prompt, base=version.semver, bump=bump))),
+                BUMP_HELP[bump],
+            )
             for bump in services.BUMPS
         ]
         context = self._context(request, f"New draft from {version}", version=version, choices=choices)
@@ -371,8 +405,12 @@ class PromptVersionAdmin(admin.ModelAdmin):
         b = self._version(_int(request.GET.get("b")))
         siblings = PromptVersion.objects.filter(prompt=a.prompt).order_by("-major", "-minor", "-patch")
         context = self._context(
-            request, f"{a.prompt.slug}: {a.version} ↔ {b.version}",
-            a=a, b=b, siblings=siblings, diffs=selectors.prompt_version_diff(a=a, b=b),
+            request,
+            f"{a.prompt.slug}: {a.version} ↔ {b.version}",
+            a=a,
+            b=b,
+            siblings=siblings,
+            diffs=selectors.prompt_version_diff(a=a, b=b),
             suggested_bump=selectors.suggest_bump(base=a, draft=b),
         )
         return TemplateResponse(request, "admin/prompts/promptversion/diff.html", context)
@@ -390,9 +428,14 @@ class PromptVersionAdmin(admin.ModelAdmin):
         )
         result = preview.result
         context = self._context(
-            request, f"Preview {version}",
-            version=version, user_text=user_text, username=username, account_context=account_context,
-            preview=preview, result=result,
+            request,
+            f"Preview {version}",
+            version=version,
+            user_text=user_text,
+            username=username,
+            account_context=account_context,
+            preview=preview,
+            result=result,
             params_json=json.dumps(result.params, indent=2, ensure_ascii=False) if result is not None else "",
             compare_to=compare_to or version.based_on,
             siblings=PromptVersion.objects.filter(prompt=version.prompt).exclude(pk=version.pk),
@@ -431,7 +474,12 @@ class PromptVersionAdmin(admin.ModelAdmin):
         return request.user.has_perm(PUBLISH_PERM)
 
 
-ACTION_TITLES = {"publish": "Publish", "rollback": "Roll back to", "retire": "Retire", "weight": "Set traffic weight of"}
+ACTION_TITLES = {
+    "publish": "Publish",
+    "rollback": "Roll back to",
+    "retire": "Retire",
+    "weight": "Set traffic weight of",
+}
 BUMP_HELP = {
     "major": "the output format or contract changes (parsers, the classifier's JSON consumers must adapt)",
     "minor": "behaviour changes: persona, rules, reference documents, examples, route or limits",
@@ -460,15 +508,31 @@ def _sample_account_context(username: str) -> tuple[str, str]:
         user = user_model.objects.filter(customer_account__isnull=False).order_by("username").first()
     if user is not None:
         return user.get_username(), account_context_for_user(user).render()
-    sample = AccountContext(username="sample-customer", plan_tier="pro", billing_status="active", language="en",
-                            company="Example Ltd", seats=3, invoices=(), open_tickets=())
+    sample = AccountContext(
+        username="sample-customer",
+        plan_tier="pro",
+        billing_status="active",
+        language="en",
+        company="Example Ltd",
+        seats=3,
+        invoices=(),
+        open_tickets=(),
+    )
     return sample.username, sample.render()
 
 
 @admin.register(PromptAuditLog)
 class PromptAuditLogAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "prompt_slug", "version_label", "action", "from_status", "to_status", "actor",
-                    "detail_text")
+    list_display = (
+        "created_at",
+        "prompt_slug",
+        "version_label",
+        "action",
+        "from_status",
+        "to_status",
+        "actor",
+        "detail_text",
+    )
     list_filter = ("action", "prompt_slug")
     search_fields = ("prompt_slug", "version_label", "actor__username")
     date_hierarchy = "created_at"

@@ -188,7 +188,9 @@ class ReferenceDocument(models.Model):
     """A knowledge-base document included (in `position` order) in a version's cached system prefix."""
 
     version = models.ForeignKey(PromptVersion, on_delete=models.CASCADE, related_name="reference_documents")
-    position = models.PositiveIntegerField(default=0, help_text="Order in the prompt; keep stable to keep the cache warm.")
+    position = models.PositiveIntegerField(
+        default=0, help_text="Order in the prompt; keep stable to keep the cache warm."
+    )
     title = models.CharField(max_length=200)
     body = models.TextField()
 

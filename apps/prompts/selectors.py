@@ -38,8 +38,10 @@ def prompt_get_by_slug(*, slug: str) -> Prompt:
     """Raises NotFound("prompt_not_found")."""
     prompt = Prompt.objects.filter(slug=slug).first()
     if prompt is None:
-        raise NotFound(f'There is no prompt "{slug}". Run `manage.py seed_demo` or create it in the admin.',
-                       code="prompt_not_found")
+        raise NotFound(
+            f'There is no prompt "{slug}". Run `manage.py seed_demo` or create it in the admin.',
+            code="prompt_not_found",
+        )
     return prompt
 
 
@@ -155,9 +157,16 @@ def prompt_version_diff(*, a: PromptVersion, b: PromptVersion, context_lines: in
         left, right = _part_text(a, part), _part_text(b, part)
         changed = left != right
         table = (
-            differ.make_table(left.splitlines(), right.splitlines(), fromdesc=f"{a.version}",
-                              todesc=f"{b.version}", context=True, numlines=context_lines)
-            if changed else ""
+            differ.make_table(
+                left.splitlines(),
+                right.splitlines(),
+                fromdesc=f"{a.version}",
+                todesc=f"{b.version}",
+                context=True,
+                numlines=context_lines,
+            )
+            if changed
+            else ""
         )
         diffs.append(PartDiff(part=part, label=label, changed=changed, table_html=table))
     return diffs
@@ -190,9 +199,9 @@ DYNAMIC_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("ISO date", re.compile(r"\b(19|20)\d\d-[01]\d-[0-3]\d\b")),
     ("time of day / timestamp", re.compile(r"\b[0-2]?\d:[0-5]\d(:[0-5]\d)?\b")),
     ("written date", re.compile(r"\b\d{1,2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]* (19|20)\d\d\b")),
-    ("relative date", re.compile(r"\b(today is|current date|current time|as of today)\b", re.I)),
+    ("relative date", re.compile(r"\b(today is|current date|current time|as of today)\b", re.IGNORECASE)),
     ("email address", re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.]+\b")),
-    ("account context", re.compile(r"<account_context>|\bcustomer: ", re.I)),
+    ("account context", re.compile(r"<account_context>|\bcustomer: ", re.IGNORECASE)),
     ("invoice number", re.compile(r"\bINV-\d{4}-\d+\b")),
 )
 
@@ -203,8 +212,10 @@ ALWAYS_DYNAMIC = frozenset({"template placeholder", "relative date"})
 def dynamic_content_findings(version: PromptVersion) -> dict[str, set[str]]:
     """kind → the distinct matches of DYNAMIC_PATTERNS in the version's cached system parts."""
     findings: dict[str, set[str]] = {}
-    text = "\n".join(_part_text(version, p) for p in ("persona", "business_rules", "output_format",
-                                                      "reference_documents", "few_shot_examples"))
+    text = "\n".join(
+        _part_text(version, p)
+        for p in ("persona", "business_rules", "output_format", "reference_documents", "few_shot_examples")
+    )
     for kind, pattern in DYNAMIC_PATTERNS:
         matches = {m.group(0) for m in pattern.finditer(text)}
         if matches:
@@ -263,7 +274,7 @@ def prompt_version_preview(
         return Preview(result=None, warnings=tuple(warnings), error=f"apps.llm preview unavailable: {exc}")
     try:
         result = preview_request(version.to_parts(), sample_user_text, account_context)
-    except Exception as exc:  # noqa: BLE001 - shown to the admin; the page must render
+    except Exception as exc:  # noqa: BLE001 - shown to the admin; the preview page must still render
         return Preview(result=None, warnings=tuple(warnings), error=f"{type(exc).__name__}: {exc}")
     merged = list(getattr(result, "warnings", ()) or ())
     merged += [w for w in warnings if w not in merged]
@@ -288,7 +299,10 @@ def prompt_versions_with_call_summary(queryset: QuerySet[PromptVersion], *, sinc
 
     active_weight = (
         PromptVersion.objects.filter(prompt=OuterRef("prompt"), status=Status.ACTIVE)
-        .order_by().values("prompt").annotate(total=Sum("weight")).values("total")
+        .order_by()
+        .values("prompt")
+        .annotate(total=Sum("weight"))
+        .values("total")
     )
     queryset = queryset.annotate(m_active_weight=Subquery(active_weight, output_field=IntegerField()))
     try:
@@ -305,8 +319,9 @@ def prompt_versions_with_call_summary(queryset: QuerySet[PromptVersion], *, sinc
         m_calls=figure(Count("id"), IntegerField()),
         m_errors=figure(Count("id", filter=Q(status="error")), IntegerField()),
         m_cost=figure(Sum("cost_usd"), DecimalField(max_digits=20, decimal_places=8)),
-        m_input=figure(Sum(F("input_tokens") + F("cache_creation_input_tokens") + F("cache_read_input_tokens")),
-                       IntegerField()),
+        m_input=figure(
+            Sum(F("input_tokens") + F("cache_creation_input_tokens") + F("cache_read_input_tokens")), IntegerField()
+        ),
         m_cache_read=figure(Sum("cache_read_input_tokens"), IntegerField()),
     )
 

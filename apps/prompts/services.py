@@ -179,7 +179,9 @@ def prompt_version_create_draft(
 
 
 @transaction.atomic
-def prompt_version_update_draft(*, version: PromptVersion, actor: AbstractBaseUser | None, **parts: Any) -> PromptVersion:
+def prompt_version_update_draft(
+    *, version: PromptVersion, actor: AbstractBaseUser | None, **parts: Any
+) -> PromptVersion:
     """Change the content of a draft. Published (active or retired) versions never change.
 
     Raises ApplicationError("prompt_version_immutable" | "invalid_parts").
@@ -205,8 +207,14 @@ def prompt_version_update_draft(*, version: PromptVersion, actor: AbstractBaseUs
     locked.updated_by = _user_or_none(actor)
     locked.full_clean(exclude=["prompt", "based_on", "created_by", "updated_by", "published_by"])
     locked.save()
-    _audit(version=locked, actor=actor, action=Action.DRAFT_EDITED, from_status=Status.DRAFT,
-           to_status=Status.DRAFT, detail={"changed": changed})
+    _audit(
+        version=locked,
+        actor=actor,
+        action=Action.DRAFT_EDITED,
+        from_status=Status.DRAFT,
+        to_status=Status.DRAFT,
+        detail={"changed": changed},
+    )
     return locked
 
 
@@ -230,9 +238,14 @@ def prompt_version_save_draft_form(*, version: PromptVersion, actor: AbstractBas
             )
     else:
         if version.major is None or version.minor is None or version.patch is None:
-            latest = PromptVersion.objects.filter(prompt_id=version.prompt_id).order_by("-major", "-minor", "-patch").first()
-            semver = (1, 0, 0) if latest is None else next_free_semver(prompt=version.prompt, base=latest.semver,
-                                                                       bump="minor")
+            latest = (
+                PromptVersion.objects.filter(prompt_id=version.prompt_id).order_by("-major", "-minor", "-patch").first()
+            )
+            semver = (
+                (1, 0, 0)
+                if latest is None
+                else next_free_semver(prompt=version.prompt, base=latest.semver, bump="minor")
+            )
             version.major, version.minor, version.patch = semver
         version.created_by = _user_or_none(actor)
     version.status = Status.DRAFT
@@ -242,7 +255,9 @@ def prompt_version_save_draft_form(*, version: PromptVersion, actor: AbstractBas
         with transaction.atomic():
             version.save()
     except IntegrityError as exc:
-        raise ApplicationError(f"{version.prompt.slug} {version.version} already exists.", code="version_taken") from exc
+        raise ApplicationError(
+            f"{version.prompt.slug} {version.version} already exists.", code="version_taken"
+        ) from exc
     return version
 
 
@@ -263,13 +278,21 @@ def prompt_version_audit_form_save(
 def _retire_others(*, prompt: Prompt, keep: PromptVersion, actor: AbstractBaseUser | None, reason: str) -> list[str]:
     retired: list[str] = []
     now = timezone.now()
-    for other in PromptVersion.objects.select_for_update().filter(prompt=prompt, status=Status.ACTIVE).exclude(pk=keep.pk):
+    for other in (
+        PromptVersion.objects.select_for_update().filter(prompt=prompt, status=Status.ACTIVE).exclude(pk=keep.pk)
+    ):
         other.status = Status.RETIRED
         other.weight = 0
         other.retired_at = now
         other.save(update_fields=["status", "weight", "retired_at", "updated_at"])
-        _audit(version=other, actor=actor, action=Action.RETIRED, from_status=Status.ACTIVE,
-               to_status=Status.RETIRED, detail={"reason": reason, "replaced_by": keep.version})
+        _audit(
+            version=other,
+            actor=actor,
+            action=Action.RETIRED,
+            from_status=Status.ACTIVE,
+            to_status=Status.RETIRED,
+            detail={"reason": reason, "replaced_by": keep.version},
+        )
         retired.append(other.version)
     return retired
 
@@ -296,14 +319,22 @@ def prompt_version_publish(
             f"Only drafts can be published; {locked} is {locked.status}. Use roll back to reactivate a retired version.",
             code="invalid_transition",
         )
-    retired = _retire_others(prompt=locked.prompt, keep=locked, actor=actor, reason="exclusive publish") if exclusive else []
+    retired = (
+        _retire_others(prompt=locked.prompt, keep=locked, actor=actor, reason="exclusive publish") if exclusive else []
+    )
     locked.status = Status.ACTIVE
     locked.weight = weight
     locked.published_at = timezone.now()
     locked.published_by = _user_or_none(actor)
     locked.save(update_fields=["status", "weight", "published_at", "published_by", "updated_at"])
-    _audit(version=locked, actor=actor, action=Action.PUBLISHED, from_status=Status.DRAFT, to_status=Status.ACTIVE,
-           detail={"weight": weight, "exclusive": exclusive, "retired": retired})
+    _audit(
+        version=locked,
+        actor=actor,
+        action=Action.PUBLISHED,
+        from_status=Status.DRAFT,
+        to_status=Status.ACTIVE,
+        detail={"weight": weight, "exclusive": exclusive, "retired": retired},
+    )
     return locked
 
 
@@ -324,8 +355,14 @@ def prompt_version_rollback(*, to_version: PromptVersion, actor: AbstractBaseUse
     locked.status = Status.ACTIVE
     locked.weight = DEFAULT_PUBLISH_WEIGHT
     locked.save(update_fields=["status", "weight", "updated_at"])
-    _audit(version=locked, actor=actor, action=Action.ROLLED_BACK, from_status=from_status, to_status=Status.ACTIVE,
-           detail={"retired": retired, "weight": DEFAULT_PUBLISH_WEIGHT})
+    _audit(
+        version=locked,
+        actor=actor,
+        action=Action.ROLLED_BACK,
+        from_status=from_status,
+        to_status=Status.ACTIVE,
+        detail={"retired": retired, "weight": DEFAULT_PUBLISH_WEIGHT},
+    )
     return locked
 
 
@@ -344,8 +381,9 @@ def prompt_version_retire(*, version: PromptVersion, actor: AbstractBaseUser | N
     """
     locked = _locked_version(version)
     if locked.status != Status.ACTIVE:
-        raise ApplicationError(f"Only active versions can be retired; {locked} is {locked.status}.",
-                               code="invalid_transition")
+        raise ApplicationError(
+            f"Only active versions can be retired; {locked} is {locked.status}.", code="invalid_transition"
+        )
     if _active_weight_total(locked.prompt, excluding=locked) < 1:
         raise ApplicationError(
             f"{locked} is the only version serving {locked.prompt.slug}; publish or roll back to another version first.",
@@ -356,8 +394,14 @@ def prompt_version_retire(*, version: PromptVersion, actor: AbstractBaseUser | N
     locked.weight = 0
     locked.retired_at = timezone.now()
     locked.save(update_fields=["status", "weight", "retired_at", "updated_at"])
-    _audit(version=locked, actor=actor, action=Action.RETIRED, from_status=Status.ACTIVE, to_status=Status.RETIRED,
-           detail={"weight": old_weight})
+    _audit(
+        version=locked,
+        actor=actor,
+        action=Action.RETIRED,
+        from_status=Status.ACTIVE,
+        to_status=Status.RETIRED,
+        detail={"weight": old_weight},
+    )
     return locked
 
 
@@ -372,8 +416,9 @@ def prompt_version_set_weight(*, version: PromptVersion, weight: int, actor: Abs
         raise ApplicationError("Weights are whole numbers ≥ 0.", code="invalid_weight")
     locked = _locked_version(version)
     if locked.status != Status.ACTIVE:
-        raise ApplicationError(f"Only active versions carry traffic; {locked} is {locked.status}.",
-                               code="invalid_transition")
+        raise ApplicationError(
+            f"Only active versions carry traffic; {locked} is {locked.status}.", code="invalid_transition"
+        )
     if weight == 0 and _active_weight_total(locked.prompt, excluding=locked) < 1:
         raise ApplicationError(
             f"{locked} is the only version serving {locked.prompt.slug}; its weight cannot be 0.",
@@ -382,8 +427,14 @@ def prompt_version_set_weight(*, version: PromptVersion, weight: int, actor: Abs
     old_weight = locked.weight
     locked.weight = weight
     locked.save(update_fields=["weight", "updated_at"])
-    _audit(version=locked, actor=actor, action=Action.WEIGHT_CHANGED, from_status=Status.ACTIVE,
-           to_status=Status.ACTIVE, detail={"from": old_weight, "to": weight})
+    _audit(
+        version=locked,
+        actor=actor,
+        action=Action.WEIGHT_CHANGED,
+        from_status=Status.ACTIVE,
+        to_status=Status.ACTIVE,
+        detail={"from": old_weight, "to": weight},
+    )
     return locked
 
 
@@ -401,8 +452,12 @@ SEED_PROMPTS: dict[str, dict[str, Any]] = {
     TRANSCRIPT_CLASSIFIER: {
         "name": "Transcript classifier",
         "description": "Nightly batch classification of finished conversations (category, resolved, sentiment).",
-        "files": ("classifier_persona.txt", "classifier_rules.txt", "classifier_output_format.txt",
-                  "classifier_few_shot.txt"),
+        "files": (
+            "classifier_persona.txt",
+            "classifier_rules.txt",
+            "classifier_output_format.txt",
+            "classifier_few_shot.txt",
+        ),
         "reference_documents": False,
         "model_tier": "haiku",
         "max_tokens": 400,

@@ -24,8 +24,14 @@ METRICS_URL = "admin:insights_metrics_changelist"
 
 
 def call(version, conversation="", **fields):
-    defaults = {"task_type": "chat", "prompt_slug": version.prompt.slug, "prompt_version": version.version,
-                "prompt_version_id": version.pk, "model": "claude-sonnet-4-6", "conversation_id": conversation}
+    defaults = {
+        "task_type": "chat",
+        "prompt_slug": version.prompt.slug,
+        "prompt_version": version.version,
+        "prompt_version_id": version.pk,
+        "model": "claude-sonnet-4-6",
+        "conversation_id": conversation,
+    }
     return LLMCall.objects.create(**{**defaults, **fields})
 
 
@@ -40,8 +46,12 @@ def rate(conv, version_label, rating):
 
 def classify(conv, resolved, *, status="classified", version=None):
     return TranscriptClassification.objects.create(
-        conversation=conv, for_date=timezone.localdate(), status=status, resolved=resolved,
-        prompt_version=version.version if version else "", prompt_version_id=version.pk if version else None,
+        conversation=conv,
+        for_date=timezone.localdate(),
+        status=status,
+        resolved=resolved,
+        prompt_version=version.version if version else "",
+        prompt_version_id=version.pk if version else None,
     )
 
 
@@ -52,20 +62,46 @@ def data():
     support = PromptFactory(slug="support-assistant")
     v1 = PromptVersionFactory(prompt=support, major=1, minor=0, status=Status.ACTIVE, weight=50)
     v2 = PromptVersionFactory(prompt=support, major=1, minor=1, status=Status.ACTIVE, weight=50)
-    classifier = PromptVersionFactory(prompt=PromptFactory(slug="transcript-classifier"), major=1, minor=0,
-                                      status=Status.ACTIVE, weight=100)
+    classifier = PromptVersionFactory(
+        prompt=PromptFactory(slug="transcript-classifier"), major=1, minor=0, status=Status.ACTIVE, weight=100
+    )
     c1, c2, c3, c5 = (conversation(user, v1), conversation(user, v1), conversation(user, v1), conversation(user, v2))
     c1_id, c2_id = str(c1.pk), str(c2.pk)
 
-    call(v1, c1_id, input_tokens=100, cache_read_input_tokens=900, output_tokens=50, latency_ms=1000, ttft_ms=200,
-         cost_usd=Decimal("0.010"))
-    call(v1, c1_id, input_tokens=100, cache_read_input_tokens=900, output_tokens=150, latency_ms=3000, ttft_ms=400,
-         cost_usd=Decimal("0.020"))
-    call(v1, c2_id, status="error", error_type="overloaded_error", latency_ms=500, cost_usd=Decimal("0"))
-    call(v1, c2_id, fallback_step=1, refused=True, input_tokens=1000, output_tokens=100, latency_ms=2000,
-         ttft_ms=300, cost_usd=Decimal("0.030"))
+    call(
+        v1,
+        c1_id,
+        input_tokens=100,
+        cache_read_input_tokens=900,
+        output_tokens=50,
+        latency_ms=1000,
+        ttft_ms=200,
+        cost_usd=Decimal("0.010"),
+    )
+    call(
+        v1,
+        c1_id,
+        input_tokens=100,
+        cache_read_input_tokens=900,
+        output_tokens=150,
+        latency_ms=3000,
+        ttft_ms=400,
+        cost_usd=Decimal("0.020"),
+    )
+    call(v1, c2_id, status="error", error_type="overloaded_error", latency_ms=500, cost_usd=Decimal(0))
+    call(
+        v1,
+        c2_id,
+        fallback_step=1,
+        refused=True,
+        input_tokens=1000,
+        output_tokens=100,
+        latency_ms=2000,
+        ttft_ms=300,
+        cost_usd=Decimal("0.030"),
+    )
     call(v1, "", input_tokens=200, output_tokens=40, latency_ms=400, cost_usd=Decimal("0.004"))
-    old = call(v1, c1_id, input_tokens=10_000, output_tokens=9_999, latency_ms=99_999, cost_usd=Decimal("5"))
+    old = call(v1, c1_id, input_tokens=10_000, output_tokens=9_999, latency_ms=99_999, cost_usd=Decimal(5))
     LLMCall.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=10))
     call(v2, str(c5.pk), input_tokens=500, output_tokens=80, latency_ms=800, ttft_ms=100, cost_usd=Decimal("0.005"))
     call(v2, str(c5.pk), input_tokens=500, output_tokens=120, latency_ms=1200, ttft_ms=150, cost_usd=Decimal("0.007"))
@@ -141,12 +177,16 @@ def test_comparison_verdicts():
     def version(errors):
         return selectors.VersionMetrics(version_id=1, version="x", status="active", weight=1, errors=errors)
 
-    significant = {c.name: c for c in selectors.compare_versions(version(selectors.Rate(45, 100)),
-                                                                 version(selectors.Rate(30, 100)))}["errors"]
+    significant = {
+        c.name: c
+        for c in selectors.compare_versions(version(selectors.Rate(45, 100)), version(selectors.Rate(30, 100)))
+    }["errors"]
     assert significant.verdict == "significant at 95 %"
     assert significant.difference == pytest.approx(-0.15)
-    close = {c.name: c for c in selectors.compare_versions(version(selectors.Rate(10, 100)),
-                                                           version(selectors.Rate(12, 100)))}["errors"]
+    close = {
+        c.name: c
+        for c in selectors.compare_versions(version(selectors.Rate(10, 100)), version(selectors.Rate(12, 100)))
+    }["errors"]
     # pooled 0.11; se = sqrt(0.11 · 0.89 · 0.02) = 0.044249; z = -0.452; p = 2 · (1 − Φ(0.452)) = 0.6513
     assert close.p_value == pytest.approx(0.6513, abs=1e-3)
     assert close.verdict == "not significant — keep collecting"
@@ -154,8 +194,9 @@ def test_comparison_verdicts():
 
 def test_metrics_page_renders_table_charts_and_comparison(client, data):
     client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
-    response = client.get(reverse(METRICS_URL), {"prompt": "support-assistant", "days": 7,
-                                                 "a": data["v1"].pk, "b": data["v2"].pk})
+    response = client.get(
+        reverse(METRICS_URL), {"prompt": "support-assistant", "days": 7, "a": data["v1"].pk, "b": data["v2"].pk}
+    )
     assert response.status_code == 200
     body = response.content.decode()
     assert 'id="insights-table"' in body and "<svg" in body and "Calls per day" in body
@@ -183,6 +224,10 @@ def test_csv_export(client, data):
     by_version = {row["version"]: row for row in rows}
     assert set(by_version) == {"1.0.0", "1.1.0"}
     v1 = by_version["1.0.0"]
-    assert (v1["calls"], v1["error_rate"], v1["cost_per_call"], v1["latency_p95_ms"]) == ("5", "0.200000", "0.0128",
-                                                                                          "3000")
+    assert (v1["calls"], v1["error_rate"], v1["cost_per_call"], v1["latency_p95_ms"]) == (
+        "5",
+        "0.200000",
+        "0.0128",
+        "3000",
+    )
     assert (v1["thumbs_up_rate"], v1["feedback_count"]) == ("0.500000", "4")

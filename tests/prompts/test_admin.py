@@ -53,34 +53,57 @@ def form_data(version, **overrides):
     """The change form's POST body for a draft, reference documents included (inline formset)."""
     documents = list(version.reference_documents.order_by("position", "id"))
     data = {
-        "major": version.major, "minor": version.minor, "patch": version.patch,
-        "persona": version.persona, "business_rules": version.business_rules,
-        "output_format": version.output_format, "few_shot_examples": version.few_shot_examples,
-        "model_tier": version.model_tier, "max_tokens": version.max_tokens, "change_note": version.change_note,
-        "reference_documents-TOTAL_FORMS": len(documents), "reference_documents-INITIAL_FORMS": len(documents),
-        "reference_documents-MIN_NUM_FORMS": 0, "reference_documents-MAX_NUM_FORMS": 1000,
+        "major": version.major,
+        "minor": version.minor,
+        "patch": version.patch,
+        "persona": version.persona,
+        "business_rules": version.business_rules,
+        "output_format": version.output_format,
+        "few_shot_examples": version.few_shot_examples,
+        "model_tier": version.model_tier,
+        "max_tokens": version.max_tokens,
+        "change_note": version.change_note,
+        "reference_documents-TOTAL_FORMS": len(documents),
+        "reference_documents-INITIAL_FORMS": len(documents),
+        "reference_documents-MIN_NUM_FORMS": 0,
+        "reference_documents-MAX_NUM_FORMS": 1000,
     }
     for i, doc in enumerate(documents):
-        data.update({f"reference_documents-{i}-id": doc.pk, f"reference_documents-{i}-version": version.pk,
-                     f"reference_documents-{i}-position": doc.position, f"reference_documents-{i}-title": doc.title,
-                     f"reference_documents-{i}-body": doc.body})
+        data.update(
+            {
+                f"reference_documents-{i}-id": doc.pk,
+                f"reference_documents-{i}-version": version.pk,
+                f"reference_documents-{i}-position": doc.position,
+                f"reference_documents-{i}-title": doc.title,
+                f"reference_documents-{i}-body": doc.body,
+            }
+        )
     data.update(overrides)
     return data
 
 
 def test_changelist_shows_status_share_and_key_metrics(admin_client_, seeded):
     now = timezone.now()
-    common = {"task_type": "chat", "prompt_slug": "support-assistant", "prompt_version": "1.0.0",
-              "prompt_version_id": seeded.pk, "model": "claude-sonnet-4-6", "latency_ms": 100}
+    common = {
+        "task_type": "chat",
+        "prompt_slug": "support-assistant",
+        "prompt_version": "1.0.0",
+        "prompt_version_id": seeded.pk,
+        "model": "claude-sonnet-4-6",
+        "latency_ms": 100,
+    }
     LLMCall.objects.create(**common, input_tokens=100, cache_read_input_tokens=300, cost_usd=Decimal("0.002"))
-    LLMCall.objects.create(**common, input_tokens=100, cache_creation_input_tokens=300, status="error",
-                           cost_usd=Decimal("0.004"))
-    old = LLMCall.objects.create(**common, input_tokens=5, cost_usd=Decimal("1"))
+    LLMCall.objects.create(
+        **common, input_tokens=100, cache_creation_input_tokens=300, status="error", cost_usd=Decimal("0.004")
+    )
+    old = LLMCall.objects.create(**common, input_tokens=5, cost_usd=Decimal(1))
     LLMCall.objects.filter(pk=old.pk).update(created_at=now - timedelta(days=8))  # outside the 7-day window
 
     response = admin_client_.get(url("changelist"))
     assert response.status_code == 200
-    row = next(line for line in response.content.decode().split("<tr") if "1.0.0" in line and "support-assistant" in line)
+    row = next(
+        line for line in response.content.decode().split("<tr") if "1.0.0" in line and "support-assistant" in line
+    )
     assert "Active" in row and "100%" in row  # status and traffic share
     assert ">2<" in row  # calls in the last 7 days
     assert "50.0%" in row  # error rate
@@ -125,10 +148,20 @@ def test_editing_a_draft_through_the_form_is_audited(admin_client_, seeded, admi
 
 
 def test_adding_a_version_numbers_it_automatically(admin_client_, seeded):
-    data = form_data(seeded, prompt=seeded.prompt.pk, major="", minor="", patch="",
-                     **{"reference_documents-TOTAL_FORMS": 1, "reference_documents-INITIAL_FORMS": 0,
-                        "reference_documents-0-position": 0, "reference_documents-0-title": "Only doc",
-                        "reference_documents-0-body": "Body"})
+    data = form_data(
+        seeded,
+        prompt=seeded.prompt.pk,
+        major="",
+        minor="",
+        patch="",
+        **{
+            "reference_documents-TOTAL_FORMS": 1,
+            "reference_documents-INITIAL_FORMS": 0,
+            "reference_documents-0-position": 0,
+            "reference_documents-0-title": "Only doc",
+            "reference_documents-0-body": "Body",
+        },
+    )
     for key in [k for k in data if k.startswith("reference_documents-0-") and k.endswith(("-id", "-version"))]:
         del data[key]
     response = admin_client_.post(url("add"), data)
@@ -221,9 +254,17 @@ def test_staff_without_permissions_get_403(client, seeded):
 
 def test_editors_can_edit_drafts_but_only_publishers_publish(client, seeded):
     draft = draft_from(seeded)
-    client.force_login(staff_with("view_promptversion", "change_promptversion", "add_promptversion",
-                                  "add_referencedocument", "change_referencedocument", "delete_referencedocument",
-                                  "view_referencedocument"))
+    client.force_login(
+        staff_with(
+            "view_promptversion",
+            "change_promptversion",
+            "add_promptversion",
+            "add_referencedocument",
+            "change_referencedocument",
+            "delete_referencedocument",
+            "view_referencedocument",
+        )
+    )
     assert client.post(url("change", draft.pk), form_data(draft, persona="edited")).status_code == 302
     assert client.post(url("publish", draft.pk)).status_code == 403
 

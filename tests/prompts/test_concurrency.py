@@ -23,8 +23,10 @@ def test_two_exclusive_publishes_at_once_leave_exactly_one_active_version():
     prompt = PromptFactory(slug="support-assistant")
     base = services.prompt_version_create_draft(prompt=prompt, actor=actor, persona="v1")
     services.prompt_version_publish(version=base, actor=actor)
-    drafts = [services.prompt_version_create_draft(prompt=prompt, based_on=base, bump=b, actor=actor)
-              for b in ("minor", "patch")]
+    drafts = [
+        services.prompt_version_create_draft(prompt=prompt, based_on=base, bump=b, actor=actor)
+        for b in ("minor", "patch")
+    ]
     barrier = threading.Barrier(len(drafts))
     errors: list[BaseException] = []
 
@@ -32,7 +34,7 @@ def test_two_exclusive_publishes_at_once_leave_exactly_one_active_version():
         try:
             barrier.wait(timeout=10)
             services.prompt_version_publish(version=draft, actor=actor)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the assertion below
             errors.append(exc)
         finally:
             connections.close_all()

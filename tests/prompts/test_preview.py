@@ -39,8 +39,9 @@ def test_preview_of_the_seeded_assistant_shows_the_cached_request(admin_client_,
 
 def test_preview_warns_about_a_short_prefix_and_moved_dynamic_content(admin_client_, llm_upstream):
     base = PromptVersionFactory(persona="You are Ava.", business_rules="Be brief.")
-    edited = PromptVersionFactory(prompt=base.prompt, based_on=base, persona="You are Ava. Today is {{ date }}.",
-                                  business_rules="Be brief.")
+    edited = PromptVersionFactory(
+        prompt=base.prompt, based_on=base, persona="You are Ava. Today is {{ date }}.", business_rules="Be brief."
+    )
     preview = selectors.prompt_version_preview(version=edited, sample_user_text="hi", account_context="")
     text = " ".join(preview.warnings)
     assert "below the" in text and "minimum" in text  # a few tokens cannot be cached

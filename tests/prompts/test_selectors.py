@@ -35,15 +35,19 @@ def test_70_30_split_over_10000_conversations(ab_rollout):
     # Binomial sd ≈ 46 for n=10,000, p=0.7: ±2 % is > 4 sd.
     assert 6800 <= counts[a.pk] <= 7200
     # And the public selector agrees with the in-memory pick.
-    assert selectors.prompt_version_for_conversation(slug="support-assistant", conversation_key="conversation-7").pk \
+    assert (
+        selectors.prompt_version_for_conversation(slug="support-assistant", conversation_key="conversation-7").pk
         == selectors.pick_weighted(versions, slug="support-assistant", key="conversation-7").pk
+    )
 
 
 def test_assignment_is_a_stable_sha256_of_slug_and_key(ab_rollout):
     a, b = ab_rollout
     key = "8d0f7a52-0000-4000-8000-000000000001"
     first = selectors.prompt_version_for_conversation(slug="support-assistant", conversation_key=key)
-    again = [selectors.prompt_version_for_conversation(slug="support-assistant", conversation_key=key) for _ in range(5)]
+    again = [
+        selectors.prompt_version_for_conversation(slug="support-assistant", conversation_key=key) for _ in range(5)
+    ]
     assert {v.pk for v in again} == {first.pk}
     point = int.from_bytes(hashlib.sha256(f"support-assistant:{key}".encode()).digest()[:8], "big") % 100
     assert first == (a if point < 70 else b)

@@ -24,8 +24,14 @@ def published(actor):
     """support-like prompt with 1.2.3 active, with two reference documents."""
     prompt = PromptFactory(slug="support-assistant")
     first = services.prompt_version_create_draft(
-        prompt=prompt, actor=actor, persona="Ava", business_rules="rules", output_format="markdown",
-        few_shot_examples="", reference_documents=[("Plans", "Free, Pro"), ("Refunds", "30 days")], max_tokens=900,
+        prompt=prompt,
+        actor=actor,
+        persona="Ava",
+        business_rules="rules",
+        output_format="markdown",
+        few_shot_examples="",
+        reference_documents=[("Plans", "Free, Pro"), ("Refunds", "30 days")],
+        max_tokens=900,
     )
     first.major, first.minor, first.patch = 1, 2, 3
     first.save()
@@ -46,7 +52,9 @@ def test_new_draft_bumps_the_base_version(published, actor, bump, expected):
 
 def test_bump_skips_numbers_already_taken(published, actor):
     services.prompt_version_create_draft(prompt=published.prompt, based_on=published, bump="minor", actor=actor)
-    second = services.prompt_version_create_draft(prompt=published.prompt, based_on=published, bump="minor", actor=actor)
+    second = services.prompt_version_create_draft(
+        prompt=published.prompt, based_on=published, bump="minor", actor=actor
+    )
     assert second.version == "1.4.0"
 
 
@@ -89,8 +97,9 @@ def test_published_version_content_cannot_be_changed(published, actor):
 
 def test_drafts_can_be_edited_and_the_edit_is_audited(published, actor):
     draft = services.prompt_version_create_draft(prompt=published.prompt, based_on=published, actor=actor)
-    services.prompt_version_update_draft(version=draft, actor=actor, persona="Ava 2",
-                                         reference_documents=[("Plans", "Free, Pro, Enterprise")])
+    services.prompt_version_update_draft(
+        version=draft, actor=actor, persona="Ava 2", reference_documents=[("Plans", "Free, Pro, Enterprise")]
+    )
     draft.refresh_from_db()
     assert draft.persona == "Ava 2"
     assert draft.reference_document_pairs() == (("Plans", "Free, Pro, Enterprise"),)

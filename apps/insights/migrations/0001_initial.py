@@ -4,23 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Metrics',
+            name="Metrics",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
             ],
             options={
-                'verbose_name': 'prompt version metrics',
-                'verbose_name_plural': 'prompt version metrics',
-                'managed': False,
-                'default_permissions': ('view',),
+                "verbose_name": "prompt version metrics",
+                "verbose_name_plural": "prompt version metrics",
+                "managed": False,
+                "default_permissions": ("view",),
             },
         ),
     ]

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,95 +14,248 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Prompt',
+            name="Prompt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(help_text='Stable name used by code, e.g. "support-assistant".', max_length=80, unique=True)),
-                ('name', models.CharField(help_text='Human-readable name shown in the admin.', max_length=200)),
-                ('description', models.TextField(blank=True, help_text='What the prompt is for and who calls it.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "slug",
+                    models.SlugField(
+                        help_text='Stable name used by code, e.g. "support-assistant".', max_length=80, unique=True
+                    ),
+                ),
+                ("name", models.CharField(help_text="Human-readable name shown in the admin.", max_length=200)),
+                ("description", models.TextField(blank=True, help_text="What the prompt is for and who calls it.")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['slug'],
+                "ordering": ["slug"],
             },
         ),
         migrations.CreateModel(
-            name='PromptVersion',
+            name="PromptVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('major', models.PositiveIntegerField(help_text='Semantic version: bump for changes callers must adapt to.')),
-                ('minor', models.PositiveIntegerField(help_text='Semantic version: bump for behaviour changes (rules, documents).')),
-                ('patch', models.PositiveIntegerField(help_text='Semantic version: bump for wording fixes.')),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('active', 'Active'), ('retired', 'Retired')], default='draft', help_text='draft → active → retired. Only drafts can be edited; change status with the admin actions.', max_length=10)),
-                ('weight', models.PositiveIntegerField(default=0, help_text="Traffic weight among the prompt's active versions (share = weight / sum of active weights). Always 0 for drafts and retired versions.")),
-                ('persona', models.TextField(blank=True, help_text='Who the assistant is and how it speaks (role).')),
-                ('business_rules', models.TextField(blank=True, help_text='Policies the assistant must follow.')),
-                ('output_format', models.TextField(blank=True, help_text='The shape of the answer (Markdown, JSON schema, …).')),
-                ('few_shot_examples', models.TextField(blank=True, help_text='Worked examples, as <example><user>…</user><assistant>…</assistant></example> blocks.')),
-                ('model_tier', models.CharField(blank=True, help_text='Default route: a tier ("haiku", "sonnet", "opus") or a full model id ("claude-…"). Blank = route by the customer\'s plan.', max_length=80)),
-                ('max_tokens', models.PositiveIntegerField(default=1024, help_text='Upper bound on the answer length in tokens.')),
-                ('change_note', models.TextField(blank=True, help_text='Why this version exists (shown in the audit log).')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('published_at', models.DateTimeField(blank=True, help_text='When the version first became active.', null=True)),
-                ('retired_at', models.DateTimeField(blank=True, help_text='When the version was last retired.', null=True)),
-                ('based_on', models.ForeignKey(blank=True, help_text='The version this draft was copied from; the preview compares against it.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='derived_versions', to='prompts.promptversion')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('prompt', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='versions', to='prompts.prompt')),
-                ('published_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('updated_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "major",
+                    models.PositiveIntegerField(help_text="Semantic version: bump for changes callers must adapt to."),
+                ),
+                (
+                    "minor",
+                    models.PositiveIntegerField(
+                        help_text="Semantic version: bump for behaviour changes (rules, documents)."
+                    ),
+                ),
+                ("patch", models.PositiveIntegerField(help_text="Semantic version: bump for wording fixes.")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("draft", "Draft"), ("active", "Active"), ("retired", "Retired")],
+                        default="draft",
+                        help_text="draft → active → retired. Only drafts can be edited; change status with the admin actions.",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "weight",
+                    models.PositiveIntegerField(
+                        default=0,
+                        help_text="Traffic weight among the prompt's active versions (share = weight / sum of active weights). Always 0 for drafts and retired versions.",
+                    ),
+                ),
+                ("persona", models.TextField(blank=True, help_text="Who the assistant is and how it speaks (role).")),
+                ("business_rules", models.TextField(blank=True, help_text="Policies the assistant must follow.")),
+                (
+                    "output_format",
+                    models.TextField(blank=True, help_text="The shape of the answer (Markdown, JSON schema, …)."),
+                ),
+                (
+                    "few_shot_examples",
+                    models.TextField(
+                        blank=True,
+                        help_text="Worked examples, as <example><user>…</user><assistant>…</assistant></example> blocks.",
+                    ),
+                ),
+                (
+                    "model_tier",
+                    models.CharField(
+                        blank=True,
+                        help_text='Default route: a tier ("haiku", "sonnet", "opus") or a full model id ("claude-…"). Blank = route by the customer\'s plan.',
+                        max_length=80,
+                    ),
+                ),
+                (
+                    "max_tokens",
+                    models.PositiveIntegerField(default=1024, help_text="Upper bound on the answer length in tokens."),
+                ),
+                (
+                    "change_note",
+                    models.TextField(blank=True, help_text="Why this version exists (shown in the audit log)."),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "published_at",
+                    models.DateTimeField(blank=True, help_text="When the version first became active.", null=True),
+                ),
+                (
+                    "retired_at",
+                    models.DateTimeField(blank=True, help_text="When the version was last retired.", null=True),
+                ),
+                (
+                    "based_on",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The version this draft was copied from; the preview compares against it.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="derived_versions",
+                        to="prompts.promptversion",
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "prompt",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="versions", to="prompts.prompt"
+                    ),
+                ),
+                (
+                    "published_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "updated_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['prompt__slug', '-major', '-minor', '-patch'],
-                'permissions': [('publish_promptversion', 'Can publish, roll back, retire and re-weight prompt versions')],
+                "ordering": ["prompt__slug", "-major", "-minor", "-patch"],
+                "permissions": [
+                    ("publish_promptversion", "Can publish, roll back, retire and re-weight prompt versions")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='PromptAuditLog',
+            name="PromptAuditLog",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('prompt_slug', models.CharField(help_text='Snapshot of the prompt slug.', max_length=80)),
-                ('version_label', models.CharField(help_text='Snapshot of the semantic version, e.g. "2.1.0".', max_length=32)),
-                ('action', models.CharField(choices=[('draft_created', 'Draft created'), ('draft_edited', 'Draft edited'), ('published', 'Published'), ('rolled_back', 'Rolled back to'), ('retired', 'Retired'), ('weight_changed', 'Traffic weight changed')], max_length=20)),
-                ('from_status', models.CharField(blank=True, max_length=10)),
-                ('to_status', models.CharField(blank=True, max_length=10)),
-                ('detail', models.JSONField(blank=True, default=dict, help_text='Action-specific data (weights, replaced versions…).')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('actor', models.ForeignKey(blank=True, help_text='Staff member who acted; blank for system actions (seeding, migrations).', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('version', models.ForeignKey(help_text='Null only if a draft was deleted later; prompt_slug/version_label keep the record readable.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='audit_log', to='prompts.promptversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("prompt_slug", models.CharField(help_text="Snapshot of the prompt slug.", max_length=80)),
+                (
+                    "version_label",
+                    models.CharField(help_text='Snapshot of the semantic version, e.g. "2.1.0".', max_length=32),
+                ),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("draft_created", "Draft created"),
+                            ("draft_edited", "Draft edited"),
+                            ("published", "Published"),
+                            ("rolled_back", "Rolled back to"),
+                            ("retired", "Retired"),
+                            ("weight_changed", "Traffic weight changed"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("from_status", models.CharField(blank=True, max_length=10)),
+                ("to_status", models.CharField(blank=True, max_length=10)),
+                (
+                    "detail",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="Action-specific data (weights, replaced versions…)."
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Staff member who acted; blank for system actions (seeding, migrations).",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        help_text="Null only if a draft was deleted later; prompt_slug/version_label keep the record readable.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="audit_log",
+                        to="prompts.promptversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='ReferenceDocument',
+            name="ReferenceDocument",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField(default=0, help_text='Order in the prompt; keep stable to keep the cache warm.')),
-                ('title', models.CharField(max_length=200)),
-                ('body', models.TextField()),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='reference_documents', to='prompts.promptversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "position",
+                    models.PositiveIntegerField(
+                        default=0, help_text="Order in the prompt; keep stable to keep the cache warm."
+                    ),
+                ),
+                ("title", models.CharField(max_length=200)),
+                ("body", models.TextField()),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="reference_documents",
+                        to="prompts.promptversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['version', 'position', 'id'],
+                "ordering": ["version", "position", "id"],
             },
         ),
         migrations.AddIndex(
-            model_name='promptversion',
-            index=models.Index(fields=['prompt', 'status'], name='prompts_version_status_idx'),
+            model_name="promptversion",
+            index=models.Index(fields=["prompt", "status"], name="prompts_version_status_idx"),
         ),
         migrations.AddConstraint(
-            model_name='promptversion',
-            constraint=models.UniqueConstraint(fields=('prompt', 'major', 'minor', 'patch'), name='prompts_version_unique_semver'),
+            model_name="promptversion",
+            constraint=models.UniqueConstraint(
+                fields=("prompt", "major", "minor", "patch"), name="prompts_version_unique_semver"
+            ),
         ),
         migrations.AddIndex(
-            model_name='promptauditlog',
-            index=models.Index(fields=['prompt_slug', '-created_at'], name='prompts_audit_slug_idx'),
+            model_name="promptauditlog",
+            index=models.Index(fields=["prompt_slug", "-created_at"], name="prompts_audit_slug_idx"),
         ),
         migrations.AddIndex(
-            model_name='referencedocument',
-            index=models.Index(fields=['version', 'position'], name='prompts_refdoc_order_idx'),
+            model_name="referencedocument",
+            index=models.Index(fields=["version", "position"], name="prompts_refdoc_order_idx"),
         ),
     ]
