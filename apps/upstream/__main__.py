@@ -22,14 +22,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Shared with the `run_upstream` management command."""
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8100)
-    parser.add_argument("--control-token", default=os.environ.get("UPSTREAM_CONTROL_TOKEN"),
-                        help="require this x-control-token on /_control/* (default: loopback-only access)")
-    parser.add_argument("--api-key", default=os.environ.get("UPSTREAM_API_KEY"),
-                        help="accept only this API key (default: any non-empty key)")
-    parser.add_argument("--batch-processing-seconds", type=float, default=2.0,
-                        help="how long a whole Message Batch takes to process")
-    parser.add_argument("--public-base-url", default=None,
-                        help="base URL used in batch results_url (default: from each request's Host)")
+    parser.add_argument(
+        "--control-token",
+        default=os.environ.get("UPSTREAM_CONTROL_TOKEN"),
+        help="require this x-control-token on /_control/* (default: loopback-only access)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("UPSTREAM_API_KEY"),
+        help="accept only this API key (default: any non-empty key)",
+    )
+    parser.add_argument(
+        "--batch-processing-seconds", type=float, default=2.0, help="how long a whole Message Batch takes to process"
+    )
+    parser.add_argument(
+        "--public-base-url", default=None, help="base URL used in batch results_url (default: from each request's Host)"
+    )
     parser.add_argument("--log-level", default="info")
 
 

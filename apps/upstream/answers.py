@@ -47,11 +47,40 @@ _GENERAL_HARM = re.compile(
     re.IGNORECASE,
 )
 ACCOUNT_HINTS = frozenset(
-    "plan tier invoice invoices bill billing ticket tickets subscription account order orders payment renew "
-    "renewal balance status facture compte abonnement rechnung konto factura cuenta fattura fatura conta "
-    "factuur".split()
+    [
+        "plan",
+        "tier",
+        "invoice",
+        "invoices",
+        "bill",
+        "billing",
+        "ticket",
+        "tickets",
+        "subscription",
+        "account",
+        "order",
+        "orders",
+        "payment",
+        "renew",
+        "renewal",
+        "balance",
+        "status",
+        "facture",
+        "compte",
+        "abonnement",
+        "rechnung",
+        "konto",
+        "factura",
+        "cuenta",
+        "fattura",
+        "fatura",
+        "conta",
+        "factuur",
+    ]
 )
-GREETING_WORDS = frozenset("hi hello hey bonjour salut hallo hola ciao olá ola hoi goedendag".split())
+GREETING_WORDS = frozenset(
+    ["hi", "hello", "hey", "bonjour", "salut", "hallo", "hola", "ciao", "olá", "ola", "hoi", "goedendag"]
+)
 
 
 @dataclass(frozen=True)
@@ -153,7 +182,9 @@ def _json_answer(body: dict[str, Any], system: str, user_text: str, messages: li
     else:
         fields = fields_from_prompt(system) or fields_from_prompt(user_text)
     if not fields:
-        summary_only = _SUMMARY_REQUEST.search(system + "\n" + user_text) and "classif" not in (system + user_text).lower()
+        summary_only = (
+            _SUMMARY_REQUEST.search(system + "\n" + user_text) and "classif" not in (system + user_text).lower()
+        )
         fields = [FieldSpec("summary")] if summary_only else classification_fields()
     signals = TranscriptSignals(_transcript_for(user_text, messages))
     return json.dumps(fill_fields(fields, signals), ensure_ascii=False)

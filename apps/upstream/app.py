@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from .batches import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, validate_batch_body
 from .clock import rfc3339
 from .config import EmulatorConfig
 from .errors import UpstreamError, error_body, invalid_request, new_id
@@ -34,7 +35,6 @@ from .validation import (
     validate_count_tokens_body,
     validate_create_body,
 )
-from .batches import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, validate_batch_body
 
 LOOPBACK_HOSTS: frozenset[str] = frozenset({"127.0.0.1", "::1", "localhost", "testclient"})
 RATE_LIMIT_REQUESTS = 4_000
@@ -125,7 +125,9 @@ class _Api:
 
     # -- pipeline ---------------------------------------------------------------------------------
 
-    def endpoint(self, handler: Handler, name: str, max_bytes: int | None = None) -> Callable[[Request], Awaitable[Response]]:
+    def endpoint(
+        self, handler: Handler, name: str, max_bytes: int | None = None
+    ) -> Callable[[Request], Awaitable[Response]]:
         limit = max_bytes if max_bytes is not None else self.config.max_request_bytes
 
         async def run(request: Request) -> Response:
@@ -389,10 +391,13 @@ def _malformed_response(mode: str, streaming: bool) -> Response:
     if mode == "empty_body":
         return Response(b"", media_type="text/event-stream" if streaming else "application/json")
     if streaming:
-        return Response(b'event: message_start\ndata: {"type": "message_start", "message": {"id": \n\n',
-                        media_type="text/event-stream")
-    return Response(b'{"id": "msg_01truncated", "type": "message", "content": [{"type": "te',
-                    media_type="application/json")
+        return Response(
+            b'event: message_start\ndata: {"type": "message_start", "message": {"id": \n\n',
+            media_type="text/event-stream",
+        )
+    return Response(
+        b'{"id": "msg_01truncated", "type": "message", "content": [{"type": "te', media_type="application/json"
+    )
 
 
 class _DropLogFilter(logging.Filter):
@@ -430,8 +435,9 @@ class _Control:
             else:
                 allowed = request.client is not None and request.client.host in LOOPBACK_HOSTS
             if not allowed:
-                return _error_response(UpstreamError(403, "control endpoints: missing or invalid x-control-token"),
-                                       new_id("req_"))
+                return _error_response(
+                    UpstreamError(403, "control endpoints: missing or invalid x-control-token"), new_id("req_")
+                )
             try:
                 return await handler(request)
             except UpstreamError as error:

@@ -76,7 +76,7 @@ class Batch:
             "type": "message_batch",
             "processing_status": self.processing_status,
             "request_counts": counts,
-            "ended_at": rfc3339(self.ended_at) if ended else None,
+            "ended_at": rfc3339(self.ended_at) if self.ended_at is not None else None,
             "created_at": rfc3339(self.created_at),
             "expires_at": rfc3339(self.created_at + BATCH_LIFETIME_SECONDS),
             "archived_at": None,
@@ -98,7 +98,9 @@ def validate_batch_body(body: Any, max_requests: int) -> list[tuple[str, dict[st
     if not requests:
         raise invalid_request("requests: List should have at least 1 item after validation, not 0")
     if len(requests) > max_requests:
-        raise invalid_request(f"requests: List should have at most {max_requests} items after validation, not {len(requests)}")
+        raise invalid_request(
+            f"requests: List should have at most {max_requests} items after validation, not {len(requests)}"
+        )
     seen: set[str] = set()
     validated: list[tuple[str, dict[str, Any]]] = []
     for index, item in enumerate(requests):
@@ -213,9 +215,7 @@ class BatchStore:
         with self._lock:
             batch = self.get(batch_id)
             if batch.processing_status != "ended":
-                raise invalid_request(
-                    f"Batch '{batch_id}' cannot be deleted while it is processing; cancel it first"
-                )
+                raise invalid_request(f"Batch '{batch_id}' cannot be deleted while it is processing; cancel it first")
             del self._batches[batch_id]
 
     def result_lines(self, batch_id: str) -> Iterator[bytes]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -37,5 +37,5 @@ class ManualClock:
 
 def rfc3339(epoch_seconds: float) -> str:
     """Format like the real API: `2024-08-20T18:37:24.100435Z`."""
-    moment = datetime.fromtimestamp(epoch_seconds, tz=timezone.utc)
+    moment = datetime.fromtimestamp(epoch_seconds, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

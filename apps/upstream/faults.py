@@ -120,7 +120,9 @@ class FaultConfig:
         for model, overrides in self.per_model.items():
             unknown = set(overrides) - PER_REQUEST_FIELDS
             if unknown:
-                raise ValueError(f"per_model[{model!r}] may only set {sorted(PER_REQUEST_FIELDS)}, not {sorted(unknown)}")
+                raise ValueError(
+                    f"per_model[{model!r}] may only set {sorted(PER_REQUEST_FIELDS)}, not {sorted(unknown)}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

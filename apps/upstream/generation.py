@@ -78,8 +78,9 @@ def generate(
         raise invalid_request(f"prompt is too long: {prompt_tokens} tokens > {window} maximum")
 
     usage = cache.account(model, blocks, config.min_cacheable(model))
-    generation = Generation(message_id=new_id("msg_"), model=model, usage=usage, stop_reason="end_turn",
-                            service_tier=service_tier)
+    generation = Generation(
+        message_id=new_id("msg_"), model=model, usage=usage, stop_reason="end_turn", service_tier=service_tier
+    )
     max_tokens: int = body["max_tokens"]
     if max_tokens == 0:  # cache pre-warming: nothing is generated
         generation.stop_reason = "max_tokens"
@@ -183,7 +184,8 @@ def stream_events(generation: Generation) -> Iterator[StreamEvent]:
 
 def _text_block_events(chunks: list[str]) -> Iterator[StreamEvent]:
     yield StreamEvent(
-        "content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+        "content_block_start",
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
     )
     yield StreamEvent("ping", {"type": "ping"})
     for chunk in chunks:

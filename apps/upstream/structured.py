@@ -25,7 +25,12 @@ _KNOWN_KEY_HINTS: dict[str, str] = {
 }
 
 CLASSIFICATION_KEYS: tuple[str, ...] = (
-    "category", "resolved", "sentiment", "escalation_needed", "language", "summary",
+    "category",
+    "resolved",
+    "sentiment",
+    "escalation_needed",
+    "language",
+    "summary",
 )
 
 

@@ -1,10 +1,10 @@
 """Run the emulator in a background thread (for pytest fixtures and benchmarks).
 
-    upstream = start_upstream_in_thread(EmulatorConfig(batch_processing_seconds=0))
-    client = anthropic.Anthropic(base_url=upstream.base_url, api_key="test")
-    upstream.control.set_faults({"force_errors": [529]})
-    ...
-    upstream.stop()
+upstream = start_upstream_in_thread(EmulatorConfig(batch_processing_seconds=0))
+client = anthropic.Anthropic(base_url=upstream.base_url, api_key="test")
+upstream.control.set_faults({"force_errors": [529]})
+...
+upstream.stop()
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import uvicorn
@@ -87,7 +87,7 @@ class RunningUpstream:
         self._thread.join(timeout=STARTUP_TIMEOUT_SECONDS)
         self.control.close()
 
-    def __enter__(self) -> RunningUpstream:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

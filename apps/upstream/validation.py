@@ -17,18 +17,46 @@ SAMPLING_PARAMS: tuple[str, ...] = ("temperature", "top_p", "top_k")
 
 COMMON_PARAMS: frozenset[str] = frozenset(
     {
-        "model", "messages", "system", "tools", "tool_choice", "thinking", "cache_control", "container",
-        "diagnostics", "inference_geo", "metadata", "output_config", "output_format", "service_tier", "speed",
-        "mcp_servers", "context_management", "user_profile_id", *SAMPLING_PARAMS,
+        "model",
+        "messages",
+        "system",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "cache_control",
+        "container",
+        "diagnostics",
+        "inference_geo",
+        "metadata",
+        "output_config",
+        "output_format",
+        "service_tier",
+        "speed",
+        "mcp_servers",
+        "context_management",
+        "user_profile_id",
+        *SAMPLING_PARAMS,
     }
 )
 CREATE_ONLY_PARAMS: frozenset[str] = frozenset({"max_tokens", "stop_sequences", "stream"})
 ROLES = ("user", "assistant")
 KNOWN_BLOCK_TYPES: frozenset[str] = frozenset(
     {
-        "text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking", "search_result",
-        "server_tool_use", "web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result",
-        "container_upload", "mcp_tool_use", "mcp_tool_result",
+        "text",
+        "image",
+        "document",
+        "tool_use",
+        "tool_result",
+        "thinking",
+        "redacted_thinking",
+        "search_result",
+        "server_tool_use",
+        "web_search_tool_result",
+        "web_fetch_tool_result",
+        "code_execution_tool_result",
+        "container_upload",
+        "mcp_tool_use",
+        "mcp_tool_result",
     }
 )
 
@@ -135,11 +163,15 @@ def _validate_messages(messages: Any, path: str) -> None:
     for index, message in enumerate(messages):
         _validate_message(message, f"{path}messages.{index}")
     if messages[0]["role"] != "user":
-        raise invalid_request(f"{path}messages: first message must use the \"user\" role")
+        raise invalid_request(f'{path}messages: first message must use the "user" role')
     last = messages[-1]
     if last["role"] == "assistant":
         last_blocks = content_blocks(last["content"])
-        if last_blocks and last_blocks[-1].get("type") == "text" and last_blocks[-1]["text"] != last_blocks[-1]["text"].rstrip():
+        if (
+            last_blocks
+            and last_blocks[-1].get("type") == "text"
+            and last_blocks[-1]["text"] != last_blocks[-1]["text"].rstrip()
+        ):
             raise invalid_request(f"{path}messages: final assistant content cannot end with trailing whitespace")
     # Consecutive turns with the same role are merged by the real API (see the SDK's `messages` doc),
     # so they are accepted here too.
@@ -152,7 +184,7 @@ def _validate_message(message: Any, path: str) -> None:
         raise invalid_request(f"{path}.role: Input should be 'user' or 'assistant'")
     unknown = set(message) - {"role", "content"}
     if unknown:
-        raise invalid_request(f"{path}.{sorted(unknown)[0]}: Extra inputs are not permitted")
+        raise invalid_request(f"{path}.{min(unknown)}: Extra inputs are not permitted")
     content = message.get("content")
     if content is None:
         raise invalid_request(f"{path}.content: Field required")
@@ -173,7 +205,9 @@ def _validate_block(block: Any, path: str) -> None:
         raise invalid_request(f"{path}: Input should be a content block object with a 'type'")
     block_type = block["type"]
     if block_type not in KNOWN_BLOCK_TYPES:
-        raise invalid_request(f"{path}.type: Input tag '{block_type}' found using 'type' does not match any of the expected tags")
+        raise invalid_request(
+            f"{path}.type: Input tag '{block_type}' found using 'type' does not match any of the expected tags"
+        )
     if block_type == "text":
         if not isinstance(block.get("text"), str):
             raise invalid_request(f"{path}.text: Field required")

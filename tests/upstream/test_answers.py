@@ -102,20 +102,29 @@ def test_resolved_positive_technical_transcript(client: anthropic.Anthropic) -> 
     )
     parsed = json.loads(text_of(reply(client, transcript, system=CLASSIFY_SYSTEM)))
     assert (parsed["category"], parsed["resolved"], parsed["sentiment"], parsed["escalation_needed"]) == (
-        "technical", True, "positive", False
+        "technical",
+        True,
+        "positive",
+        False,
     )
 
 
 def test_structured_output_schema(client: anthropic.Anthropic) -> None:
     schema = {
         "type": "object",
-        "properties": {"sentiment": {"type": "string", "enum": ["positive", "neutral", "negative"]},
-                       "resolved": {"type": "boolean"}},
+        "properties": {
+            "sentiment": {"type": "string", "enum": ["positive", "neutral", "negative"]},
+            "resolved": {"type": "boolean"},
+        },
         "required": ["sentiment", "resolved"],
         "additionalProperties": False,
     }
-    message = reply(client, "Customer: thanks, this is great", system="Rate the chat.",
-                    output_config={"format": {"type": "json_schema", "schema": schema}})
+    message = reply(
+        client,
+        "Customer: thanks, this is great",
+        system="Rate the chat.",
+        output_config={"format": {"type": "json_schema", "schema": schema}},
+    )
     assert json.loads(text_of(message)) == {"sentiment": "positive", "resolved": False}
 
 
@@ -150,6 +159,9 @@ def test_output_chunks_reassemble_and_match_the_count() -> None:
     text = "Refunds take 5–10 days, see https://example.com/refunds. 返品は30日以内です。  "
     chunks = split_output_tokens(text)
     assert "".join(chunks) == text and len(chunks) == count_text_tokens(text)
-    assert 3.0 <= len("Customers can request a full refund within thirty days.") / count_text_tokens(
-        "Customers can request a full refund within thirty days."
-    ) <= 5.0
+    assert (
+        3.0
+        <= len("Customers can request a full refund within thirty days.")
+        / count_text_tokens("Customers can request a full refund within thirty days.")
+        <= 5.0
+    )

@@ -45,9 +45,11 @@ def test_missing_or_unknown_version_is_a_bad_request(upstream: RunningUpstream) 
 
 def test_configured_api_key_and_control_token() -> None:
     with start_upstream_in_thread(EmulatorConfig(api_key="right", control_token="secret")) as running:
-        with anthropic.Anthropic(base_url=running.base_url, api_key="wrong", max_retries=0) as wrong:
-            with pytest.raises(anthropic.AuthenticationError):
-                wrong.messages.create(**BODY)  # type: ignore[arg-type]
+        with (
+            anthropic.Anthropic(base_url=running.base_url, api_key="wrong", max_retries=0) as wrong,
+            pytest.raises(anthropic.AuthenticationError),
+        ):
+            wrong.messages.create(**BODY)  # type: ignore[arg-type]
         with anthropic.Anthropic(base_url=running.base_url, api_key="right", max_retries=0) as right:
             assert right.messages.create(**BODY).stop_reason == "end_turn"  # type: ignore[arg-type]
 

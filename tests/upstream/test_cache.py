@@ -23,8 +23,9 @@ def cached_system(text: str, ttl: str | None = None) -> list[dict[str, Any]]:
     return [{"type": "text", "text": text, "cache_control": cache_control}]
 
 
-def create(client: anthropic.Anthropic, system: Any, question: str = "hello", model: str = SONNET,
-           **extra: Any) -> anthropic.types.Usage:
+def create(
+    client: anthropic.Anthropic, system: Any, question: str = "hello", model: str = SONNET, **extra: Any
+) -> anthropic.types.Usage:
     message = client.messages.create(
         model=model, max_tokens=20, system=system, messages=[{"role": "user", "content": question}], **extra
     )

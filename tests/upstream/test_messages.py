@@ -53,8 +53,12 @@ def test_request_id_header_and_rate_limit_headers(client: anthropic.Anthropic) -
 
 
 def test_output_tokens_match_the_streamed_deltas(client: anthropic.Anthropic) -> None:
-    with client.messages.stream(model=SONNET, max_tokens=300, system=DOCS,
-                                messages=[{"role": "user", "content": "How long does a refund take?"}]) as stream:
+    with client.messages.stream(
+        model=SONNET,
+        max_tokens=300,
+        system=DOCS,
+        messages=[{"role": "user", "content": "How long does a refund take?"}],
+    ) as stream:
         pieces = list(stream.text_stream)
         final = stream.get_final_message()
 
@@ -120,7 +124,7 @@ def test_prefill_is_continued(client: anthropic.Anthropic) -> None:
     message = client.messages.create(
         model=SONNET,
         max_tokens=200,
-        system="Classify the transcript. Reply in JSON with keys \"category\" and \"resolved\".",
+        system='Classify the transcript. Reply in JSON with keys "category" and "resolved".',
         messages=[
             {"role": "user", "content": "<transcript>Customer: my invoice is wrong</transcript>"},
             {"role": "assistant", "content": "{"},
@@ -176,12 +180,23 @@ def test_forced_tool_choice_returns_a_tool_call(client: anthropic.Anthropic) -> 
         ({"model": SONNET, "max_tokens": 10, "messages": []}, "messages: at least one message is required"),
         ({"model": SONNET, "max_tokens": 10, "messages": [{"role": "assistant", "content": "hi"}]}, "first message"),
         ({"model": SONNET, "max_tokens": 10, "messages": [{"role": "bot", "content": "hi"}]}, "messages.0.role"),
-        ({"model": SONNET, "max_tokens": 10, "system": [{"type": "image"}],
-          "messages": [{"role": "user", "content": "hi"}]}, "system.0"),
-        ({"model": SONNET, "max_tokens": 10, "messages": [{"role": "user", "content": [{"type": "text"}]}]},
-         "messages.0.content.0.text: Field required"),
-        ({"model": SONNET, "max_tokens": 10, "bogus": 1, "messages": [{"role": "user", "content": "hi"}]},
-         "bogus: Extra inputs are not permitted"),
+        (
+            {
+                "model": SONNET,
+                "max_tokens": 10,
+                "system": [{"type": "image"}],
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+            "system.0",
+        ),
+        (
+            {"model": SONNET, "max_tokens": 10, "messages": [{"role": "user", "content": [{"type": "text"}]}]},
+            "messages.0.content.0.text: Field required",
+        ),
+        (
+            {"model": SONNET, "max_tokens": 10, "bogus": 1, "messages": [{"role": "user", "content": "hi"}]},
+            "bogus: Extra inputs are not permitted",
+        ),
     ],
 )
 def test_invalid_bodies_are_rejected(raw: httpx.Client, body: dict[str, object], message: str) -> None:
@@ -198,8 +213,9 @@ def test_sampling_parameters_depend_on_api_version(client: anthropic.Anthropic, 
     assert raw.post("/v1/messages", json=body).status_code == 200  # 2023-06-01 still accepts them
     assert raw.post("/v1/messages", json={**body, "temperature": 1.5}).status_code == 400
     with pytest.raises(anthropic.BadRequestError, match="temperature"):
-        client.messages.create(model=SONNET, max_tokens=10, messages=[{"role": "user", "content": "hi"}],
-                               extra_body={"temperature": 0.2})
+        client.messages.create(
+            model=SONNET, max_tokens=10, messages=[{"role": "user", "content": "hi"}], extra_body={"temperature": 0.2}
+        )
 
 
 def test_invalid_json_body(raw: httpx.Client) -> None:
