@@ -56,6 +56,7 @@ class RequestBuilder:
         self.prompt = prompt
         self._routes: dict[tuple[str, int], str] = {}
         self._system: Any = None
+        self._system_bytes = 0
         self._prompt_chars = sum(
             len(part) for part in (prompt.persona, prompt.business_rules, prompt.output_format, prompt.few_shot_examples)
         ) + sum(len(title) + len(body) for title, body in prompt.reference_documents)
@@ -83,6 +84,7 @@ class RequestBuilder:
         # Every request carries the same system blocks: share one copy instead of thousands while a batch is built.
         if self._system is None:
             self._system = params.get("system")
+            self._system_bytes = len(json.dumps(self._system))
         elif params.get("system") == self._system:
             params["system"] = self._system
         return {
@@ -93,6 +95,13 @@ class RequestBuilder:
         }
 
 
-def request_size(request: dict[str, Any]) -> int:
-    """Bytes the request adds to the batch body (ASCII-escaped JSON: an upper bound on what the SDK sends)."""
-    return len(json.dumps(request)) + 2  # the separating ", "
+    def size(self, request: dict[str, Any]) -> int:
+        """Bytes the request adds to the batch body (ASCII-escaped JSON: an upper bound on what the SDK sends).
+
+        The shared system blocks are measured once, not once per request.
+        """
+        params = request["params"]
+        if self._system is not None and params.get("system") is self._system:
+            rest = {**request, "params": {key: value for key, value in params.items() if key != "system"}}
+            return len(json.dumps(rest)) + self._system_bytes + len(', "system": ') + 2
+        return len(json.dumps(request)) + 2  # the separating ", "

@@ -21,14 +21,14 @@ from itertools import islice
 from typing import Any
 
 import anthropic
-from django.db import transaction
+from django.db import connections, models, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from apps.core.exceptions import ApplicationError
 from apps.llm.types import PromptParts
 from apps.triage import selectors
-from apps.triage.batching import RequestBuilder, classifier_prompt, custom_id_for, request_size
+from apps.triage.batching import RequestBuilder, classifier_prompt, custom_id_for
 from apps.triage.conf import batch_limits, triage_setting
 from apps.triage.models import ClassificationBatch, ClassificationBatchItem, TranscriptClassification
 from apps.triage.schema import InvalidClassification, classification_parse
@@ -106,7 +106,7 @@ def batches_prepare(*, for_date: date, prompt: PromptParts | None = None) -> lis
         chunk = list(TranscriptClassification.objects.filter(pk__in=id_chunk, status=Status.PENDING).order_by("id"))
         for transcript in selectors.transcripts_for_classifications(chunk, attempt_offset=1):
             request = builder.build(transcript, batch_id=_SIZING_BATCH_ID)
-            size = request_size(request)
+            size = builder.size(request)
             if plan.entries and (len(plan.entries) >= max_requests or plan.size_bytes + size > max_bytes):
                 batches.extend(_batch_write(plan=plan, for_date=for_date, prompt=prompt))
                 plan = _BatchPlan()
@@ -338,10 +338,30 @@ def _results_apply(*, batch: ClassificationBatch, results: list[Any], prompt: Pr
             _result_apply(item=item, result=by_custom_id[item.custom_id].result, prompt=prompt)
             item.ingested_at = now
             item.classification.updated_at = now
-        ClassificationBatchItem.objects.bulk_update(items, ["outcome", "ingested_at", "llm_call"])
-        TranscriptClassification.objects.bulk_update(
-            [item.classification for item in items], _CLASSIFICATION_RESULT_FIELDS
-        )
+        _rows_update(ClassificationBatchItem, items, ["outcome", "ingested_at", "llm_call"])
+        _rows_update(TranscriptClassification, [item.classification for item in items], _CLASSIFICATION_RESULT_FIELDS)
+
+
+def _rows_update(model: type[models.Model], objs: list[models.Model], fields: list[str]) -> None:
+    """One `UPDATE … WHERE pk = %s` per object, sent with executemany.
+
+    `bulk_update` builds a CASE expression per field and row, which costs more CPU than the database work at
+    10,000 rows; executemany keeps it to one prepared statement. Values go through each field's
+    get_db_prep_save, exactly as `save()` would write them.
+    """
+    if not objs:
+        return
+    connection = connections[router.db_for_write(model)]
+    quote = connection.ops.quote_name
+    columns = [model._meta.get_field(name) for name in fields]
+    assignments = ", ".join(f"{quote(column.column)} = %s" for column in columns)
+    sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s"
+    rows = [
+        [column.get_db_prep_save(getattr(obj, column.attname), connection=connection) for column in columns] + [obj.pk]
+        for obj in objs
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def _result_apply(*, item: ClassificationBatchItem, result: Any, prompt: PromptParts) -> None:
