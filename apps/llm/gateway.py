@@ -21,6 +21,7 @@ import anthropic
 import httpx2
 import pydantic
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
 
 from apps.core.exceptions import ApplicationError
@@ -469,7 +470,7 @@ async def _fold_history(request: ChatRequest, keep: int) -> tuple[ChatRequest, i
     folded = len(request.history) - keep
     older = request.history[:folded]
     try:
-        summary = await sync_to_async(summarise_history)(
+        summary = await database_sync_to_async(summarise_history)(
             turns=older,
             language=request.language,
             conversation_id=str(request.conversation_id or ""),
@@ -570,7 +571,7 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
     prompt = request.prompt
 
     probe = _chat_params(request, "")
-    decision = await sync_to_async(route)(
+    decision = await database_sync_to_async(route)(
         task_type=TaskType.CHAT,
         plan_tier=request.plan_tier,
         prompt_tokens=estimate_tokens(probe),
@@ -610,7 +611,7 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
                     yield TextDelta(text=text)
             except (anthropic.APIError, httpx2.HTTPError, FirstTokenTimeout, TimeoutError, _StreamCut) as exc:
                 error = exc
-            await sync_to_async(llm_call_record)(
+            await database_sync_to_async(llm_call_record)(
                 **_record_kwargs(meta, model=model, attempt=attempt, fallback_step=step, meter=meter, error=error)
             )
             if error is None:

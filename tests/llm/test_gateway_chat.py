@@ -1,7 +1,7 @@
 """Streamed chat answers through the offline emulator: real HTTP, the real SDK."""
 
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 
 from apps.llm.gateway import apology, chat_stream
 from apps.llm.models import LLMCall, RoutingRule
@@ -46,7 +46,7 @@ def message_requests(upstream) -> list[dict]:
 
 
 async def calls() -> list[LLMCall]:
-    return await sync_to_async(lambda: list(LLMCall.objects.order_by("id")))()
+    return await database_sync_to_async(lambda: list(LLMCall.objects.order_by("id")))()
 
 
 async def test_streams_an_answer_and_logs_the_call(llm_upstream):
@@ -239,7 +239,7 @@ async def test_history_over_the_context_window_is_summarised(llm_upstream, setti
 
     settings.LLM_SUMMARY_MAX_TOKENS = 100
     base = ChatRequestFactory(history=())
-    base_tokens, _ = await sync_to_async(count_request_tokens)(_chat_params(base, SONNET))
+    base_tokens, _ = await database_sync_to_async(count_request_tokens)(_chat_params(base, SONNET))
     settings.LLM_CONTEXT_WINDOWS = {SONNET: base_tokens + base.prompt.max_tokens + 700}
     request = ChatRequestFactory(history=history_of(10, words=20))
 
@@ -262,7 +262,7 @@ async def test_upstream_prompt_too_long_is_handled_by_summarising(llm_upstream, 
     emulator = llm_upstream.state.config
     from apps.llm.gateway import _chat_params, count_request_tokens
 
-    base_tokens, _ = await sync_to_async(count_request_tokens)(_chat_params(base, SONNET))
+    base_tokens, _ = await database_sync_to_async(count_request_tokens)(_chat_params(base, SONNET))
     emulator.context_windows = {SONNET: base_tokens + 700}
     try:
         events = await run(ChatRequestFactory(history=history_of(10, words=20)))
