@@ -128,7 +128,9 @@ def report(prompt) -> bool:
             + call.cache_creation_input_tokens * CACHE_WRITE_MULTIPLIER["5m"]
             + call.cache_read_input_tokens * CACHE_READ_MULTIPLIER
         )
-        uncached_cost += input_price * (call.input_tokens + call.cache_creation_input_tokens + call.cache_read_input_tokens)
+        uncached_cost += input_price * (
+            call.input_tokens + call.cache_creation_input_tokens + call.cache_read_input_tokens
+        )
 
     probe = ChatRequest(prompt, (), "", "hi", "", "pro", "en", None, None)
     params = _chat_params(probe, model)

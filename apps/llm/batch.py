@@ -17,7 +17,7 @@ from apps.llm.prompting import single_turn_messages, system_blocks
 from apps.llm.services import llm_call_record
 from apps.llm.types import PromptParts
 
-__all__ = ["batch_request_params", "batch_result_record", "parse_json_reply", "message_text"]
+__all__ = ["batch_request_params", "batch_result_record", "message_text", "parse_json_reply"]
 
 
 def batch_request_params(*, prompt: PromptParts, user_text: str, model: str) -> dict[str, Any]:

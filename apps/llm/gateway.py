@@ -279,7 +279,9 @@ def _create_with_fallback(
                 message = client.messages.create(**{**params, "model": model})
             except (anthropic.APIError, httpx2.HTTPError) as exc:
                 last_error = _error_type(exc)
-                llm_call_record(**_record_kwargs(meta, model=model, attempt=attempt, fallback_step=step, meter=meter, error=exc))
+                llm_call_record(
+                    **_record_kwargs(meta, model=model, attempt=attempt, fallback_step=step, meter=meter, error=exc)
+                )
                 if _counts_against_breaker(exc):
                     breaker.record_failure(model)
                 if status_of(exc) in (400, 401, 403):
@@ -292,7 +294,9 @@ def _create_with_fallback(
             meter.stop_reason = message.stop_reason or ""
             meter.request_id = getattr(message, "_request_id", None) or ""
             meter.text = _message_text(message)
-            llm_call_record(**_record_kwargs(meta, model=model, attempt=attempt, fallback_step=step, meter=meter, error=None))
+            llm_call_record(
+                **_record_kwargs(meta, model=model, attempt=attempt, fallback_step=step, meter=meter, error=None)
+            )
             breaker.record_success(model)
             return message, model
     raise UpstreamUnavailable(last_error=last_error)

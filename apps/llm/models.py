@@ -43,7 +43,9 @@ class LLMCall(models.Model):
         default=0, help_text="Position in the fallback chain: 0 = primary model."
     )
     is_batch = models.BooleanField(default=False, help_text="Sent through the Message Batches API.")
-    input_tokens = models.PositiveIntegerField(default=0, help_text="Uncached input tokens (after the last breakpoint).")
+    input_tokens = models.PositiveIntegerField(
+        default=0, help_text="Uncached input tokens (after the last breakpoint)."
+    )
     output_tokens = models.PositiveIntegerField(default=0, help_text="Output tokens.")
     cache_creation_input_tokens = models.PositiveIntegerField(default=0, help_text="Input tokens written to the cache.")
     cache_read_input_tokens = models.PositiveIntegerField(default=0, help_text="Input tokens read from the cache.")

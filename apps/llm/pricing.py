@@ -16,7 +16,7 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 MILLION = Decimal(1_000_000)
-CACHE_WRITE_MULTIPLIER = {"5m": Decimal("1.25"), "1h": Decimal("2")}
+CACHE_WRITE_MULTIPLIER = {"5m": Decimal("1.25"), "1h": Decimal(2)}
 CACHE_READ_MULTIPLIER = Decimal("0.1")
 BATCH_MULTIPLIER = Decimal("0.5")
 _DATED_SUFFIX = re.compile(r"-\d{8}$")

@@ -30,7 +30,9 @@ def _text_block(text: str, *, cache: bool = False) -> dict[str, Any]:
 
 def documents_text(documents: tuple[tuple[str, str], ...]) -> str:
     """Reference documents, each in a titled `<document>` inside one `<documents>` element."""
-    parts = [f'<document title="{escape(title, quote=True)}">\n{body.strip()}\n</document>' for title, body in documents]
+    parts = [
+        f'<document title="{escape(title, quote=True)}">\n{body.strip()}\n</document>' for title, body in documents
+    ]
     return "<documents>\n" + "\n".join(parts) + "\n</documents>"
 
 

@@ -21,7 +21,9 @@ def test_params_carry_the_cached_system_prompt_and_no_stream():
     assert params["model"] == "claude-haiku-4-5" and params["max_tokens"] == prompt.max_tokens
     assert "stream" not in params
     assert params["system"][-1]["cache_control"] == {"type": "ephemeral"}
-    assert params["messages"] == [{"role": "user", "content": [{"type": "text", "text": "<transcript>hi</transcript>"}]}]
+    assert params["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "<transcript>hi</transcript>"}]}
+    ]
 
 
 def test_result_record_prices_at_half_and_logs_errors():
@@ -43,12 +45,19 @@ def test_result_record_prices_at_half_and_logs_errors():
             },
         }
     )
-    call = batch_result_record(custom_id="tb1-c2-a1", model="claude-haiku-4-5", message=message, prompt=prompt, conversation_id="c9")
+    call = batch_result_record(
+        custom_id="tb1-c2-a1", model="claude-haiku-4-5", message=message, prompt=prompt, conversation_id="c9"
+    )
     # Haiku $1/$5: 2,000 in = 0.002, 8,000 read = 0.0008, 100 out = 0.0005 → 0.0033, halved = 0.00165.
     assert call.cost_usd == Decimal("0.00165")
     assert (call.is_batch, call.status, call.request_id, call.output_chars) == (True, "ok", "tb1-c2-a1", 23)
     failed = batch_result_record(
-        custom_id="tb1-c3-a1", model="claude-haiku-4-5", message=None, prompt=prompt, conversation_id="c9", error_type="overloaded_error"
+        custom_id="tb1-c3-a1",
+        model="claude-haiku-4-5",
+        message=None,
+        prompt=prompt,
+        conversation_id="c9",
+        error_type="overloaded_error",
     )
     assert (failed.status, failed.error_type, failed.cost_usd) == ("error", "overloaded_error", Decimal(0))
 
@@ -58,7 +67,10 @@ def test_a_batch_through_the_emulator_is_logged_per_result(llm_upstream):
     prompt = PromptPartsFactory()
     client = get_client()
     requests = [
-        {"custom_id": f"req-{n}", "params": batch_request_params(prompt=prompt, user_text=f"Ticket {n}", model="claude-haiku-4-5")}
+        {
+            "custom_id": f"req-{n}",
+            "params": batch_request_params(prompt=prompt, user_text=f"Ticket {n}", model="claude-haiku-4-5"),
+        }
         for n in range(2)
     ]
     batch = client.messages.batches.create(requests=requests)
@@ -73,7 +85,9 @@ def test_a_batch_through_the_emulator_is_logged_per_result(llm_upstream):
         message = result.result.message
         assert message_text(message)
         calls.append(
-            batch_result_record(custom_id=result.custom_id, model="claude-haiku-4-5", message=message, prompt=prompt, conversation_id="")
+            batch_result_record(
+                custom_id=result.custom_id, model="claude-haiku-4-5", message=message, prompt=prompt, conversation_id=""
+            )
         )
     assert sorted(call.request_id for call in calls) == ["req-0", "req-1"]
     for call in calls:

@@ -235,7 +235,7 @@ async def test_model_override_wins(llm_upstream):
 
 
 async def test_history_over_the_context_window_is_summarised(llm_upstream, settings):
-    from apps.llm.gateway import count_request_tokens, _chat_params
+    from apps.llm.gateway import _chat_params, count_request_tokens
 
     settings.LLM_SUMMARY_MAX_TOKENS = 100
     base = ChatRequestFactory(history=())

@@ -101,7 +101,10 @@ def _mock_client(replies: list[str], seen: list[dict]) -> anthropic.Anthropic:
         )
 
     return anthropic.Anthropic(
-        api_key="test", base_url="http://upstream.test", max_retries=0, http_client=httpx2.Client(transport=httpx2.MockTransport(handler))
+        api_key="test",
+        base_url="http://upstream.test",
+        max_retries=0,
+        http_client=httpx2.Client(transport=httpx2.MockTransport(handler)),
     )
 
 
@@ -121,8 +124,10 @@ def test_invalid_json_is_retried_once_with_the_error_then_accepted(monkeypatch):
     [
         "I think it's billing.",
         '{"category": "billing"',
-        '{"category": "billing", "resolved": true, "sentiment": "positive", "escalation_needed": false, '
-        '"language": "en", "summary": "x", "extra": 1}',
+        (
+            '{"category": "billing", "resolved": true, "sentiment": "positive", "escalation_needed": false, '
+            '"language": "en", "summary": "x", "extra": 1}'
+        ),
     ],
 )
 def test_parse_json_reply_rejects_prose_bad_json_and_wrong_keys(text):

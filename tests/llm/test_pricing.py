@@ -24,16 +24,16 @@ def test_one_hour_cache_write_costs_double():
     # Haiku 4.5 at $1: 1,000,000 tokens written with the 1-hour TTL = $2.
     assert cost_usd(
         model="claude-haiku-4-5", input_tokens=0, output_tokens=0, cache_creation_input_tokens=1_000_000, cache_ttl="1h"
-    ) == Decimal("2")
+    ) == Decimal(2)
 
 
 def test_batch_halves_everything():
     # Opus 4.6: $5 / $25. 200,000 in + 40,000 out = 1.0 + 1.0 = 2.0; batch → 1.0.
-    assert cost_usd(model="claude-opus-4-6", input_tokens=200_000, output_tokens=40_000, batch=True) == Decimal("1")
+    assert cost_usd(model="claude-opus-4-6", input_tokens=200_000, output_tokens=40_000, batch=True) == Decimal(1)
 
 
 def test_dated_snapshot_ids_use_their_family_price():
-    assert cost_usd(model="claude-haiku-4-5-20251001", input_tokens=1_000_000, output_tokens=0) == Decimal("1")
+    assert cost_usd(model="claude-haiku-4-5-20251001", input_tokens=1_000_000, output_tokens=0) == Decimal(1)
 
 
 def test_unknown_model_warns_and_costs_nothing(caplog):
@@ -45,4 +45,4 @@ def test_unknown_model_warns_and_costs_nothing(caplog):
 
 def test_prices_follow_settings(settings):
     settings.LLM_PRICES_PER_MTOK = {"claude-haiku-4-5": (2.0, 4.0)}
-    assert cost_usd(model="claude-haiku-4-5", input_tokens=500_000, output_tokens=250_000) == Decimal("2")
+    assert cost_usd(model="claude-haiku-4-5", input_tokens=500_000, output_tokens=250_000) == Decimal(2)

@@ -24,7 +24,7 @@ def test_system_blocks_follow_the_fixed_order_with_documents_wrapped():
     assert texts[0] == parts.persona
     assert "Only discuss Acme products" in texts[1]
     assert "short paragraphs" in texts[2]
-    assert texts[3].startswith("<documents>\n<document title=\"Plans\">\nFree, Pro\n</document>")
+    assert texts[3].startswith('<documents>\n<document title="Plans">\nFree, Pro\n</document>')
     assert '<document title="Say &quot;hi&quot; &lt;now&gt;">' in texts[3]
     assert texts[3].endswith("</documents>")
     assert texts[4].startswith("<examples>")
@@ -66,10 +66,8 @@ def test_history_prefix_renders_identically_in_the_next_request():
     """Turn N's request must be a byte prefix of turn N+1's so the history is read from cache."""
     turns = (Turn("user", "first"), Turn("assistant", "answer one"))
     now = chat_messages(ChatRequestFactory(history=turns))
-    later = chat_messages(
-        ChatRequestFactory(history=(*turns, Turn("user", "second"), Turn("assistant", "answer two")))
-    )
-    strip = lambda message: {  # noqa: E731
+    later = chat_messages(ChatRequestFactory(history=(*turns, Turn("user", "second"), Turn("assistant", "answer two"))))
+    strip = lambda message: {
         "role": message["role"],
         "content": [{k: v for k, v in b.items() if k != "cache_control"} for b in message["content"]],
     }
