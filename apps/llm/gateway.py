@@ -205,6 +205,8 @@ def _error_type(exc: BaseException) -> str:
         return "first_token_timeout"
     if isinstance(exc, TimeoutError):
         return "total_timeout"
+    if isinstance(exc, (GeneratorExit, asyncio.CancelledError)):
+        return "cancelled"
     return type(exc).__name__
 
 
@@ -559,6 +561,13 @@ async def _stream_once(params: dict[str, Any], meter: _Meter, deadline: float) -
         raise _StreamCut("stream ended before message_stop")
 
 
+async def _record_abandoned(meta: _CallMeta, *, error: BaseException, **kwargs: Any) -> None:
+    try:
+        await database_sync_to_async(llm_call_record)(**_record_kwargs(meta, error=error, **kwargs))
+    except Exception:  # never mask the cancellation itself
+        logger.exception("could not log an abandoned chat attempt")
+
+
 def _is_retryable_stream_failure(exc: BaseException) -> bool:
     return is_retryable(exc) or isinstance(exc, (_StreamCut, httpx2.TransportError))
 
@@ -589,6 +598,7 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
 
     meta = _CallMeta(TaskType.CHAT, prompt, request.conversation_id, request.message_id, decision.reason)
     shown = ""  # what the client currently displays
+    first_text_ms: int | None = None  # time to first visible text, retries included (what the user felt)
     final_model = decision.model
     overflow_handled = False
     chain = list(decision.chain)
@@ -611,10 +621,17 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
                         # Never splice two answers: the client drops the partial one first.
                         yield Reset(reason=f"restarted on {model} after an interrupted answer")
                         shown, reset_pending = "", False
+                    if first_text_ms is None:
+                        first_text_ms = int((time.monotonic() - started) * 1000)
                     shown += text
                     yield TextDelta(text=text)
             except (anthropic.APIError, httpx2.HTTPError, FirstTokenTimeout, TimeoutError, _StreamCut) as exc:
                 error = exc
+            except (GeneratorExit, asyncio.CancelledError) as exc:
+                # The caller went away mid-answer (the user closed the tab): the tokens were still
+                # billed, so the attempt is logged before the cancellation goes on.
+                await _record_abandoned(meta, model=model, attempt=attempt, fallback_step=step, meter=meter, error=exc)
+                raise
             await database_sync_to_async(llm_call_record)(
                 **_record_kwargs(meta, model=model, attempt=attempt, fallback_step=step, meter=meter, error=error)
             )
@@ -627,7 +644,7 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
                     prompt_version=prompt.version,
                     stop_reason=meter.stop_reason,
                     refused=meter.stop_reason == "refusal",
-                    ttft_ms=meter.ttft_ms,
+                    ttft_ms=first_text_ms,
                     latency_ms=int((time.monotonic() - started) * 1000),
                     input_tokens=meter.input_tokens,
                     output_tokens=meter.output_tokens,
@@ -669,6 +686,7 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
             model=final_model,
             prompt_version=prompt.version,
             error_code="upstream_interrupted",
+            ttft_ms=first_text_ms,
             latency_ms=int((time.monotonic() - started) * 1000),
         )
     else:

@@ -273,3 +273,14 @@ async def test_upstream_prompt_too_long_is_handled_by_summarising(llm_upstream, 
     log = [(c.task_type, c.status, c.error_type) for c in await calls()]
     assert log[0] == ("chat", "error", "invalid_request_error")
     assert log[-1] == ("chat", "ok", "")
+
+
+async def test_an_abandoned_answer_is_still_logged(llm_upstream):
+    stream = chat_stream(ChatRequestFactory())
+    async for event in stream:
+        if isinstance(event, TextDelta):
+            break  # the user closed the tab after the first words
+    await stream.aclose()
+    [call] = await calls()
+    assert (call.status, call.error_type) == ("error", "cancelled")
+    assert call.output_chars > 0 and call.cost_usd > 0
