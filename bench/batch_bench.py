@@ -18,7 +18,8 @@ import tempfile
 import time
 import tracemalloc
 from contextlib import contextmanager
-from datetime import date, datetime, time as dtime, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -288,7 +288,7 @@ def report_generate(*, for_date: date, send_email: bool = True) -> DailyReport:
     if send_email and recipients:
         try:
             _report_email(data=data, html=html, csv_text=text, recipients=recipients)
-        except Exception:  # noqa: BLE001 - a mail outage must not lose the report
+        except Exception:
             logger.exception("triage report email failed", extra={"date": data["date"]})
     return report
 

@@ -41,12 +41,18 @@ def test_classify_transcripts_on_a_quiet_day(emulator, classifier, day, capsys):
     "text",
     [
         "Sure! The customer asked about an invoice.",
-        '{"category": "sales", "resolved": true, "sentiment": "positive", "escalation_needed": false, '
-        '"language": "en", "summary": "x"}',
-        '{"category": "billing", "resolved": "yes", "sentiment": "positive", "escalation_needed": false, '
-        '"language": "en", "summary": "x"}',
-        '{"category": "billing", "resolved": true, "sentiment": "positive", "escalation_needed": false, '
-        '"language": "en", "summary": "two\\nlines"}',
+        (
+            '{"category": "sales", "resolved": true, "sentiment": "positive", "escalation_needed": false, '
+            '"language": "en", "summary": "x"}'
+        ),
+        (
+            '{"category": "billing", "resolved": "yes", "sentiment": "positive", "escalation_needed": false, '
+            '"language": "en", "summary": "x"}'
+        ),
+        (
+            '{"category": "billing", "resolved": true, "sentiment": "positive", "escalation_needed": false, '
+            '"language": "en", "summary": "two\\nlines"}'
+        ),
     ],
 )
 def test_invalid_classifications_are_rejected(text):
@@ -60,3 +66,15 @@ def test_a_fenced_classification_is_accepted():
         '"language": "en", "summary": "Invoice PDF found."}\n```'
     )
     assert (parsed.category, parsed.resolved, parsed.summary) == ("billing", True, "Invoice PDF found.")
+
+
+def test_the_scheduled_tasks_classify_and_report_a_day(emulator, classifier, day):
+    from apps.triage import tasks
+
+    conversation_on(day, BILLING_TURNS)
+    batch_ids = tasks.submit_nightly_classification.delay(day.isoformat()).get()
+    assert len(batch_ids) == 1
+    assert tasks.poll_open_batches.delay().get()["reports"] == [day.isoformat()]
+    # Safe to run twice: nothing more is sent or ingested.
+    assert tasks.submit_nightly_classification.delay(day.isoformat()).get() == []
+    assert tasks.poll_open_batches.delay().get() == {"polled": 0, "ingested": 0, "submitted": 0, "reports": []}

@@ -44,7 +44,7 @@ def known_day(day):
     # Chat on the day: $0.01, 10,000 cache-read tokens on Sonnet ($3/MTok) saved 10,000 × 3 × 0.9 / 1e6 = $0.027.
     llm_call(noon(day), task_type="chat", model="claude-sonnet-4-6", prompt_slug="support-assistant",
              prompt_version="1.0.0", cost_usd=Decimal("0.01"), cache_read_input_tokens=10_000)
-    llm_call(noon(day - timedelta(days=1)), task_type="chat", model="claude-sonnet-4-6", cost_usd=Decimal("5"))
+    llm_call(noon(day - timedelta(days=1)), task_type="chat", model="claude-sonnet-4-6", cost_usd=Decimal(5))
     # The batch call that classified one of the day's conversations, made the next night: $0.002, and
     # 4,000 cache-read tokens on Haiku ($1/MTok) at batch rates saved 4,000 × 1 × 0.9 × 0.5 / 1e6 = $0.0018.
     batch_call = llm_call(noon(day + timedelta(days=1)), task_type="classification", model="claude-haiku-4-5",
@@ -54,7 +54,7 @@ def known_day(day):
     ClassificationBatchItem.objects.create(batch=batch, classification=paid, custom_id="tb1-c1-a1", attempt=1,
                                            outcome="succeeded", llm_call=batch_call)
     llm_call(noon(day + timedelta(days=1)), task_type="classification", model="claude-haiku-4-5", is_batch=True,
-             cost_usd=Decimal("7"))  # another day's classification
+             cost_usd=Decimal(7))  # another day's classification
     return day
 
 
