@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -38,6 +38,17 @@ FINISHED_EVENT = "chat.reply_finished"
 # asyncio keeps only weak references to tasks: an answer that outlives its socket (the user
 # disconnected mid-answer) must stay referenced until it is stored.
 _running_answers: set[asyncio.Task[None]] = set()
+
+
+def db(function: Any) -> Any:
+    """Run ORM code off the event loop on the shared worker pool, closing stale connections around it.
+
+    Not Channels' default `database_sync_to_async`, which is thread-sensitive: without a per-consumer
+    context every consumer's ORM call then queues on ONE thread, and with hundreds of sockets the
+    questions wait behind each other (bench/ws_bench.py). Each call here is self-contained (its own
+    transaction), so any pool thread may run it.
+    """
+    return DatabaseSyncToAsync(function, thread_sensitive=False)
 
 
 def _dumps(frame: dict[str, Any]) -> str:
@@ -145,7 +156,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self._emit(_ack(answer.submission))
                 return
             raise ApplicationError("An answer is still being written; wait for it or stop it.", code="busy")
-        submission = await database_sync_to_async(services.message_submit)(
+        submission = await db(services.message_submit)(
             conversation=self.conversation, text=text, client_id=client_id
         )
         await self._emit(_ack(submission))
@@ -177,7 +188,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         ttft_ms: int | None = None
         prompt_version = ""
         try:
-            request = await database_sync_to_async(services.message_reply_request)(
+            request = await db(services.message_reply_request)(
                 user=self.user, submission=answer.submission
             )
             prompt_version = request.prompt.version
@@ -196,7 +207,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                         reset = {"type": "reset", "reason": event.reason}
                         await coalescer.run_exclusive(lambda frame=reset: self._emit(frame))
                     elif isinstance(event, HistorySummarised):
-                        await database_sync_to_async(services.conversation_summary_store)(
+                        await db(services.conversation_summary_store)(
                             conversation_id=reply.conversation_id,
                             summary=event.summary,
                             turns_covered=event.turns_covered,
@@ -212,7 +223,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._finish(answer, outcome, started=started, ttft_ms=ttft_ms)
         except asyncio.CancelledError:
             await coalescer.close()
-            await database_sync_to_async(services.message_reply_finish)(
+            await db(services.message_reply_finish)(
                 reply=reply,
                 text="".join(answer.seen),
                 status=Message.Status.INCOMPLETE,
@@ -226,7 +237,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Exception as exc:
             logger.exception("chat answer failed", extra={"message_id": reply.pk})
             await coalescer.close()
-            await database_sync_to_async(services.message_reply_fail)(
+            await db(services.message_reply_fail)(
                 reply=reply, text="".join(answer.seen), latency_ms=_ms_since(started)
             )
             error = exc.as_frame() if isinstance(exc, ApplicationError) else {
@@ -254,7 +265,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         latency_ms = _ms_since(started)
         extra: dict[str, Any] = {}
         if outcome.status == "degraded":
-            ticket = await database_sync_to_async(services.message_reply_degrade)(
+            ticket = await db(services.message_reply_degrade)(
                 user=self.user,
                 reply=reply,
                 text=outcome.text,
@@ -264,7 +275,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             extra["ticket_id"] = ticket.pk
         else:
-            await database_sync_to_async(services.message_reply_finish)(
+            await db(services.message_reply_finish)(
                 reply=reply,
                 text=outcome.text,
                 status=outcome.status,
@@ -303,7 +314,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_stored_if_finished(event["message_id"])
 
     async def _send_stored_if_finished(self, reply_id: int) -> None:
-        stored = await database_sync_to_async(_stored_reply)(reply_id)
+        stored = await db(_stored_reply)(reply_id)
         if stored is None or reply_id not in self._awaiting:
             return
         reply, ticket_id = stored
@@ -381,8 +392,7 @@ async def _aclose_quietly(stream: Any) -> None:
         pass
 
 
-@database_sync_to_async
-def _conversation_open(user: Any, requested: str | None) -> tuple[Conversation, list[Message]]:
+def _conversation_open_sync(user: Any, requested: str | None) -> tuple[Conversation, list[Message]]:
     """The requested conversation (the user's own only) with its transcript, or a fresh one."""
     if requested is None:
         return services.conversation_start(user=user), []
@@ -392,6 +402,10 @@ def _conversation_open(user: Any, requested: str | None) -> tuple[Conversation, 
         if selectors.message_streaming_is_stale(message):
             services.message_reply_fail(reply=message, text=message.text)
     return conversation, messages
+
+
+async def _conversation_open(user: Any, requested: str | None) -> tuple[Conversation, list[Message]]:
+    return await db(_conversation_open_sync)(user, requested)
 
 
 def _stored_reply(reply_id: int) -> tuple[Message, int | None] | None:

@@ -22,7 +22,7 @@ from apps.chat.selectors import (
     message_streaming_is_stale,
 )
 from apps.core.exceptions import ApplicationError
-from apps.llm.types import ChatRequest
+from apps.llm.types import ChatRequest, PromptParts
 
 PROMPT_SLUG = "support-assistant"
 TITLE_CHARS = 80
@@ -135,6 +135,25 @@ def conversation_prompt_version_assign(*, conversation: Conversation):
     return conversation.prompt_version
 
 
+# PromptParts of published versions: a published version's text never changes (the prompts app refuses
+# edits), so each process builds it once instead of re-reading its documents for every answer. The key
+# includes the creation time so a recreated database (tests) cannot hit a stale entry with a reused id.
+_PUBLISHED_PARTS: dict[tuple[int, object], PromptParts] = {}
+_PUBLISHED_PARTS_MAX = 64
+
+
+def _prompt_parts(version) -> PromptParts:
+    if version.is_draft:
+        return version.to_parts()
+    key = (version.pk, version.created_at)
+    parts = _PUBLISHED_PARTS.get(key)
+    if parts is None:
+        if len(_PUBLISHED_PARTS) >= _PUBLISHED_PARTS_MAX:
+            _PUBLISHED_PARTS.clear()
+        parts = _PUBLISHED_PARTS[key] = version.to_parts()
+    return parts
+
+
 def message_reply_request(*, user: AbstractBaseUser, submission: Submission) -> ChatRequest:
     """The gateway request for `submission.reply`, for the authenticated `user` only (their account context).
 
@@ -146,7 +165,7 @@ def message_reply_request(*, user: AbstractBaseUser, submission: Submission) -> 
     account = account_context_for_user(user)
     history = conversation_history_turns(conversation, before=question)[conversation.summary_turns :]
     return ChatRequest(
-        prompt=version.to_parts(),
+        prompt=_prompt_parts(version),
         history=history,
         summary=conversation.summary,
         user_text=question.text,

@@ -1,0 +1,389 @@
+"""Websocket chat under load: time to first delta, throughput, lost text, and memory per idle socket.
+
+    .venv/bin/python bench/ws_bench.py                      # starts its own emulator + uvicorn, N = 1 50 200 500
+    .venv/bin/python bench/ws_bench.py --idle 5000          # also 5,000 idle sockets (memory per connection)
+    .venv/bin/python bench/ws_bench.py --url ws://127.0.0.1:8000/ws/chat/   # a running server (same DATABASE_URL)
+
+What it measures, per concurrency level N (N conversations at once, one question each):
+- time to first delta (TTFD) on the socket, from sending the question, p50 / p99; next to it the
+  upstream's own time to first token measured in the same run with the bare `anthropic` SDK straight
+  against the emulator at the same concurrency; the difference is what Django + Channels + the gateway
+  add (auth, storing the question, the prompt version, the account context, the LLM call log);
+- throughput: answers/s and delta frames/s, and errors (error frames, timeouts);
+- lost / reordered text: the text each client assembled from its deltas must equal the stored answer.
+Then memory per idle connection: server RSS growth divided by the number of idle authenticated sockets.
+
+The server runs with `ws_per_message_deflate=False`: permessage-deflate keeps a zlib context per socket
+(about 316 KiB per connection vs ~64 KiB without, uvicorn#1862) and spends CPU compressing every small
+delta frame (~14 % of burst CPU in Open WebUI's measurements) for little gain on short JSON frames.
+`--deflate-compare` repeats the idle measurement with deflate on to show the difference here.
+
+Everything runs on loopback; the loops are bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+QUESTION = "How do I download my last invoice?"
+
+
+# --------------------------------------------------------------------------------------------------
+# processes
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on port {port}")
+
+
+def server_env(db_url: str, upstream_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="supportbot.settings.local",
+        DEBUG="false",
+        DATABASE_URL=db_url,
+        SUPPORTBOT_UPSTREAM_URL=upstream_url,
+        CHAT_RATE_LIMIT_PER_MINUTE="1000000",
+        LOG_LEVEL="WARNING",
+        DB_CONN_MAX_AGE=os.environ.get("DB_CONN_MAX_AGE", "60"),  # reuse connections, as in production
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def start_emulator(port: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "apps.upstream", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT,
+        preexec_fn=raise_fd_limit,
+    )
+    wait_port(port)
+    return process
+
+
+def start_server(port: int, env: dict[str, str], *, deflate: bool = False) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "uvicorn", "supportbot.asgi:application",
+            "--host", "127.0.0.1", "--port", str(port),
+            "--ws-per-message-deflate", "true" if deflate else "false",
+            "--no-access-log", "--log-level", "warning", "--backlog", "8192",
+        ],
+        cwd=ROOT,
+        env=env,
+        preexec_fn=raise_fd_limit,
+    )
+    wait_port(port)
+    return process
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# data (through the ORM, with the server's database settings)
+
+
+def setup_django(env: dict[str, str]) -> None:
+    for key in ("DJANGO_SETTINGS_MODULE", "DEBUG", "DATABASE_URL", "SUPPORTBOT_UPSTREAM_URL"):
+        os.environ[key] = env[key]
+    import django
+
+    django.setup()
+
+
+def make_users(count: int) -> list[tuple[int, str]]:
+    """`count` bench customers with a logged-in session each: [(user id, cookie header)]."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from apps.accounts.models import CustomerAccount
+    from apps.prompts.services import prompt_seed_defaults
+
+    prompt_seed_defaults()
+    users = []
+    for index in range(count):
+        user, _ = get_user_model().objects.get_or_create(username=f"bench-{index}")
+        CustomerAccount.objects.get_or_create(user=user, defaults={"plan": "pro"})
+        session = SessionStore()
+        session["_auth_user_id"] = str(user.pk)
+        session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+        session["_auth_user_hash"] = user.get_session_auth_hash()
+        session.create()
+        users.append((user.pk, f"{settings.SESSION_COOKIE_NAME}={session.session_key}"))
+    return users
+
+
+def stored_texts(ids: list[int]) -> dict[int, str]:
+    from apps.chat.models import Message
+
+    return dict(Message.objects.filter(pk__in=ids).values_list("pk", "text"))
+
+
+def idle_conversation(user_id: int) -> str:
+    from apps.chat.models import Conversation
+
+    return str(Conversation.objects.create(user_id=user_id, title="idle bench").pk)
+
+
+# --------------------------------------------------------------------------------------------------
+# measurements
+
+
+@dataclass
+class Run:
+    ttfd: list[float] = field(default_factory=list)
+    frames: int = 0
+    answers: int = 0
+    errors: list[str] = field(default_factory=list)
+    shown: dict[int, str] = field(default_factory=dict)  # reply id -> text assembled from deltas
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def one_conversation(url: str, cookie: str, run: Run, timeout: float) -> None:
+    import websockets
+
+    headers = {"Cookie": cookie, "Origin": "http://127.0.0.1"}
+    try:
+        async with websockets.connect(url, additional_headers=headers, max_size=None, compression=None) as ws:
+            hello = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+            if hello.get("type") != "conversation":
+                run.errors.append(f"connect: {hello}")
+                return
+            started = time.perf_counter()
+            await ws.send(json.dumps({"type": "message", "text": QUESTION, "client_id": str(uuid.uuid4())}))
+            text, first = "", None
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+                run.frames += 1
+                kind = frame.get("type")
+                if kind == "delta":
+                    if first is None:
+                        first = time.perf_counter() - started
+                    text += frame["text"]
+                elif kind == "reset":
+                    text = ""
+                elif kind == "done":
+                    run.answers += 1
+                    run.shown[frame["message_id"]] = text
+                    if first is not None:
+                        run.ttfd.append(first)
+                    if frame["status"] != "complete":
+                        run.errors.append(f"status {frame['status']}")
+                    return
+                elif kind == "error":
+                    run.errors.append(frame.get("code", "error"))
+                    return
+    except (TimeoutError, OSError, Exception) as exc:  # noqa: BLE001 - every failure is a counted error
+        run.errors.append(type(exc).__name__)
+
+
+def gateway_params() -> dict:
+    """The exact request body the gateway sends for QUESTION (same prompt size, same cache prefix)."""
+    from apps.accounts.selectors import account_context_for_user
+    from apps.llm.gateway import preview_request
+    from apps.prompts.selectors import prompt_version_active
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.get(username="bench-0")
+    parts = prompt_version_active(slug="support-assistant").to_parts()
+    context = account_context_for_user(user).render()
+    params = dict(preview_request(parts, QUESTION, context, plan_tier="pro").params)
+    params.pop("stream", None)
+    return params
+
+
+async def sdk_first_tokens(upstream_url: str, n: int, params: dict) -> list[float]:
+    """The emulator's own time to first token through the bare SDK (the gateway's request body), N at once."""
+    import anthropic
+
+    client = anthropic.AsyncAnthropic(base_url=upstream_url, api_key="offline-emulator-key", max_retries=0)
+    results: list[float] = []
+
+    async def one() -> None:
+        started = time.perf_counter()
+        async with client.messages.stream(**params) as stream:
+            async for _ in stream.text_stream:
+                results.append(time.perf_counter() - started)
+                break
+            await stream.close()
+
+    await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
+    await client.close()
+    return results
+
+
+async def run_level(
+    url: str, upstream_url: str, cookies: list[str], n: int, timeout: float, params: dict
+) -> tuple[Run, list[float], float]:
+    baseline = await sdk_first_tokens(upstream_url, n, params)
+    run = Run()
+    started = time.perf_counter()
+    await asyncio.gather(*(one_conversation(url, cookie, run, timeout) for cookie in cookies[:n]))
+    return run, baseline, time.perf_counter() - started
+
+
+async def idle_sockets(url: str, cookie: str, count: int, pid: int | None) -> None:
+    import websockets
+
+    before = rss_kib(pid) if pid else 0
+    sockets = []
+    gate = asyncio.Semaphore(200)
+
+    async def open_one() -> None:
+        async with gate:
+            ws = await websockets.connect(url, additional_headers={"Cookie": cookie, "Origin": "http://127.0.0.1"},
+                                          open_timeout=60, ping_interval=None)
+            await asyncio.wait_for(ws.recv(), 60)
+            sockets.append(ws)
+
+    started = time.perf_counter()
+    results = await asyncio.gather(*(open_one() for _ in range(count)), return_exceptions=True)
+    failed = sum(1 for r in results if isinstance(r, BaseException))
+    await asyncio.sleep(2)  # let the server settle
+    after = rss_kib(pid) if pid else 0
+    opened = len(sockets)
+    print(f"  idle sockets open: {opened} (failed {failed}) in {time.perf_counter() - started:.1f} s")
+    if pid and opened:
+        print(f"  server RSS {before / 1024:.0f} MiB -> {after / 1024:.0f} MiB: "
+              f"{(after - before) / opened:.1f} KiB per idle connection")
+    else:
+        print("  (server RSS not measured: pass no --url so the bench starts and watches the server)")
+    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+
+
+def asset_sizes() -> None:
+    files = [ROOT / "static/chat/chat.js", ROOT / "static/chat/chat.css"]
+    raw = sum(f.stat().st_size for f in files)
+    zipped = len(gzip.compress(b"".join(f.read_bytes() for f in files), compresslevel=9))
+    widget = len(gzip.compress((ROOT / "static/chat/widget.js").read_bytes(), compresslevel=9))
+    print(f"chat page JS+CSS: {raw / 1024:.1f} KiB raw, {zipped / 1024:.1f} KiB gzipped (budget 20 KiB); "
+          f"widget.js {widget / 1024:.1f} KiB gzipped")
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", help="ws URL of a running server (uses this environment's DATABASE_URL for users)")
+    parser.add_argument("--upstream-url", help="the running server's emulator (for the SDK baseline and faults)")
+    parser.add_argument("--levels", default="1,50,200,500", help="concurrency levels")
+    parser.add_argument("--token-ms", type=int, default=10, help="emulator pace between tokens")
+    parser.add_argument("--idle", type=int, default=1000, help="idle sockets for the memory figure (0: skip)")
+    parser.add_argument("--deflate-compare", action="store_true", help="repeat the idle figure with deflate on")
+    parser.add_argument("--timeout", type=float, default=120.0, help="per-frame timeout, seconds")
+    args = parser.parse_args()
+    raise_fd_limit()
+    levels = [int(x) for x in args.levels.split(",") if x]
+    asset_sizes()
+
+    processes: list[subprocess.Popen] = []
+    tmp = tempfile.TemporaryDirectory(prefix="ws-bench-")
+    try:
+        if args.url:
+            url, upstream_url = args.url, args.upstream_url or os.environ.get("SUPPORTBOT_UPSTREAM_URL", "")
+            env = server_env(os.environ.get("DATABASE_URL", f"sqlite:///{ROOT / 'db.sqlite3'}"), upstream_url)
+            server_pid = None
+        else:
+            em_port, port = free_port(), free_port()
+            upstream_url = f"http://127.0.0.1:{em_port}"
+            env = server_env(os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp.name}/bench.sqlite3"), upstream_url)
+            subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+            processes.append(start_emulator(em_port))
+            server = start_server(port, env)
+            processes.append(server)
+            server_pid = server.pid
+            url = f"ws://127.0.0.1:{port}/ws/chat/"
+        import httpx
+
+        if upstream_url:
+            httpx.put(f"{upstream_url}/_control/faults", json={"token_ms": args.token_ms}, timeout=5).raise_for_status()
+        setup_django(env)
+        users = make_users(max(levels + [1]))
+        cookies = [cookie for _, cookie in users]
+        params = gateway_params()
+        print(f"server {url}  upstream {upstream_url}  token pace {args.token_ms} ms  deflate off")
+        print(f"{'N':>5} {'TTFD p50':>9} {'p99':>8} {'SDK p50':>8} {'p99':>8} {'overhead p50':>13} {'p99':>8} "
+              f"{'answers/s':>10} {'frames/s':>9} {'errors':>7} {'text ok':>8}")
+        for n in levels:
+            run, baseline, elapsed = asyncio.run(run_level(url, upstream_url, cookies, n, args.timeout, params))
+            stored = stored_texts(list(run.shown))
+            mismatched = sum(1 for pk, text in run.shown.items() if stored.get(pk) != text)
+            p50, p99 = pct(run.ttfd, 0.5) * 1000, pct(run.ttfd, 0.99) * 1000
+            b50, b99 = pct(baseline, 0.5) * 1000, pct(baseline, 0.99) * 1000
+            print(f"{n:>5} {p50:>7.1f}ms {p99:>6.1f}ms {b50:>6.1f}ms {b99:>6.1f}ms {p50 - b50:>11.1f}ms "
+                  f"{p99 - b99:>6.1f}ms {run.answers / elapsed:>10.1f} {run.frames / elapsed:>9.0f} "
+                  f"{len(run.errors):>7} {len(run.shown) - mismatched:>4}/{len(run.shown):<3}")
+            if run.errors:
+                print(f"      errors: {sorted(set(run.errors))[:5]}")
+        if args.idle:
+            conversation = idle_conversation(users[0][0])
+            idle_url = f"{url}?conversation={conversation}"
+            print(f"memory per idle connection (deflate off), {args.idle} sockets:")
+            asyncio.run(idle_sockets(idle_url, cookies[0], args.idle, server_pid))
+            if args.deflate_compare and not args.url:
+                port2 = free_port()
+                server2 = start_server(port2, env, deflate=True)
+                processes.append(server2)
+                print(f"memory per idle connection (deflate ON), {args.idle} sockets:")
+                asyncio.run(idle_sockets(f"ws://127.0.0.1:{port2}/ws/chat/?conversation={conversation}",
+                                         cookies[0], args.idle, server2.pid))
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
