@@ -1,0 +1,97 @@
+"""Drive the real websocket path (ASGI app → consumer → gateway → SDK → emulator over HTTP)."""
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+
+from apps.accounts.models import CustomerAccount
+from apps.prompts.services import prompt_seed_defaults
+
+
+@dataclass
+class ChatRun:
+    """Everything one user message produced on the socket."""
+
+    frames: list[dict] = field(default_factory=list)
+
+    @property
+    def terminal(self) -> list[dict]:
+        return [f for f in self.frames if f["type"] in ("done", "error")]
+
+    @property
+    def shown_text(self) -> str:
+        """What a client following the protocol displays: deltas since the last reset."""
+        text = ""
+        for frame in self.frames:
+            if frame["type"] == "reset":
+                text = ""
+            elif frame["type"] == "delta":
+                text += frame["text"]
+        return text
+
+
+def session_cookie_for(user) -> bytes:
+    session = SessionStore()
+    session["_auth_user_id"] = str(user.pk)
+    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_hash"] = user.get_session_auth_hash()
+    session.create()
+    return f"{django_settings.SESSION_COOKIE_NAME}={session.session_key}".encode()
+
+
+@database_sync_to_async
+def _cookie_and_new_conversation(user) -> tuple[bytes, str]:
+    from apps.chat.models import Conversation
+
+    # Each run gets its own conversation, as separate browser tabs resuming their own chats would.
+    conversation = Conversation.objects.create(user=user)
+    return session_cookie_for(user), str(conversation.pk)
+
+
+async def chat_once(user, text: str, *, timeout: float = 30.0) -> ChatRun:
+    """Open a socket as `user`, send one message and read until its terminal frame."""
+    from supportbot.asgi import application
+
+    cookie, conversation_id = await _cookie_and_new_conversation(user)
+    communicator = WebsocketCommunicator(
+        application, f"/ws/chat/?conversation={conversation_id}", headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)]
+    )
+    connected, _ = await communicator.connect(timeout=10)
+    assert connected
+    run = ChatRun()
+    try:
+        run.frames.append(await communicator.receive_json_from(timeout=10))  # conversation
+        await communicator.send_to(text_data=json.dumps({"type": "message", "text": text, "client_id": str(uuid.uuid4())}))
+        while True:
+            frame = await communicator.receive_json_from(timeout=timeout)
+            run.frames.append(frame)
+            if frame["type"] in ("done", "error"):
+                break
+    finally:
+        await communicator.disconnect()
+    return run
+
+
+@pytest.fixture
+def customer(db) -> Iterator:
+    """A Pro customer (routed to Sonnet, falling back to Haiku) with the demo prompts published."""
+    prompt_seed_defaults()
+    user = get_user_model().objects.create_user(username="rel-bob", password="demo-password")
+    CustomerAccount.objects.create(user=user, plan="pro", billing_status="active", language="en")
+    yield user
+
+
+@pytest.fixture
+def enterprise_customer(db) -> Iterator:
+    prompt_seed_defaults()
+    user = get_user_model().objects.create_user(username="rel-carol", password="demo-password")
+    CustomerAccount.objects.create(user=user, plan="enterprise", billing_status="active", language="fr")
+    yield user
