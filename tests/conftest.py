@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from django.core.cache import cache
 
 from apps.upstream.testing import RunningUpstream, start_upstream_in_thread
 
@@ -21,6 +22,7 @@ def upstream() -> Iterator[RunningUpstream]:
 def llm_upstream(upstream: RunningUpstream, settings) -> Iterator[RunningUpstream]:
     """Point the gateway at a clean emulator: no faults, empty cache and request log."""
     httpx.post(f"{upstream.base_url}/_control/reset", timeout=5).raise_for_status()
+    cache.clear()  # circuit breakers and rate limits must not leak from one test into the next
     settings.USE_OFFLINE_UPSTREAM = True
     settings.OFFLINE_UPSTREAM_URL = upstream.base_url
     from apps.llm import clients
