@@ -29,7 +29,14 @@ from apps.llm import breaker
 from apps.llm.clients import get_async_client, get_client
 from apps.llm.models import LLMCall, TaskType
 from apps.llm.prompting import chat_messages, single_turn_messages, system_blocks
-from apps.llm.retry import FirstTokenTimeout, RetryPolicy, is_retryable, status_of
+from apps.llm.retry import (
+    FirstTokenTimeout,
+    RetryPolicy,
+    StreamCut,
+    is_malformed_response,
+    is_retryable,
+    status_of,
+)
 from apps.llm.routing import route
 from apps.llm.services import llm_call_record
 from apps.llm.types import (
@@ -207,6 +214,12 @@ def _error_type(exc: BaseException) -> str:
         return "total_timeout"
     if isinstance(exc, (GeneratorExit, asyncio.CancelledError)):
         return "cancelled"
+    if is_malformed_response(exc):
+        return "malformed_response"
+    if isinstance(exc, StreamCut):
+        return "stream_cut"
+    if isinstance(exc, httpx2.TransportError):
+        return "connection_error"
     return type(exc).__name__
 
 
@@ -246,7 +259,7 @@ def _record_kwargs(
 
 def _counts_against_breaker(exc: BaseException) -> bool:
     # Only the model's own trouble opens its circuit; a malformed request would fail anywhere.
-    return is_retryable(exc) or isinstance(exc, httpx2.TransportError)
+    return is_retryable(exc)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -279,7 +292,7 @@ def _create_with_fallback(
             meter = _Meter(started=time.monotonic())
             try:
                 message = client.messages.create(**{**params, "model": model})
-            except (anthropic.APIError, httpx2.HTTPError) as exc:
+            except (anthropic.APIError, httpx2.HTTPError, ValueError) as exc:
                 last_error = _error_type(exc)
                 llm_call_record(
                     **_record_kwargs(meta, model=model, attempt=attempt, fallback_step=step, meter=meter, error=exc)
@@ -512,10 +525,6 @@ async def _next_event(iterator: Any, timeout: float) -> Any:
         return await anext(iterator)
 
 
-class _StreamCut(Exception):
-    """The stream ended without `message_stop` (the connection dropped)."""
-
-
 async def _stream_once(params: dict[str, Any], meter: _Meter, deadline: float) -> AsyncIterator[str]:
     """Yield the text deltas of one streamed attempt, filling `meter`. Raises on any failure."""
     ttft_deadline = meter.started + settings.LLM_FIRST_TOKEN_TIMEOUT_SECONDS
@@ -558,7 +567,7 @@ async def _stream_once(params: dict[str, Any], meter: _Meter, deadline: float) -
     finally:
         await stream.close()
     if not finished:
-        raise _StreamCut("stream ended before message_stop")
+        raise StreamCut("stream ended before message_stop")
 
 
 async def _record_abandoned(meta: _CallMeta, *, error: BaseException, **kwargs: Any) -> None:
@@ -566,10 +575,6 @@ async def _record_abandoned(meta: _CallMeta, *, error: BaseException, **kwargs: 
         await database_sync_to_async(llm_call_record)(**_record_kwargs(meta, error=error, **kwargs))
     except Exception:  # never mask the cancellation itself
         logger.exception("could not log an abandoned chat attempt")
-
-
-def _is_retryable_stream_failure(exc: BaseException) -> bool:
-    return is_retryable(exc) or isinstance(exc, (_StreamCut, httpx2.TransportError))
 
 
 async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None) -> AsyncIterator[GatewayEvent]:
@@ -625,7 +630,14 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
                         first_text_ms = int((time.monotonic() - started) * 1000)
                     shown += text
                     yield TextDelta(text=text)
-            except (anthropic.APIError, httpx2.HTTPError, FirstTokenTimeout, TimeoutError, _StreamCut) as exc:
+            except (
+                anthropic.APIError,
+                httpx2.HTTPError,
+                FirstTokenTimeout,
+                TimeoutError,
+                StreamCut,
+                ValueError,
+            ) as exc:
                 error = exc
             except (GeneratorExit, asyncio.CancelledError) as exc:
                 # The caller went away mid-answer (the user closed the tab): the tokens were still
@@ -655,7 +667,7 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
                 return
             final_model = model
             logger.warning("chat attempt failed: model=%s attempt=%d error=%s", model, attempt, _error_type(error))
-            if _counts_against_breaker(error) or isinstance(error, _StreamCut):
+            if _counts_against_breaker(error):
                 await sync_to_async(breaker.record_failure)(model)
             if _is_prompt_too_long(error) and not overflow_handled and request.history:
                 # Our estimate was off: fold history the same way as before sending, then start over.
@@ -669,7 +681,7 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
                 # A rejected request fails on every model, and a spent total budget leaves no time.
                 advance = False
                 break
-            if not (_is_retryable_stream_failure(error) and policy.should_retry(error, attempt)):
+            if not policy.should_retry(error, attempt):
                 break
             wait = policy.delay(error, attempt)
             if time.monotonic() + wait >= deadline:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import anthropic
+import httpx2
 from django.conf import settings
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
@@ -27,13 +28,26 @@ class FirstTokenTimeout(Exception):
     """No text arrived within LLM_FIRST_TOKEN_TIMEOUT_SECONDS (raised by the gateway, retried)."""
 
 
+class StreamCut(Exception):
+    """A stream ended without `message_stop` (the connection dropped mid-answer)."""
+
+
 def status_of(exc: BaseException) -> int | None:
     return exc.status_code if isinstance(exc, anthropic.APIStatusError) else None
 
 
+def is_malformed_response(exc: BaseException) -> bool:
+    """A body (or SSE event) that is not the JSON the API promises: the server's fault, like a 500."""
+    return isinstance(exc, (anthropic.APIResponseValidationError, ValueError))
+
+
 def is_retryable(exc: BaseException) -> bool:
-    """408/409/429/5xx/529, connection errors and timeouts, and streams that broke mid-way."""
-    if isinstance(exc, (anthropic.APIConnectionError, FirstTokenTimeout, TimeoutError)):
+    """408/409/429/5xx/529, connection errors and timeouts, broken streams and malformed bodies."""
+    if isinstance(exc, (anthropic.APIConnectionError, FirstTokenTimeout, TimeoutError, StreamCut)):
+        return True
+    if isinstance(exc, httpx2.TransportError):  # raised directly when a stream's connection breaks
+        return True
+    if is_malformed_response(exc):
         return True
     if isinstance(exc, anthropic.APIStatusError):
         status = exc.status_code

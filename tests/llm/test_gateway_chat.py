@@ -284,3 +284,15 @@ async def test_an_abandoned_answer_is_still_logged(llm_upstream):
     [call] = await calls()
     assert (call.status, call.error_type) == ("error", "cancelled")
     assert call.output_chars > 0 and call.cost_usd > 0
+
+
+@pytest.mark.parametrize("mode", ["invalid_json", "empty_body"])
+async def test_malformed_upstream_bodies_end_in_one_outcome(llm_upstream, waits, settings, mode):
+    settings.LLM_MAX_ATTEMPTS = 2
+    set_faults(llm_upstream, {"malformed": mode})
+    events = await run(ChatRequestFactory(plan_tier="pro"), policy=waits.policy())
+    outcome = finished(events).outcome
+    assert outcome.status in ("degraded", "incomplete")
+    log = await calls()
+    assert len(log) == 2 * 2  # sonnet and haiku, two attempts each, every one logged
+    assert {c.status for c in log} == {"error"}

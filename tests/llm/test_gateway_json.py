@@ -178,3 +178,13 @@ def test_preview_falls_back_to_a_local_estimate_when_counting_fails(settings):
         reset_clients()
     assert result.estimated and result.input_tokens > result.cached_prefix_tokens > 4_000
     assert any("estimates" in warning for warning in result.warnings)
+
+
+@pytest.mark.parametrize("mode", ["invalid_json", "empty_body"])
+def test_malformed_upstream_bodies_do_not_raise(llm_upstream, waits, mode):
+    set_faults(llm_upstream, {"malformed": mode})
+    result = complete_json(
+        prompt=classifier_prompt(), user_text=TRANSCRIPT, schema=Classification, policy=waits.policy()
+    )
+    assert (result.ok, result.error) == (False, "upstream_unavailable")
+    assert set(LLMCall.objects.values_list("error_type", flat=True)) == {"malformed_response"}
