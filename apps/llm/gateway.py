@@ -597,9 +597,8 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
         prompt_tier=prompt.model_tier,
     )
     request, folded = await _shrink_to_fit(request, decision.model, force=False)
-    turns_covered = folded
     if folded:
-        yield HistorySummarised(summary=request.summary, turns_covered=turns_covered)
+        yield HistorySummarised(summary=request.summary, turns_covered=folded)
 
     meta = _CallMeta(TaskType.CHAT, prompt, request.conversation_id, request.message_id, decision.reason)
     shown = ""  # what the client currently displays
@@ -673,8 +672,8 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
                 # Our estimate was off: fold history the same way as before sending, then start over.
                 overflow_handled = True
                 request, folded = await _shrink_to_fit(request, model, force=True)
-                turns_covered += folded
-                yield HistorySummarised(summary=request.summary, turns_covered=turns_covered)
+                # Counted from the previous event's state: callers add turns_covered to their counter.
+                yield HistorySummarised(summary=request.summary, turns_covered=folded)
                 attempt -= 1
                 continue
             if status_of(error) in (400, 401, 403) or isinstance(error, TimeoutError):

@@ -85,8 +85,9 @@ class Reset:
 class HistorySummarised:
     """Older history was compressed to fit the context window; the caller persists it.
 
-    `summary` replaces the request's `summary` and also covers the `turns_covered` oldest turns of
-    `request.history` (so a caller keeping a `summary_turns` counter adds `turns_covered` to it).
+    `summary` replaces the current summary and covers `turns_covered` more of the oldest history turns
+    than the summary it replaces, so a caller keeping a `summary_turns` counter adds `turns_covered`
+    to it. One answer may yield this more than once; each event counts only its own new turns.
     """
 
     summary: str

@@ -268,7 +268,8 @@ async def test_upstream_prompt_too_long_is_handled_by_summarising(llm_upstream, 
         events = await run(ChatRequestFactory(history=history_of(10, words=20)))
     finally:
         emulator.context_windows = {}
-    assert any(isinstance(event, HistorySummarised) for event in events)
+    summarised = [event for event in events if isinstance(event, HistorySummarised)]
+    assert summarised and sum(event.turns_covered for event in summarised) == 16
     assert finished(events).outcome.status == "complete"
     log = [(c.task_type, c.status, c.error_type) for c in await calls()]
     assert log[0] == ("chat", "error", "invalid_request_error")
