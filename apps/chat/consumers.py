@@ -233,6 +233,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             if not answer.stop_requested:  # shutdown, not the user: stored, now let it propagate
                 raise
+            self._release(answer)
             await self._emit(_done(reply, status="stopped", client_id=answer.client_id, prompt_version=prompt_version))
         except Exception as exc:
             logger.exception("chat answer failed", extra={"message_id": reply.pk})
@@ -245,10 +246,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "code": "generation_failed",
                 "message": "The assistant could not answer. Please try again.",
             }
+            self._release(answer)
             await self._emit({**error, "message_id": reply.pk, "client_id": answer.client_id})
         finally:
-            if self._answer is answer:
-                self._answer = None
+            self._release(answer)
             await self._announce_finished(reply)
 
     async def _finish(self, answer: _Answer, outcome: ChatOutcome, *, started: float, ttft_ms: int | None) -> None:
@@ -286,6 +287,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         if outcome.error_code:
             extra["error_code"] = outcome.error_code
+        self._release(answer)
         await self._emit(
             _done(
                 reply,
@@ -296,6 +298,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 **extra,
             )
         )
+
+    def _release(self, answer: _Answer) -> None:
+        """The answer is stored: accept the next question. Called BEFORE sending the terminal frame,
+        because a client may send its next message the moment it sees `done`."""
+        if self._answer is answer:
+            self._answer = None
 
     # -- answers written elsewhere (reconnect, resend) ---------------------------------------
 

@@ -234,3 +234,15 @@ async def test_disconnect_mid_answer_finishes_and_reconnect_gets_the_result(chat
     assert answer.status == "complete"
     assert frames[-1]["type"] == "done" and frames[-1]["message_id"] == answer.pk
     assert shown_text(frames) == answer.text
+
+
+async def test_next_question_right_after_done_is_accepted(chat_env, customer):
+    socket = await ChatSocket.open(customer)
+    conversation_id = (await socket.receive())["id"]
+    await socket.ask(QUESTION)
+    first = await socket.until_terminal()
+    await socket.ask("And where do I change my card?")  # sent the moment `done` arrives
+    second = await socket.until_terminal()
+    await socket.close()
+    assert (first[-1]["type"], second[0]["type"], second[-1]["type"]) == ("done", "ack", "done")
+    assert [m.role for m in await messages_of(conversation_id)] == ["user", "assistant", "user", "assistant"]
