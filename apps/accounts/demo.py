@@ -12,7 +12,7 @@ from django.db import transaction
 from apps.accounts.demo_content import DEMO_ACCOUNTS, DemoAccount
 from apps.accounts.models import CustomerAccount, Invoice, SupportTicket
 
-DEMO_PASSWORD = "demo-password"  # noqa: S105 - documented demo credential
+DEMO_PASSWORD = "demo-password"
 
 
 def _user_upsert(*, username: str, email: str, full_name: str = "", staff: bool = False) -> AbstractUser:

@@ -34,15 +34,15 @@ from typing import Any
 
 __all__ = [
     "CONTENT_DIR",
+    "DEMO_ACCOUNTS",
     "KNOWLEDGE_BASE_DIR",
+    "DemoAccount",
     "DemoInvoice",
     "DemoTicket",
-    "DemoAccount",
-    "DEMO_ACCOUNTS",
-    "load_text",
-    "knowledge_base_documents",
-    "load_transcripts",
     "get_demo_account",
+    "knowledge_base_documents",
+    "load_text",
+    "load_transcripts",
 ]
 
 CONTENT_DIR: Path = Path(__file__).resolve().parent / "demo_content"

@@ -14,7 +14,7 @@ USE_OFFLINE_UPSTREAM = not ANTHROPIC_API_KEY_CONFIGURED and not ANTHROPIC_BASE_U
 UPSTREAM_PORT = env.int("SUPPORTBOT_UPSTREAM_PORT", default=8100)
 OFFLINE_UPSTREAM_URL = env.str("SUPPORTBOT_UPSTREAM_URL", default=f"http://127.0.0.1:{UPSTREAM_PORT}")
 # Sent only to the offline upstream or a keyless compatible server; never a real credential.
-OFFLINE_API_KEY = "offline-emulator-key"  # noqa: S105
+OFFLINE_API_KEY = "offline-emulator-key"
 
 # Model ids are data: current Anthropic ids per tier (see anthropic._data.DEPRECATED_MODELS).
 LLM_MODELS = {

@@ -2,7 +2,7 @@
 
 from supportbot.settings.env import BASE_DIR, env
 
-DEVELOPMENT_SECRET_KEY = "django-insecure-supportbot-development-only"  # noqa: S105 - refused in production
+DEVELOPMENT_SECRET_KEY = "django-insecure-supportbot-development-only"
 
 SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 DEBUG = env.bool("DEBUG", default=False)
@@ -159,6 +159,6 @@ LOGGING = {
     },
 }
 
-from supportbot.settings.anthropic import *  # noqa: E402,F403
-from supportbot.settings.celery import *  # noqa: E402,F403
-from supportbot.settings.channels import *  # noqa: E402,F403
+from supportbot.settings.anthropic import *
+from supportbot.settings.celery import *
+from supportbot.settings.channels import *

@@ -2,7 +2,7 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
-from supportbot.settings.base import *  # noqa: F403
+from supportbot.settings.base import *
 from supportbot.settings.base import DEVELOPMENT_SECRET_KEY, SECRET_KEY
 from supportbot.settings.env import env
 

@@ -4,7 +4,7 @@ DATABASE_URL / REDIS_URL still select PostgreSQL / Redis when CI sets them; test
 services use `real_redis` fixtures and skip only when REDIS_URL is unset.
 """
 
-from supportbot.settings.base import *  # noqa: F403
+from supportbot.settings.base import *
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -24,11 +24,11 @@ LOGGING = {"version": 1, "disable_existing_loggers": False}
 # Serve static files from the app's finders (no collectstatic in tests): the e2e test loads the page's JS/CSS.
 WHITENOISE_USE_FINDERS = True
 
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not Django's shared-cache in-memory database: that one raises "database table is locked"
     # at once when the websocket tests' concurrent consumers write, instead of waiting like a real
     # SQLite file (WAL, busy timeout) does. One file per process so parallel runs never collide.
     import os
 
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-{os.getpid()}.sqlite3")}  # noqa: F405
-    (BASE_DIR / "var").mkdir(exist_ok=True)  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-{os.getpid()}.sqlite3")}
+    (BASE_DIR / "var").mkdir(exist_ok=True)

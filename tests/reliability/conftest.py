@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
-from django.contrib.sessions.backends.db import SessionStore
 
 from apps.accounts.models import CustomerAccount
 from apps.prompts.services import prompt_seed_defaults
+from tests.chat.conftest import session_cookie
 
 
 @dataclass
@@ -38,22 +37,13 @@ class ChatRun:
         return text
 
 
-def session_cookie_for(user) -> bytes:
-    session = SessionStore()
-    session["_auth_user_id"] = str(user.pk)
-    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
-    session["_auth_user_hash"] = user.get_session_auth_hash()
-    session.create()
-    return f"{django_settings.SESSION_COOKIE_NAME}={session.session_key}".encode()
-
-
 @database_sync_to_async
 def _cookie_and_new_conversation(user) -> tuple[bytes, str]:
     from apps.chat.models import Conversation
 
     # Each run gets its own conversation, as separate browser tabs resuming their own chats would.
     conversation = Conversation.objects.create(user=user)
-    return session_cookie_for(user), str(conversation.pk)
+    return session_cookie(user), str(conversation.pk)
 
 
 async def chat_once(user, text: str, *, timeout: float = 30.0) -> ChatRun:
