@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .language import ACCOUNT_LEAD_IN, CLOSING, GREETING, LEAD_IN, NOT_FOUND, REFUSAL, detect_language, words
-from .prompt import system_text, text_of
+from .prompt import instructions_of, system_text, text_of
 from .retrieval import build_index, index_for_system, plain_prose, stem_terms
 from .structured import (
     FieldSpec,
@@ -27,6 +27,7 @@ from .structured import (
     fields_from_prompt,
     fields_from_schema,
     fill_fields,
+    message_asks_for_json,
     prompt_asks_for_json,
 )
 from .transcript import TranscriptSignals, transcript_from
@@ -34,8 +35,23 @@ from .transcript import TranscriptSignals, transcript_from
 _ACCOUNT_CONTEXT = re.compile(
     r"<(account_context|account|customer_context|customer_account)\b[^>]*>(.*?)</\1>", re.DOTALL | re.IGNORECASE
 )
+# Context an application puts into the user turn next to what the user typed.
+_CONTEXT_BLOCK = re.compile(
+    r"<(account_context|account|customer_context|customer_account|conversation_summary|summary|history_summary|"
+    r"previous_summary)\b[^>]*>.*?</\1>",
+    re.DOTALL | re.IGNORECASE,
+)
+_TRANSCRIPT_TAG = re.compile(
+    r"<(transcript|conversation|chat|dialogue|messages)\b[^>]*>.*?</\1>", re.DOTALL | re.IGNORECASE
+)
 _SUMMARY_REQUEST = re.compile(
     r"\b(summari[sz]e|summari[sz]ing|summary of|write a (short |brief )?summary|condense)\b", re.IGNORECASE
+)
+# Summarising as the task, i.e. of a conversation, not "summarise the issue in one sentence when you escalate".
+_SUMMARY_TASK = re.compile(
+    r"\b(summari[sz]e|summari[sz]ing|summary of|summaries of|write a (short |brief )?summary|condense|compress)\b"
+    r"[^.\n]{0,60}?\b(conversations?|transcripts?|chats?|dialogues?|threads?|exchanges?|discussions?|below|following)\b",
+    re.IGNORECASE,
 )
 _CYBER_HARM = re.compile(
     r"\b(malware|ransomware|keylogger|botnet|ddos|exploit kit|steal (passwords|credentials)|phishing kit)\b",
@@ -46,6 +62,7 @@ _GENERAL_HARM = re.compile(
     r"(make|build|assemble) a (gun|weapon|firearm)|untraceable (gun|weapon))\b",
     re.IGNORECASE,
 )
+QUOTE_CHARS = 700  # help-center text quoted per answer (the best passage is always quoted whole)
 ACCOUNT_HINTS = frozenset(
     [
         "plan",
@@ -94,22 +111,35 @@ class Answer:
 def compose_answer(body: dict[str, Any], *, prose_instead_of_json: bool = False) -> Answer:
     messages = body["messages"]
     user_text = _last_user_text(messages)
+    own_words = _own_words(user_text)
     system = system_text(body)
+    instructions = instructions_of(system)
     prefill = _prefill(messages)
 
-    refusal = _refusal(user_text)
+    refusal = _refusal(own_words)
     if refusal is not None:
         return refusal
     forced_tool = _forced_tool(body)
     if forced_tool is not None:
         return _tool_call(forced_tool, user_text)
-    if _wants_json(body, system, user_text, prefill):
+    if _wants_json(body, instructions, _request_words(user_text), prefill):
         if prose_instead_of_json:
             return Answer(_continue_after_prefill(_prose_not_json(user_text), prefill))
-        return Answer(_continue_after_prefill(_json_answer(body, system, user_text, messages), prefill))
-    if _SUMMARY_REQUEST.search(user_text) or (_SUMMARY_REQUEST.search(system) and "<document" not in system):
+        return Answer(_continue_after_prefill(_json_answer(body, instructions, user_text, messages), prefill))
+    if _wants_summary(instructions, user_text):
         return Answer(_continue_after_prefill(_summary(user_text, messages), prefill))
-    return Answer(_continue_after_prefill(_support_answer(system, user_text), prefill))
+    return Answer(_continue_after_prefill(_support_answer(system, instructions, user_text), prefill))
+
+
+def _own_words(user_text: str) -> str:
+    """What the user wrote in the last turn: without the account context or an earlier-conversation
+    summary the application put next to it (those are context, never the user's request)."""
+    return _CONTEXT_BLOCK.sub(" ", user_text)
+
+
+def _request_words(user_text: str) -> str:
+    """The user's own words without any transcript they hand over: a transcript is data to work on."""
+    return _TRANSCRIPT_TAG.sub(" ", _own_words(user_text))
 
 
 def _last_user_text(messages: list[dict[str, Any]]) -> str:
@@ -136,8 +166,7 @@ def _continue_after_prefill(text: str, prefill: str) -> str:
     return text if prefill[-1].isspace() else " " + text
 
 
-def _refusal(user_text: str) -> Answer | None:
-    query = _without_account_context(user_text)
+def _refusal(query: str) -> Answer | None:
     category = "cyber" if _CYBER_HARM.search(query) else "general_harms" if _GENERAL_HARM.search(query) else None
     if category is None:
         return None
@@ -168,23 +197,32 @@ def _output_schema(body: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _wants_json(body: dict[str, Any], system: str, user_text: str, prefill: str) -> bool:
+def _wants_json(body: dict[str, Any], instructions: str, request: str, prefill: str) -> bool:
     if _output_schema(body) is not None or prefill.lstrip().startswith("{"):
         return True
-    return prompt_asks_for_json(system) or prompt_asks_for_json(_without_account_context(user_text))
+    return prompt_asks_for_json(instructions) or message_asks_for_json(request)
 
 
-def _json_answer(body: dict[str, Any], system: str, user_text: str, messages: list[dict[str, Any]]) -> str:
+def _wants_summary(instructions: str, user_text: str) -> bool:
+    """Asked to summarise a conversation: by the instructions, or by the user ("summarise this chat"),
+    or by a user turn that hands over a transcript with "summarise"."""
+    request = _request_words(user_text)
+    if _SUMMARY_TASK.search(instructions) or _SUMMARY_TASK.search(request):
+        return True
+    return bool(_SUMMARY_REQUEST.search(request)) and _TRANSCRIPT_TAG.search(user_text) is not None
+
+
+def _json_answer(body: dict[str, Any], instructions: str, user_text: str, messages: list[dict[str, Any]]) -> str:
     schema = _output_schema(body)
+    request = _request_words(user_text)
     fields: list[FieldSpec]
     if schema is not None:
         fields = fields_from_schema(schema)
     else:
-        fields = fields_from_prompt(system) or fields_from_prompt(user_text)
+        fields = fields_from_prompt(instructions) or fields_from_prompt(request)
     if not fields:
-        summary_only = (
-            _SUMMARY_REQUEST.search(system + "\n" + user_text) and "classif" not in (system + user_text).lower()
-        )
+        asked = instructions + "\n" + request
+        summary_only = _SUMMARY_REQUEST.search(asked) and "classif" not in asked.lower()
         fields = [FieldSpec("summary")] if summary_only else classification_fields()
     signals = TranscriptSignals(_transcript_for(user_text, messages))
     return json.dumps(fill_fields(fields, signals), ensure_ascii=False)
@@ -200,43 +238,57 @@ def _transcript_for(user_text: str, messages: list[dict[str, Any]]) -> str:
     tagged = transcript_from(user_text)
     if tagged != user_text.strip() or len(messages) <= 1:
         return tagged
+    # One line per turn, in the turn's own words (the app's wrapper tags and context left out).
     lines = [
-        f"{'Customer' if message['role'] == 'user' else 'Agent'}: {text_of(message['content'])}"
-        for message in messages[:-1]
+        f"{'Customer' if message['role'] == 'user' else 'Agent'}: {_turn_words(message)}" for message in messages[:-1]
     ]
     return "\n".join(lines)
+
+
+def _turn_words(message: dict[str, Any]) -> str:
+    return plain_prose(_own_words(text_of(message["content"])))
 
 
 def _summary(user_text: str, messages: list[dict[str, Any]]) -> str:
     return TranscriptSignals(_transcript_for(user_text, messages)).summary
 
 
-def _without_account_context(text: str) -> str:
-    return _ACCOUNT_CONTEXT.sub(" ", text)
-
-
-def _account_context(system: str, user_text: str) -> str:
-    matches = _ACCOUNT_CONTEXT.findall(user_text) or _ACCOUNT_CONTEXT.findall(system)
+def _account_context(instructions: str, user_text: str) -> str:
+    """The account context of this turn, else one given in the instructions (never a few-shot example's)."""
+    matches = _ACCOUNT_CONTEXT.findall(user_text) or _ACCOUNT_CONTEXT.findall(instructions)
     return "\n".join(body for _, body in matches)
 
 
-def _support_answer(system: str, user_text: str) -> str:
-    query = plain_prose(_without_account_context(user_text))
+def _support_answer(system: str, instructions: str, user_text: str) -> str:
+    query = plain_prose(_own_words(user_text))
     language = detect_language(query)
     query_words = set(words(query))
     if not stem_terms(query) or (query_words & GREETING_WORDS and len(query_words) <= 3):
         return GREETING[language]
 
     parts: list[str] = []
-    account_lines = _matching_account_lines(_account_context(system, user_text), query, query_words)
+    account_lines = _matching_account_lines(_account_context(instructions, user_text), query, query_words)
     if account_lines:
         parts.append(ACCOUNT_LEAD_IN[language] + " " + " ".join(_as_sentence(line) for line in account_lines))
-    passages = index_for_system(system).best(query) if system else []
+    passages = _short_quote(index_for_system(system).best(query)) if system else []
     if passages:
         parts.append(LEAD_IN[language] + " " + " ".join(_as_sentence(passage) for passage in passages))
     if not parts:
         return NOT_FOUND[language]
     return " ".join([*parts, CLOSING[language]])
+
+
+def _short_quote(passages: list[str]) -> list[str]:
+    """The best passage, plus runners-up while the quote stays short: a real answer is ~150 words, and
+    consumers' timeouts and pacing are tuned for answers of that length."""
+    quoted: list[str] = []
+    length = 0
+    for passage in passages:
+        if quoted and length + len(passage) > QUOTE_CHARS:
+            break
+        quoted.append(passage)
+        length += len(passage)
+    return quoted
 
 
 def _matching_account_lines(context: str, query: str, query_words: set[str]) -> list[str]:

@@ -7,10 +7,15 @@ work on that order, so both use `prompt_blocks()`.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from .tokens import DOCUMENT_PAGE_TOKENS, IMAGE_TOKENS, count_json_tokens, count_text_tokens
+
+# Reference material in a system prompt: documents to answer from and few-shot examples. What they say
+# ("responses are JSON", "summary: …") describes the material, it is not an instruction to the model.
+_REFERENCE_MATERIAL = re.compile(r"<(documents?|examples?)\b[^>]*>.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
 
 # Role markers ("\n\nHuman:" / "\n\nAssistant:") cost a few tokens per message in the real prompt.
 MESSAGE_FRAMING_TOKENS = 3
@@ -77,6 +82,13 @@ def system_text(body: dict[str, Any]) -> str:
     if not system:
         return ""
     return text_of(system)
+
+
+def instructions_of(system: str) -> str:
+    """The system text a model takes as instructions: without `<document(s)>` and `<example(s)>` blocks."""
+    if "<" not in system:
+        return system
+    return _REFERENCE_MATERIAL.sub(" ", system)
 
 
 def system_blocks(body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """Keyword retrieval over the reference documents found in a system prompt.
 
-Deliberately simple and deterministic: passages are paragraphs, terms are lower-cased accent-folded
-words cut to a 6-character stem, and a passage scores the sum of the IDF of the query terms it contains.
+Deliberately simple and deterministic: passages are paragraphs (indexed together with the markdown
+heading above them), terms are lower-cased accent-folded words cut to a 6-character stem, and a passage
+scores the sum over the query terms it contains of IDF × a saturated term frequency.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ _METADATA_TAG = re.compile(r"<(source|title|document_index|metadata)\b[^>]*>.*?<
 _ANY_TAG = re.compile(r"</?[A-Za-z_][\w:-]*(\s[^<>]*)?/?>")
 _MARKDOWN_PREFIX = re.compile(r"^\s*(#{1,6}\s+|[-*+•]\s+|\d+[.)]\s+|>\s*)", re.MULTILINE)
 _MARKDOWN_INLINE = re.compile(r"(\*\*|__|`+|\*|~~)")
+_HEADING = re.compile(r"^\s*#{1,6}\s")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _STEM_LENGTH = 6
 _MIN_PASSAGE_WORDS = 4
@@ -39,6 +41,12 @@ TERM_ALIASES: dict[str, str] = {
     "rimborso": "refund",
     "terugbetaling": "refund",
     "restitutie": "refund",
+    "réinitialiser": "reset",
+    "reinitialiser": "reset",
+    "zurücksetzen": "reset",
+    "restablecer": "reset",
+    "reimpostare": "reset",
+    "redefinir": "reset",
     "passe": "password",
     "passwort": "password",
     "kennwort": "password",
@@ -110,13 +118,21 @@ def extract_documents(system: str) -> list[str]:
 
 
 def split_passages(document: str) -> list[str]:
-    passages: list[str] = []
+    return [passage for _, passage in split_sections(document)]
+
+
+def split_sections(document: str) -> list[tuple[str, str]]:
+    """(heading, passage) pairs: paragraphs as plain prose, each with the markdown heading above it."""
+    sections: list[tuple[str, str]] = []
+    heading = ""
     for paragraph in re.split(r"\n\s*\n", document):
         prose = plain_prose(paragraph)
+        if _HEADING.match(paragraph):
+            heading = prose
         if len(prose.split()) < _MIN_PASSAGE_WORDS:
             continue
-        passages.extend(_split_long(prose))
-    return passages
+        sections.extend((heading, piece) for piece in _split_long(prose))
+    return sections
 
 
 def _split_long(prose: str) -> list[str]:
@@ -135,11 +151,18 @@ def _split_long(prose: str) -> list[str]:
     return pieces
 
 
+# Term-frequency saturation (BM25's k1, without length normalisation: help-center paragraphs are all
+# short, and favouring the shortest one picks passing mentions over the paragraph about the topic).
+_TF_SATURATION = 1.2
+
+
 @dataclass(frozen=True)
 class PassageIndex:
     passages: tuple[str, ...]
     terms: tuple[frozenset[str], ...]
     idf: dict[str, float]
+    # Per-passage term weights: a term repeated in a passage (or in its heading) counts more than once.
+    weights: tuple[dict[str, float], ...] = ()
 
     def best(self, query: str, limit: int = 3, relative_cutoff: float = 0.6) -> list[str]:
         """Up to `limit` passages: the best match plus those scoring at least `relative_cutoff` of it."""
@@ -147,7 +170,7 @@ class PassageIndex:
         if not query_terms:
             return []
         scored = [
-            (sum(self.idf[term] for term in query_terms & passage_terms), -index)
+            (sum(self.idf[term] * self.weights[index][term] for term in query_terms & passage_terms), -index)
             for index, passage_terms in enumerate(self.terms)
         ]
         ranked = sorted(((score, order) for score, order in scored if score > 0), reverse=True)
@@ -157,16 +180,26 @@ class PassageIndex:
         return [self.passages[-order] for score, order in ranked[:limit] if score >= relative_cutoff * top_score]
 
 
-def build_index(passages: list[str]) -> PassageIndex:
-    terms = tuple(frozenset(stem_terms(passage)) for passage in passages)
+def build_index(passages: list[str], headings: list[str] | None = None) -> PassageIndex:
+    """`headings[i]` (the section title above passage i) is matched like the passage's own words."""
+    labels = headings or [""] * len(passages)
+    counts = [Counter(stem_terms(f"{label} {passage}")) for label, passage in zip(labels, passages, strict=True)]
+    terms = tuple(frozenset(passage_counts) for passage_counts in counts)
     document_frequency = Counter(term for passage_terms in terms for term in passage_terms)
     count = max(len(passages), 1)
     idf = {term: math.log(1 + count / frequency) for term, frequency in document_frequency.items()}
-    return PassageIndex(tuple(passages), terms, idf)
+    weights = tuple(
+        {
+            term: frequency * (_TF_SATURATION + 1) / (frequency + _TF_SATURATION)
+            for term, frequency in passage_counts.items()
+        }
+        for passage_counts in counts
+    )
+    return PassageIndex(tuple(passages), terms, idf, weights)
 
 
 @lru_cache(maxsize=256)
 def index_for_system(system: str) -> PassageIndex:
     """Cached per system text: batch jobs send thousands of requests with the same documents."""
-    passages = [passage for document in extract_documents(system) for passage in split_passages(document)]
-    return build_index(passages)
+    sections = [section for document in extract_documents(system) for section in split_sections(document)]
+    return build_index([passage for _, passage in sections], [heading for heading, _ in sections])

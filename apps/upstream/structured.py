@@ -12,6 +12,15 @@ from .transcript import TranscriptSignals
 _KEY_WITH_HINT = re.compile(r'"([A-Za-z_][A-Za-z0-9_]*)"\s*:\s*([^,\n}]*)')
 _NEGATED_JSON = re.compile(r"\b(no|not|never|don't|do not|without)\b[^.\n]{0,30}\bjson\b", re.IGNORECASE)
 _JSON_REQUEST = re.compile(r"\b(schema|keys?|fields?|object|only|valid|format|respond|return|output)\b", re.IGNORECASE)
+# A customer's own message asks for JSON only with an imperative ("Reply with only the JSON object"):
+# "Can I export my projects in JSON format?" or "Does the API return JSON?" are questions about JSON.
+_IMPERATIVE_JSON = re.compile(
+    r"^\W*(please\s+)?(respond|reply|answer|return|output|give me|provide|produce|format|write|convert|"
+    r"extract|classify|generate|create|use)\b.*\bjson\b",
+    re.IGNORECASE,
+)
+_MESSAGE_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n")
+_TAG = re.compile(r"</?[A-Za-z_][\w:-]*(\s[^<>]*)?/?>")
 
 _SENTENCE = re.compile(r"(?<=[.!?\n])\s+")
 _KEYS_SENTENCE = re.compile(r"\b(keys?|fields?|propert(y|ies))\b", re.IGNORECASE)
@@ -42,9 +51,18 @@ class FieldSpec:
 
 
 def prompt_asks_for_json(text: str) -> bool:
+    """Instructions (system text without reference documents or examples) that ask for JSON output."""
     if "json" not in text.lower() or _NEGATED_JSON.search(text):
         return False
     return bool(_JSON_REQUEST.search(text))
+
+
+def message_asks_for_json(text: str) -> bool:
+    """A user's own words that tell the model to answer in JSON (not merely mention it)."""
+    if "json" not in text.lower() or _NEGATED_JSON.search(text):
+        return False
+    sentences = _MESSAGE_SENTENCE.split(_TAG.sub("\n", text))
+    return any(_IMPERATIVE_JSON.search(sentence) for sentence in sentences)
 
 
 def fields_from_prompt(text: str) -> list[FieldSpec]:
