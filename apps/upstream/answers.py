@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from .language import ACCOUNT_LEAD_IN, CLOSING, GREETING, LEAD_IN, NOT_FOUND, REFUSAL, detect_language, words
@@ -113,7 +114,7 @@ def compose_answer(body: dict[str, Any], *, prose_instead_of_json: bool = False)
     user_text = _last_user_text(messages)
     own_words = _own_words(user_text)
     system = system_text(body)
-    instructions = instructions_of(system)
+    instructions = _instructions(system)
     prefill = _prefill(messages)
 
     refusal = _refusal(own_words)
@@ -197,32 +198,62 @@ def _output_schema(body: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _wants_json(body: dict[str, Any], instructions: str, request: str, prefill: str) -> bool:
+@dataclass(frozen=True)
+class _Instructions:
+    """What a system prompt asks for, worked out once per distinct system text."""
+
+    text: str  # the system text without reference documents and few-shot examples
+    asks_for_json: bool
+    asks_for_summary: bool
+    mentions_summary: bool
+    mentions_classification: bool
+    fields: tuple[FieldSpec, ...]
+    account_context: str
+
+
+@lru_cache(maxsize=256)
+def _instructions(system: str) -> _Instructions:
+    text = instructions_of(system)
+    return _Instructions(
+        text=text,
+        asks_for_json=prompt_asks_for_json(text),
+        asks_for_summary=_SUMMARY_TASK.search(text) is not None,
+        mentions_summary=_SUMMARY_REQUEST.search(text) is not None,
+        mentions_classification="classif" in text.lower(),
+        fields=tuple(fields_from_prompt(text)),
+        account_context="\n".join(body for _, body in _ACCOUNT_CONTEXT.findall(text)),
+    )
+
+
+def _wants_json(body: dict[str, Any], instructions: _Instructions, request: str, prefill: str) -> bool:
     if _output_schema(body) is not None or prefill.lstrip().startswith("{"):
         return True
-    return prompt_asks_for_json(instructions) or message_asks_for_json(request)
+    return instructions.asks_for_json or message_asks_for_json(request)
 
 
-def _wants_summary(instructions: str, user_text: str) -> bool:
+def _wants_summary(instructions: _Instructions, user_text: str) -> bool:
     """Asked to summarise a conversation: by the instructions, or by the user ("summarise this chat"),
     or by a user turn that hands over a transcript with "summarise"."""
     request = _request_words(user_text)
-    if _SUMMARY_TASK.search(instructions) or _SUMMARY_TASK.search(request):
+    if instructions.asks_for_summary or _SUMMARY_TASK.search(request):
         return True
     return bool(_SUMMARY_REQUEST.search(request)) and _TRANSCRIPT_TAG.search(user_text) is not None
 
 
-def _json_answer(body: dict[str, Any], instructions: str, user_text: str, messages: list[dict[str, Any]]) -> str:
+def _json_answer(
+    body: dict[str, Any], instructions: _Instructions, user_text: str, messages: list[dict[str, Any]]
+) -> str:
     schema = _output_schema(body)
     request = _request_words(user_text)
     fields: list[FieldSpec]
     if schema is not None:
         fields = fields_from_schema(schema)
     else:
-        fields = fields_from_prompt(instructions) or fields_from_prompt(request)
+        fields = list(instructions.fields) or fields_from_prompt(request)
     if not fields:
-        asked = instructions + "\n" + request
-        summary_only = _SUMMARY_REQUEST.search(asked) and "classif" not in asked.lower()
+        mentions_summary = instructions.mentions_summary or _SUMMARY_REQUEST.search(request) is not None
+        classification = instructions.mentions_classification or "classif" in request.lower()
+        summary_only = mentions_summary and not classification
         fields = [FieldSpec("summary")] if summary_only else classification_fields()
     signals = TranscriptSignals(_transcript_for(user_text, messages))
     return json.dumps(fill_fields(fields, signals), ensure_ascii=False)
@@ -253,13 +284,13 @@ def _summary(user_text: str, messages: list[dict[str, Any]]) -> str:
     return TranscriptSignals(_transcript_for(user_text, messages)).summary
 
 
-def _account_context(instructions: str, user_text: str) -> str:
+def _account_context(instructions: _Instructions, user_text: str) -> str:
     """The account context of this turn, else one given in the instructions (never a few-shot example's)."""
-    matches = _ACCOUNT_CONTEXT.findall(user_text) or _ACCOUNT_CONTEXT.findall(instructions)
-    return "\n".join(body for _, body in matches)
+    matches = _ACCOUNT_CONTEXT.findall(user_text)
+    return "\n".join(body for _, body in matches) if matches else instructions.account_context
 
 
-def _support_answer(system: str, instructions: str, user_text: str) -> str:
+def _support_answer(system: str, instructions: _Instructions, user_text: str) -> str:
     query = plain_prose(_own_words(user_text))
     language = detect_language(query)
     query_words = set(words(query))

@@ -4,7 +4,7 @@ Rules (see docs/upstream.md):
 - The prompt is the ordered blocks tools → system → messages (`prompt.prompt_blocks`). A block with
   `cache_control` is a breakpoint; the prefix up to and including it can be cached once it reaches the
   model's minimum cacheable length. Shorter prefixes run uncached, without error.
-- The key is a hash of the model and the canonical bytes of every block of the prefix, so changing any
+- The key is a hash of the model and the digest of every block's canonical JSON in the prefix, so changing any
   earlier block (a tool, the system prompt, an older message) misses.
 - Reads: the longest live prefix wins. From each breakpoint the service also looks back up to 20 block
   boundaries for an entry written by an earlier request, which is what makes a breakpoint that moves
@@ -66,9 +66,10 @@ def breakpoint_ttl(cache_control: dict[str, Any]) -> str:
     return cache_control.get("ttl") or DEFAULT_TTL
 
 
-def validate_breakpoints(blocks: list[PromptBlock]) -> None:
-    """Reject what the real API rejects: bad cache_control, more than 4 breakpoints, 1h after 5m."""
-    breakpoints = [block.cache_control for block in blocks if block.cache_control is not None]
+def validate_breakpoints(breakpoints: list[Any]) -> None:
+    """Reject what the real API rejects: bad cache_control, more than 4 breakpoints, 1h after 5m.
+
+    `breakpoints` are the `cache_control` values in prompt order (`prompt.cache_controls`)."""
     for cache_control in breakpoints:
         if not isinstance(cache_control, dict) or cache_control.get("type") != "ephemeral":
             raise invalid_request("cache_control.type: Input should be 'ephemeral'")
@@ -89,12 +90,11 @@ def validate_breakpoints(blocks: list[PromptBlock]) -> None:
 
 
 def _prefix_digests(model: str, blocks: list[PromptBlock]) -> list[str]:
-    """digests[i] identifies the prefix blocks[0..i] for `model` (length-prefixed to avoid ambiguity)."""
+    """digests[i] identifies the prefix blocks[0..i] for `model`: O(blocks), each block adds its digest."""
     running = hashlib.sha256(model.encode())
     digests: list[str] = []
     for block in blocks:
-        running.update(len(block.canonical).to_bytes(8, "big"))
-        running.update(block.canonical)
+        running.update(block.identity)  # fixed-length digests: no ambiguity between prefixes
         digests.append(running.hexdigest())
     return digests
 

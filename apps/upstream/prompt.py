@@ -6,9 +6,11 @@ work on that order, so both use `prompt_blocks()`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from .tokens import DOCUMENT_PAGE_TOKENS, IMAGE_TOKENS, count_json_tokens, count_text_tokens
@@ -23,7 +25,7 @@ MESSAGE_FRAMING_TOKENS = 3
 
 @dataclass(frozen=True)
 class PromptBlock:
-    canonical: bytes  # what identifies the block for prompt caching (cache_control excluded)
+    identity: bytes  # SHA-256 of the block's canonical JSON (cache_control excluded): what prompt caching keys on
     tokens: int
     cache_control: dict[str, Any] | None
 
@@ -32,6 +34,26 @@ def _canonical(value: Any) -> bytes:
     if isinstance(value, dict):
         value = {key: item for key, item in value.items() if key != "cache_control"}
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _identity(value: Any) -> bytes:
+    return hashlib.sha256(_canonical(value)).digest()
+
+
+# Every request of a conversation repeats the same ~16k-token system prompt and the same history, so the
+# identity and token count of a text block are derived once per distinct text (bounded, least recently used).
+@lru_cache(maxsize=4_096)
+def _text_block_facts(role: str | None, text: str) -> tuple[bytes, int]:
+    block = {"type": "text", "text": text}
+    identity = _identity(block if role is None else {"role": role, "block": block})
+    return identity, count_text_tokens(text)
+
+
+def _is_plain_text(block: dict[str, Any]) -> bool:
+    return block.get("type") == "text" and isinstance(block.get("text"), str) and block.keys() <= _TEXT_BLOCK_KEYS
+
+
+_TEXT_BLOCK_KEYS = frozenset({"type", "text", "cache_control"})
 
 
 def content_blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -101,15 +123,37 @@ def system_blocks(body: dict[str, Any]) -> list[dict[str, Any]]:
 def prompt_blocks(body: dict[str, Any]) -> list[PromptBlock]:
     blocks: list[PromptBlock] = []
     for tool in body.get("tools") or []:
-        blocks.append(PromptBlock(_canonical(tool), count_json_tokens(tool), tool.get("cache_control")))
+        blocks.append(PromptBlock(_identity(tool), count_json_tokens(tool), tool.get("cache_control")))
     for block in system_blocks(body):
-        blocks.append(PromptBlock(_canonical(block), block_tokens(block), block.get("cache_control")))
+        if _is_plain_text(block):
+            identity, tokens = _text_block_facts(None, block["text"])
+        else:
+            identity, tokens = _identity(block), block_tokens(block)
+        blocks.append(PromptBlock(identity, tokens, block.get("cache_control")))
     for message in body.get("messages") or []:
+        role = message["role"]
         for index, block in enumerate(content_blocks(message["content"])):
             framing = MESSAGE_FRAMING_TOKENS if index == 0 else 0
-            canonical = _canonical({"role": message["role"], "block": _strip_cache_control(block)})
-            blocks.append(PromptBlock(canonical, block_tokens(block) + framing, block.get("cache_control")))
+            if _is_plain_text(block):
+                identity, tokens = _text_block_facts(role, block["text"])
+            else:
+                identity = _identity({"role": role, "block": _strip_cache_control(block)})
+                tokens = block_tokens(block)
+            blocks.append(PromptBlock(identity, tokens + framing, block.get("cache_control")))
     return _with_automatic_breakpoint(blocks, body.get("cache_control"))
+
+
+def cache_controls(body: dict[str, Any]) -> list[Any]:
+    """Every breakpoint's `cache_control`, in prompt order, as `prompt_blocks` would mark them, without
+    the cost of identifying and counting the blocks (validation needs only these)."""
+    controls: list[Any] = [tool.get("cache_control") for tool in body.get("tools") or []]
+    controls += [block.get("cache_control") for block in system_blocks(body)]
+    for message in body.get("messages") or []:
+        controls += [block.get("cache_control") for block in content_blocks(message["content"])]
+    top_level = body.get("cache_control")
+    if top_level and controls and not controls[-1]:
+        controls[-1] = top_level
+    return [control for control in controls if control is not None]
 
 
 def _strip_cache_control(block: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +165,7 @@ def _with_automatic_breakpoint(blocks: list[PromptBlock], cache_control: dict[st
     if not cache_control or not blocks or blocks[-1].cache_control:
         return blocks
     last = blocks[-1]
-    return [*blocks[:-1], PromptBlock(last.canonical, last.tokens, cache_control)]
+    return [*blocks[:-1], PromptBlock(last.identity, last.tokens, cache_control)]
 
 
 def count_prompt_tokens(body: dict[str, Any]) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 from .cache import validate_breakpoints
 from .catalog import max_output_tokens
 from .errors import UpstreamError, invalid_request
-from .prompt import content_blocks, prompt_blocks
+from .prompt import cache_controls, content_blocks
 
 API_VERSION_LEGACY = "2023-06-01"
 API_VERSION_CURRENT = "2026-10-21"
@@ -122,7 +122,7 @@ def _validate_common(body: dict[str, Any], api_version: str, path: str) -> None:
     _validate_system(body.get("system"), path)
     _validate_messages(body.get("messages"), path)
     _validate_tools(body.get("tools"), path)
-    validate_breakpoints(prompt_blocks(body))
+    validate_breakpoints(cache_controls(body))
 
 
 def _validate_sampling(body: dict[str, Any], api_version: str, path: str) -> None:
