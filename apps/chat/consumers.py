@@ -40,6 +40,19 @@ FINISHED_EVENT = "chat.reply_finished"
 _running_answers: set[asyncio.Task[None]] = set()
 
 
+async def running_answers_drain(*, timeout: float) -> int:
+    """Wait up to `timeout` seconds for the answers being generated in this process to finish.
+
+    Called on graceful shutdown once no new connections are accepted. Returns how many were still
+    running; those are cancelled by the server afterwards and stored as `incomplete`.
+    """
+    pending = {task for task in _running_answers if not task.done()}
+    if pending:
+        _, still_running = await asyncio.wait(pending, timeout=timeout)
+        return len(still_running)
+    return 0
+
+
 def db(function: Any) -> Any:
     """Run ORM code off the event loop on the shared worker pool, closing stale connections around it.
 

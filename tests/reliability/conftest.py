@@ -1,13 +1,22 @@
 """Drive the real websocket path (ASGI app → consumer → gateway → SDK → emulator over HTTP)."""
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 
 from apps.accounts.models import CustomerAccount
@@ -85,3 +94,54 @@ def enterprise_customer(db) -> Iterator:
     user = get_user_model().objects.create_user(username="rel-carol", password="demo-password")
     CustomerAccount.objects.create(user=user, plan="enterprise", billing_status="active", language="fr")
     yield user
+
+
+# -- real server processes ------------------------------------------------------------------------
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url_of_this_test_run() -> str:
+    """A DATABASE_URL that points a child process at the database this test run is using."""
+    database = django_settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{database['NAME']}"
+    host = database.get("HOST") or "127.0.0.1"
+    return f"postgres://{database['USER']}@{host}:{database.get('PORT') or 5432}/{database['NAME']}"
+
+
+def server_env(upstream_url: str, **extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "supportbot.settings.local",
+        "DATABASE_URL": database_url_of_this_test_run(),
+        "SECRET_KEY": django_settings.SECRET_KEY,
+        "SUPPORTBOT_UPSTREAM_URL": upstream_url,
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "REDIS_URL"):
+        if name not in extra:
+            env.pop(name, None)
+    return env
+
+
+def start_server(args: list[str], port: int, env: dict[str, str]) -> subprocess.Popen:
+    """Start a server process and wait until /healthz answers."""
+    process = subprocess.Popen([sys.executable, *args], cwd=PROJECT_DIR, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "server exited during start-up"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise AssertionError(f"server on {port} did not start")

@@ -59,8 +59,10 @@ def chat_call_errors() -> list[tuple[str, str]]:
 
 
 @database_sync_to_async
-def chat_calls_logged() -> int:
-    return LLMCall.objects.filter(task_type="chat").count()
+def chat_calls_logged() -> tuple[int, int]:
+    """(all chat attempts logged, those cut short by our own timeout)."""
+    calls = LLMCall.objects.filter(task_type="chat")
+    return calls.count(), calls.filter(error_type__in=("first_token_timeout", "total_timeout")).count()
 
 
 def upstream_message_posts(upstream) -> int:
@@ -97,8 +99,11 @@ async def test_every_message_gets_one_outcome_under_fault(fault, customer, llm_u
 
     users, assistants, tickets = await stored(customer)
     assert_every_message_answered_once(runs, users, assistants, tickets)
-    # The call log records each attempt the upstream received.
-    assert await chat_calls_logged() == upstream_message_posts(llm_upstream) - before
+    # The call log records each attempt the upstream received. An attempt we abandon on our own
+    # timeout may end before the emulator counts it (it counts at response time), so those may be extra.
+    logged, timed_out = await chat_calls_logged()
+    seen = upstream_message_posts(llm_upstream) - before
+    assert seen <= logged <= seen + timed_out
 
 
 async def test_prompt_too_long_is_summarised_not_lost(customer, llm_upstream, settings) -> None:

@@ -6,15 +6,9 @@ the per-user rate limit is shared, because its counters live in Redis.
 
 import asyncio
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,30 +19,12 @@ from django.contrib.auth import get_user_model
 
 from apps.accounts.models import CustomerAccount
 from apps.prompts.services import prompt_seed_defaults
+from tests.reliability.conftest import free_port, server_env, start_server
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 REDIS_DB_URL_SUFFIX = "/15"  # a database index of its own, flushed by this test
 RATE_LIMIT = 3
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.postgres]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_serving(port: int, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "server exited during start-up"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise AssertionError(f"server on {port} did not start")
 
 
 @pytest.fixture
@@ -58,30 +34,16 @@ def two_servers(redis_url: str, llm_upstream) -> Iterator[tuple[int, int]]:
         pytest.skip("DATABASE_URL is not PostgreSQL; two processes need a shared server database")
     shared_redis = redis_url.rsplit("/", 1)[0] + REDIS_DB_URL_SUFFIX
     redis.Redis.from_url(shared_redis).flushdb()
-    host = database.get("HOST") or "127.0.0.1"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "supportbot.settings.local",
-        "DATABASE_URL": f"postgres://{database['USER']}@{host}:{database.get('PORT') or 5432}/{database['NAME']}",
-        "REDIS_URL": shared_redis,
-        "SUPPORTBOT_UPSTREAM_URL": llm_upstream.base_url,
-        "CHAT_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT),
-        "LOG_LEVEL": "WARNING",
-    }
-    env.pop("ANTHROPIC_API_KEY", None)
-    env.pop("ANTHROPIC_BASE_URL", None)
+    env = server_env(llm_upstream.base_url, REDIS_URL=shared_redis, CHAT_RATE_LIMIT_PER_MINUTE=str(RATE_LIMIT))
     ports = (free_port(), free_port())
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "supportbot.asgi:application", "--port", str(port),
-             "--ws-per-message-deflate", "false", "--lifespan", "off", "--log-level", "warning"],
-            cwd=PROJECT_DIR, env=env,
-        )
-        for port in ports
-    ]
+    processes = []
     try:
-        for port, process in zip(ports, processes, strict=True):
-            wait_until_serving(port, process)
+        for port in ports:
+            processes.append(start_server(
+                ["-m", "uvicorn", "supportbot.asgi:application", "--port", str(port),
+                 "--ws-per-message-deflate", "false", "--lifespan", "off", "--log-level", "warning"],
+                port, env,
+            ))
         yield ports
     finally:
         for process in processes:

@@ -4,14 +4,41 @@ Uvicorn runs with permessage-deflate off: answers are streamed as many tiny fram
 costs ~250 KiB more memory per socket and a measurable share of CPU for almost no saving (see README).
 """
 
+import logging
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import httpx
 import uvicorn
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+logger = logging.getLogger(__name__)
+
+
+class DrainingServer(uvicorn.Server):
+    """Uvicorn that, on SIGTERM, stops accepting, lets streaming answers finish, then shuts down.
+
+    Answers still running after `SHUTDOWN_GRACE_SECONDS` are cancelled and stored as incomplete.
+    """
+
+    def __init__(self, config: uvicorn.Config, *, on_stopped: Callable[[], None] = lambda: None) -> None:
+        super().__init__(config)
+        # Runs before uvicorn re-raises the signal it caught (which ends the process at once).
+        self.on_stopped = on_stopped
+
+    async def shutdown(self, sockets=None) -> None:
+        from apps.chat.consumers import running_answers_drain
+
+        for server in self.servers:
+            server.close()  # no new connections while draining
+        still_running = await running_answers_drain(timeout=settings.SHUTDOWN_GRACE_SECONDS)
+        if still_running:
+            logger.warning("shutdown: %d answers still streaming are stored as incomplete", still_running)
+        await super().shutdown(sockets)
+        self.on_stopped()
 
 
 class Command(BaseCommand):
@@ -20,28 +47,31 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=settings.PORT)
-        parser.add_argument("--workers", type=int, default=1)
 
-    def handle(self, *args, host: str, port: int, workers: int, **options) -> None:
+    def handle(self, *args, host: str, port: int, **options) -> None:
         upstream = self._start_offline_upstream() if settings.USE_OFFLINE_UPSTREAM else None
         self.stdout.write(f"supportbot on http://{host}:{port}/ (log in as alice, bob or carol / demo-password)")
-        try:
-            uvicorn.run(
-                "supportbot.asgi:application",
-                host=host,
-                port=port,
-                workers=workers,
-                ws_per_message_deflate=False,
-                lifespan="off",
-                proxy_headers=True,
-                timeout_graceful_shutdown=30,
-            )
-        finally:
-            if upstream is not None:
+        config = uvicorn.Config(
+            "supportbot.asgi:application",
+            host=host,
+            port=port,
+            ws_per_message_deflate=False,
+            lifespan="off",
+            proxy_headers=True,
+            timeout_graceful_shutdown=settings.SHUTDOWN_GRACE_SECONDS,
+        )
+
+        def stop_upstream() -> None:
+            if upstream is not None and upstream.poll() is None:
                 upstream.terminate()
                 upstream.wait(timeout=10)
 
-    def _start_offline_upstream(self) -> subprocess.Popen:
+        try:
+            DrainingServer(config, on_stopped=stop_upstream).run()
+        finally:
+            stop_upstream()
+
+    def _start_offline_upstream(self) -> subprocess.Popen | None:
         url = settings.OFFLINE_UPSTREAM_URL
         if self._is_up(url):
             self.stdout.write(f"Using the offline upstream already running at {url}")
