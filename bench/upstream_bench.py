@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -115,6 +116,12 @@ async def run_level(base_url: str, system: list[dict[str, object]], concurrency:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux), to tell the emulator's cost from the client's."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -150,14 +157,18 @@ def main() -> None:
         httpx.put(f"{base_url}/_control/faults", json={"token_ms": arguments.token_ms}).raise_for_status()
         system = system_blocks()
         system_chars = sum(len(str(block["text"])) for block in system)
-        print(f"system prompt: {system_chars:,} chars; max_tokens {arguments.max_tokens}; token_ms {arguments.token_ms}")
-        print(f"{'concurrency':>11} {'requests':>8} {'req/s':>8} {'ttft p50 ms':>12} {'ttft p99 ms':>12}")
+        print(f"system prompt: {system_chars:,} chars; max_tokens {arguments.max_tokens}; ", end="")
+        print(f"token_ms {arguments.token_ms}; {os.cpu_count()} CPUs shared by client and emulator")
+        header = f"{'concurrency':>11} {'requests':>8} {'req/s':>8} {'ttft p50 ms':>12} {'ttft p99 ms':>12}"
+        print(f"{header} {'emulator CPU ms/req':>20}")
         for concurrency in arguments.levels:
             requests = arguments.requests_per_level or max(40, 2 * concurrency)
+            cpu_before = cpu_seconds(process.pid)
             figures = asyncio.run(run_level(base_url, system, concurrency, requests, arguments.max_tokens))
+            server_ms = 1000 * (cpu_seconds(process.pid) - cpu_before) / (requests + 1)
             print(
                 f"{concurrency:>11} {requests:>8} {figures['requests_per_second']:>8.1f} "
-                f"{figures['ttft_p50_ms']:>12.1f} {figures['ttft_p99_ms']:>12.1f}"
+                f"{figures['ttft_p50_ms']:>12.1f} {figures['ttft_p99_ms']:>12.1f} {server_ms:>20.2f}"
             )
     finally:
         process.terminate()

@@ -162,10 +162,7 @@ class _Api:
         if size > self.config.logged_body_max_bytes or not raw_body:
             body = {"_omitted": True, "bytes": size} if size else None
         else:
-            try:
-                body = json.loads(raw_body)
-            except (ValueError, UnicodeDecodeError):
-                body = raw_body[:4096].decode("utf-8", "replace")
+            body = raw_body  # parsed when the log is read (RequestLog.recent)
         return {
             "request_id": request_id,
             "time": rfc3339(self.config.clock.time()),
@@ -349,21 +346,39 @@ class _StreamDropped(Exception):
 
 
 async def _paced_events(generation: Generation, faults: FaultConfig) -> AsyncIterator[bytes]:
-    """SSE bytes with `first_token_ms` / `token_ms` pacing and the configured mid-stream cut."""
+    """SSE bytes with `first_token_ms` / `token_ms` pacing and the configured mid-stream cut.
+
+    Events that go out together are written together: the buffer is flushed whenever the stream waits
+    (and at the end), so an unpaced answer is one write and a paced one is one write per delta.
+    """
+    pending: list[bytes] = []
     deltas_sent = 0
     for event in stream_events(generation):
         if event.is_token:
             if faults.cut_stream_after_tokens is not None and deltas_sent >= faults.cut_stream_after_tokens:
                 if faults.cut_mode == "drop":
+                    if pending:
+                        yield b"".join(pending)
                     raise _StreamDropped
-                overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-                yield f"event: error\ndata: {json.dumps(overloaded)}\n\n".encode()
-                return
+                pending.append(_OVERLOADED_EVENT)
+                break
             delay_ms = faults.first_token_ms if deltas_sent == 0 else faults.token_ms
             if delay_ms:
+                if pending:
+                    yield b"".join(pending)
+                    pending.clear()
                 await asyncio.sleep(delay_ms / 1000)
             deltas_sent += 1
-        yield event.encode()
+        pending.append(event.encode())
+    if pending:
+        yield b"".join(pending)
+
+
+_OVERLOADED_EVENT = (
+    "event: error\ndata: "
+    + json.dumps({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+    + "\n\n"
+).encode()
 
 
 class _SSEResponse(StreamingResponse):

@@ -142,12 +142,38 @@ def _cut_at_stop_sequence(text: str, stop_sequences: list[str]) -> tuple[str, st
 @dataclass(frozen=True)
 class StreamEvent:
     name: str
-    data: dict[str, Any]
+    data: dict[str, Any] | None  # None when `raw` already holds the encoded event
     is_token: bool = False  # a content delta: paced by token_ms and counted for stream cuts
+    raw: bytes = b""
 
     def encode(self) -> bytes:
+        if self.raw:
+            return self.raw
         payload = json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
         return f"event: {self.name}\ndata: {payload}\n\n".encode()
+
+
+def _constant_event(name: str, data: dict[str, Any]) -> StreamEvent:
+    event = StreamEvent(name, data)
+    return StreamEvent(name, data, raw=event.encode())
+
+
+# Events that never vary are encoded once; a text delta is a fixed prefix + the JSON string of its text.
+_PING = _constant_event("ping", {"type": "ping"})
+_TEXT_BLOCK_START = _constant_event(
+    "content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+)
+_BLOCK_STOP = _constant_event("content_block_stop", {"type": "content_block_stop", "index": 0})
+_MESSAGE_STOP = _constant_event("message_stop", {"type": "message_stop"})
+_TEXT_DELTA_PREFIX = (
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":'
+)
+_TEXT_DELTA_SUFFIX = b"}}\n\n"
+
+
+def _text_delta(chunk: str) -> StreamEvent:
+    raw = _TEXT_DELTA_PREFIX + json.dumps(chunk, ensure_ascii=False).encode() + _TEXT_DELTA_SUFFIX
+    return StreamEvent("content_block_delta", None, is_token=True, raw=raw)
 
 
 def stream_events(generation: Generation) -> Iterator[StreamEvent]:
@@ -166,7 +192,7 @@ def stream_events(generation: Generation) -> Iterator[StreamEvent]:
     elif generation.text_chunks:
         yield from _text_block_events(generation.text_chunks)
     else:
-        yield StreamEvent("ping", {"type": "ping"})
+        yield _PING
     yield StreamEvent(
         "message_delta",
         {
@@ -179,22 +205,15 @@ def stream_events(generation: Generation) -> Iterator[StreamEvent]:
             "usage": generation.usage_dict(),
         },
     )
-    yield StreamEvent("message_stop", {"type": "message_stop"})
+    yield _MESSAGE_STOP
 
 
 def _text_block_events(chunks: list[str]) -> Iterator[StreamEvent]:
-    yield StreamEvent(
-        "content_block_start",
-        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-    )
-    yield StreamEvent("ping", {"type": "ping"})
+    yield _TEXT_BLOCK_START
+    yield _PING
     for chunk in chunks:
-        yield StreamEvent(
-            "content_block_delta",
-            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": chunk}},
-            is_token=True,
-        )
-    yield StreamEvent("content_block_stop", {"type": "content_block_stop", "index": 0})
+        yield _text_delta(chunk)
+    yield _BLOCK_STOP
 
 
 def _tool_use_block_events(tool_use: dict[str, Any]) -> Iterator[StreamEvent]:
@@ -202,7 +221,7 @@ def _tool_use_block_events(tool_use: dict[str, Any]) -> Iterator[StreamEvent]:
         "content_block_start",
         {"type": "content_block_start", "index": 0, "content_block": {**tool_use, "input": {}}},
     )
-    yield StreamEvent("ping", {"type": "ping"})
+    yield _PING
     arguments = json.dumps(tool_use["input"], ensure_ascii=False)
     for offset in range(0, len(arguments), JSON_DELTA_CHARS):
         yield StreamEvent(
@@ -214,4 +233,4 @@ def _tool_use_block_events(tool_use: dict[str, Any]) -> Iterator[StreamEvent]:
             },
             is_token=True,
         )
-    yield StreamEvent("content_block_stop", {"type": "content_block_stop", "index": 0})
+    yield _BLOCK_STOP

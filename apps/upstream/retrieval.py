@@ -159,21 +159,17 @@ _TF_SATURATION = 1.2
 @dataclass(frozen=True)
 class PassageIndex:
     passages: tuple[str, ...]
-    terms: tuple[frozenset[str], ...]
-    idf: dict[str, float]
-    # Per-passage term weights: a term repeated in a passage (or in its heading) counts more than once.
-    weights: tuple[dict[str, float], ...] = ()
+    # term -> ((passage index, IDF × saturated term frequency), ...): a query touches only the passages
+    # that contain one of its terms. A term repeated in a passage (or its heading) counts more than once.
+    postings: dict[str, tuple[tuple[int, float], ...]]
 
     def best(self, query: str, limit: int = 3, relative_cutoff: float = 0.6) -> list[str]:
         """Up to `limit` passages: the best match plus those scoring at least `relative_cutoff` of it."""
-        query_terms = set(stem_terms(query))
-        if not query_terms:
-            return []
-        scored = [
-            (sum(self.idf[term] * self.weights[index][term] for term in query_terms & passage_terms), -index)
-            for index, passage_terms in enumerate(self.terms)
-        ]
-        ranked = sorted(((score, order) for score, order in scored if score > 0), reverse=True)
+        scores: dict[int, float] = {}
+        for term in sorted(set(stem_terms(query))):  # a fixed order keeps float sums, hence ties, stable
+            for index, weight in self.postings.get(term, ()):
+                scores[index] = scores.get(index, 0.0) + weight
+        ranked = sorted(((score, -index) for index, score in scores.items() if score > 0), reverse=True)
         if not ranked:
             return []
         top_score = ranked[0][0]
@@ -184,18 +180,15 @@ def build_index(passages: list[str], headings: list[str] | None = None) -> Passa
     """`headings[i]` (the section title above passage i) is matched like the passage's own words."""
     labels = headings or [""] * len(passages)
     counts = [Counter(stem_terms(f"{label} {passage}")) for label, passage in zip(labels, passages, strict=True)]
-    terms = tuple(frozenset(passage_counts) for passage_counts in counts)
-    document_frequency = Counter(term for passage_terms in terms for term in passage_terms)
+    document_frequency = Counter(term for passage_counts in counts for term in passage_counts)
     count = max(len(passages), 1)
     idf = {term: math.log(1 + count / frequency) for term, frequency in document_frequency.items()}
-    weights = tuple(
-        {
-            term: frequency * (_TF_SATURATION + 1) / (frequency + _TF_SATURATION)
-            for term, frequency in passage_counts.items()
-        }
-        for passage_counts in counts
-    )
-    return PassageIndex(tuple(passages), terms, idf, weights)
+    postings: dict[str, list[tuple[int, float]]] = {}
+    for index, passage_counts in enumerate(counts):
+        for term, frequency in passage_counts.items():
+            weight = idf[term] * frequency * (_TF_SATURATION + 1) / (frequency + _TF_SATURATION)
+            postings.setdefault(term, []).append((index, weight))
+    return PassageIndex(tuple(passages), {term: tuple(entries) for term, entries in postings.items()})
 
 
 @lru_cache(maxsize=256)

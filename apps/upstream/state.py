@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter, defaultdict, deque
 from typing import Any
@@ -32,6 +33,19 @@ def redact_headers(headers: dict[str, str]) -> dict[str, str]:
     return redacted
 
 
+def _with_parsed_body(entry: dict[str, Any]) -> dict[str, Any]:
+    """Bodies are logged as the raw bytes and parsed only when someone reads the log: parsing a 60 KB
+    prompt a second time on every request would cost more than answering it."""
+    body = entry.get("body")
+    if not isinstance(body, bytes):
+        return entry
+    try:
+        parsed: Any = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        parsed = body[:4096].decode("utf-8", "replace")
+    return {**entry, "body": parsed}
+
+
 class RequestLog:
     def __init__(self, size: int) -> None:
         self._entries: deque[dict[str, Any]] = deque(maxlen=size)
@@ -42,10 +56,10 @@ class RequestLog:
             self._entries.append(entry)
 
     def recent(self, limit: int) -> list[dict[str, Any]]:
-        """The last `limit` entries, oldest first."""
+        """The last `limit` entries, oldest first, with bodies parsed."""
         with self._lock:
             entries = list(self._entries)
-        return entries[-limit:] if limit > 0 else []
+        return [_with_parsed_body(entry) for entry in entries[-limit:]] if limit > 0 else []
 
     def clear(self) -> None:
         with self._lock:
