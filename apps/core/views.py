@@ -51,3 +51,17 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if token and request.headers.get("Authorization", "") != f"Bearer {token}":
         return HttpResponse(status=403)
     return HttpResponse(render_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
+FAVICON_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">'
+    '<rect width="32" height="32" rx="7" fill="#1f4fd1"/>'
+    '<path d="M9 22 16 8l7 14h-4l-3-6.5L13 22z" fill="#fff"/></svg>'
+)
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico on every page; answer once, cached for a day, instead of a 404."""
+    response = HttpResponse(FAVICON_SVG, content_type="image/svg+xml")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
