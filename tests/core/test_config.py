@@ -82,3 +82,18 @@ def test_production_refuses_the_development_secret_key() -> None:
 def test_production_starts_with_a_real_secret_key() -> None:
     config = settings_for("supportbot.settings.production", SECRET_KEY="x" * 60)
     assert config["debug"] is False
+
+
+def test_production_settings_pass_the_deploy_checklist() -> None:
+    clean = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
+    clean.update(
+        DJANGO_SETTINGS_MODULE="supportbot.settings.production",
+        SECRET_KEY="k" * 20 + "-a-long-random-production-secret-" + "z" * 20,
+        ALLOWED_HOSTS="support.acme.example",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=PROJECT_DIR, env=clean, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
