@@ -13,6 +13,7 @@ The cache is the only state: `cache.add` is atomic on every backend, so it serve
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ from typing import Literal
 
 from django.conf import settings
 from django.core.cache import BaseCache, cache
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 State = Literal["closed", "open", "half_open"]
 KEY_PREFIX = "llm:breaker"
@@ -91,18 +95,36 @@ def breaker_for(model: str) -> CircuitBreaker:
     return CircuitBreaker(model=model)
 
 
+# The breaker lives in the shared cache (Redis when configured). If that store is unreachable, the
+# breaker behaves as closed and forgets failures: a Redis outage must not stop every answer.
+_STORE_ERRORS = (RedisError, OSError)
+
+
 def is_open(model: str) -> bool:
     """True while the model is skipped (open or half-open); read by /metrics."""
-    return breaker_for(model).state() != "closed"
+    try:
+        return breaker_for(model).state() != "closed"
+    except _STORE_ERRORS:
+        return False
 
 
 def allow(model: str) -> bool:
-    return breaker_for(model).allow()
+    try:
+        return breaker_for(model).allow()
+    except _STORE_ERRORS:
+        logger.warning("circuit breaker store unavailable; allowing %s", model)
+        return True
 
 
 def record_success(model: str) -> None:
-    breaker_for(model).record_success()
+    try:
+        breaker_for(model).record_success()
+    except _STORE_ERRORS:
+        logger.warning("circuit breaker store unavailable; success of %s not recorded", model)
 
 
 def record_failure(model: str) -> None:
-    breaker_for(model).record_failure()
+    try:
+        breaker_for(model).record_failure()
+    except _STORE_ERRORS:
+        logger.warning("circuit breaker store unavailable; failure of %s not recorded", model)
