@@ -10,7 +10,7 @@ _REDIS_URL = env.str("REDIS_URL", default="")
 
 if _REDIS_URL:
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [_REDIS_URL]}},
+        "default": {"BACKEND": "apps.core.channel_layers.ResilientRedisChannelLayer", "CONFIG": {"hosts": [_REDIS_URL]}},
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

@@ -55,7 +55,7 @@ def test_service_urls_select_postgres_and_redis() -> None:
     config = settings_for(DATABASE_URL="postgres://u@db.example:5432/acme", REDIS_URL="redis://cache.example:6379/0")
     assert config["engine"] == "django.db.backends.postgresql"
     assert config["db_name"] == "acme"
-    assert config["layer"] == "channels_redis.core.RedisChannelLayer"
+    assert config["layer"] == "apps.core.channel_layers.ResilientRedisChannelLayer"
     assert config["eager"] is False
     assert config["broker"] == "redis://cache.example:6379/0"
     assert config["cache"].endswith("RedisCache")

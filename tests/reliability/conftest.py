@@ -80,15 +80,6 @@ async def chat_once(user, text: str, *, timeout: float = 30.0) -> ChatRun:
 
 
 @pytest.fixture
-def customer(db) -> Iterator:
-    """A Pro customer (routed to Sonnet, falling back to Haiku) with the demo prompts published."""
-    prompt_seed_defaults()
-    user = get_user_model().objects.create_user(username="rel-bob", password="demo-password")
-    CustomerAccount.objects.create(user=user, plan="pro", billing_status="active", language="en")
-    yield user
-
-
-@pytest.fixture
 def enterprise_customer(db) -> Iterator:
     prompt_seed_defaults()
     user = get_user_model().objects.create_user(username="rel-carol", password="demo-password")
@@ -145,3 +136,12 @@ def start_server(args: list[str], port: int, env: dict[str, str]) -> subprocess.
             time.sleep(0.2)
     process.kill()
     raise AssertionError(f"server on {port} did not start")
+
+
+@pytest.fixture
+def customer(db) -> Iterator:
+    """A Pro customer (routed to Sonnet, falling back to Haiku) with the demo prompts published."""
+    prompt_seed_defaults()
+    user = get_user_model().objects.create_user(username="rel-bob", password="demo-password")
+    CustomerAccount.objects.create(user=user, plan="pro", billing_status="active", language="en")
+    yield user
