@@ -348,9 +348,14 @@ class _StreamDropped(Exception):
 async def _paced_events(generation: Generation, faults: FaultConfig) -> AsyncIterator[bytes]:
     """SSE bytes with `first_token_ms` / `token_ms` pacing and the configured mid-stream cut.
 
+    Delta i is due `first_token_ms + i × token_ms` after the stream starts and is never sent earlier.
     Events that go out together are written together: the buffer is flushed whenever the stream waits
-    (and at the end), so an unpaced answer is one write and a paced one is one write per delta.
+    (and at the end), so an unpaced answer is one write, a paced one a write per delta, and a stream
+    that fell behind (a busy server) catches up with one write instead of a sleep per delta — like the
+    real API, whose tokens arrive in bursts under load.
     """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     pending: list[bytes] = []
     deltas_sent = 0
     for event in stream_events(generation):
@@ -362,12 +367,14 @@ async def _paced_events(generation: Generation, faults: FaultConfig) -> AsyncIte
                     raise _StreamDropped
                 pending.append(_OVERLOADED_EVENT)
                 break
-            delay_ms = faults.first_token_ms if deltas_sent == 0 else faults.token_ms
-            if delay_ms:
-                if pending:
-                    yield b"".join(pending)
-                    pending.clear()
-                await asyncio.sleep(delay_ms / 1000)
+            if faults.first_token_ms or faults.token_ms:
+                due = started + (faults.first_token_ms + deltas_sent * faults.token_ms) / 1000
+                wait = due - loop.time()
+                if wait > 0:
+                    if pending:
+                        yield b"".join(pending)
+                        pending.clear()
+                    await asyncio.sleep(wait)
             deltas_sent += 1
         pending.append(event.encode())
     if pending:
