@@ -27,7 +27,7 @@ from apps.core.exceptions import ApplicationError, RateLimited
 from apps.core.logging import conversation_id_var
 from apps.core.ratelimit import rate_limit_hit
 from apps.llm.gateway import chat_stream
-from apps.llm.types import ChatOutcome, Finished, HistorySummarised, Reset, TextDelta
+from apps.llm.types import ChatOutcome, ChatRequest, Finished, HistorySummarised, Reset, TextDelta
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,17 @@ class _Answer:
     stop_requested: bool = False
     finishing: bool = False  # the gateway finished: a late `stop` no longer changes the outcome
     seen: list[str] = field(default_factory=list)  # text the user saw since the last reset
+    # The gateway request built in the same worker-thread call that stored the question, or the error
+    # building it raised (re-raised by `take_request`, inside `_generate`'s error handling).
+    prepared: ChatRequest | Exception | None = None
+
+    def take_request(self) -> ChatRequest:
+        prepared, self.prepared = self.prepared, None
+        if isinstance(prepared, Exception):
+            raise prepared
+        if prepared is None:
+            raise RuntimeError("The answer has no prepared request.")
+        return prepared
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -169,15 +180,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self._emit(_ack(answer.submission))
                 return
             raise ApplicationError("An answer is still being written; wait for it or stop it.", code="busy")
-        submission = await db(services.message_submit)(
-            conversation=self.conversation, text=text, client_id=client_id
+        submission, prepared = await db(_submit_and_prepare)(
+            user=self.user, conversation=self.conversation, text=text, client_id=client_id
         )
         await self._emit(_ack(submission))
         if submission.duplicate:
             if submission.reply is not None:
                 await self._await_reply(submission.reply.pk)
             return
-        answer = _Answer(submission=submission, client_id=client_key)
+        answer = _Answer(submission=submission, client_id=client_key, prepared=prepared)
         self._answer = answer
         answer.task = asyncio.create_task(self._generate(answer))
         _running_answers.add(answer.task)
@@ -201,9 +212,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         ttft_ms: int | None = None
         prompt_version = ""
         try:
-            request = await db(services.message_reply_request)(
-                user=self.user, submission=answer.submission
-            )
+            request = answer.take_request()
             prompt_version = request.prompt.version
             outcome: ChatOutcome | None = None
             stream = chat_stream(request)
@@ -367,7 +376,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_send(
                 conversation_group(reply.conversation_id), {"type": FINISHED_EVENT, "message_id": reply.pk}
             )
-        except Exception:  # noqa: BLE001 - the answer is stored; a waiting client can reload it
+        except Exception:  # the answer is stored; a waiting client can reload it
             logger.warning("could not announce a finished answer", exc_info=True)
 
     # -- sending ----------------------------------------------------------------------------
@@ -380,7 +389,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         try:
             await self.send(text_data=_dumps(frame))
-        except Exception:  # noqa: BLE001 - the client went away; the answer is still stored
+        except Exception:  # the client went away; the answer is still stored
             self._connected = False
 
 
@@ -423,6 +432,25 @@ def _conversation_open_sync(user: Any, requested: str | None) -> tuple[Conversat
         if selectors.message_streaming_is_stale(message):
             services.message_reply_fail(reply=message, text=message.text)
     return conversation, messages
+
+
+def _submit_and_prepare(
+    *, user: Any, conversation: Conversation, text: str, client_id: Any
+) -> tuple[services.Submission, ChatRequest | Exception | None]:
+    """Store the question and build its gateway request in ONE worker-thread call.
+
+    Under load every hop to the thread pool queues behind other sockets' ORM work; the question's
+    storage and the request's reads (version, account, history) used to be two hops before the first
+    token. A failure building the request is returned, not raised: the question is stored and acked
+    first, then `_generate` raises it and ends the answer exactly as before.
+    """
+    submission = services.message_submit(conversation=conversation, text=text, client_id=client_id)
+    if submission.duplicate:
+        return submission, None
+    try:
+        return submission, services.message_reply_request(user=user, submission=submission)
+    except Exception as exc:  # handed to _generate, which reports and stores it
+        return submission, exc
 
 
 async def _conversation_open(user: Any, requested: str | None) -> tuple[Conversation, list[Message]]:

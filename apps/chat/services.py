@@ -22,7 +22,7 @@ from apps.chat.selectors import (
     message_streaming_is_stale,
 )
 from apps.core.exceptions import ApplicationError
-from apps.llm.types import ChatRequest, PromptParts
+from apps.llm.types import ChatRequest
 
 PROMPT_SLUG = "support-assistant"
 TITLE_CHARS = 80
@@ -130,28 +130,11 @@ def conversation_prompt_version_assign(*, conversation: Conversation):
         return conversation.prompt_version
     version = prompt_version_for_conversation(slug=PROMPT_SLUG, conversation_key=str(conversation.id))
     # Conditional update: a concurrent first answer cannot overwrite an assignment already made.
-    Conversation.objects.filter(pk=conversation.pk, prompt_version__isnull=True).update(prompt_version=version)
-    conversation.refresh_from_db(fields=["prompt_version"])
+    if Conversation.objects.filter(pk=conversation.pk, prompt_version__isnull=True).update(prompt_version=version):
+        conversation.prompt_version = version
+    else:
+        conversation.refresh_from_db(fields=["prompt_version"])
     return conversation.prompt_version
-
-
-# PromptParts of published versions: a published version's text never changes (the prompts app refuses
-# edits), so each process builds it once instead of re-reading its documents for every answer. The key
-# includes the creation time so a recreated database (tests) cannot hit a stale entry with a reused id.
-_PUBLISHED_PARTS: dict[tuple[int, object], PromptParts] = {}
-_PUBLISHED_PARTS_MAX = 64
-
-
-def _prompt_parts(version) -> PromptParts:
-    if version.is_draft:
-        return version.to_parts()
-    key = (version.pk, version.created_at)
-    parts = _PUBLISHED_PARTS.get(key)
-    if parts is None:
-        if len(_PUBLISHED_PARTS) >= _PUBLISHED_PARTS_MAX:
-            _PUBLISHED_PARTS.clear()
-        parts = _PUBLISHED_PARTS[key] = version.to_parts()
-    return parts
 
 
 def message_reply_request(*, user: AbstractBaseUser, submission: Submission) -> ChatRequest:
@@ -165,7 +148,7 @@ def message_reply_request(*, user: AbstractBaseUser, submission: Submission) -> 
     account = account_context_for_user(user)
     history = conversation_history_turns(conversation, before=question)[conversation.summary_turns :]
     return ChatRequest(
-        prompt=_prompt_parts(version),
+        prompt=version.to_parts(),  # cached per process for published versions
         history=history,
         summary=conversation.summary,
         user_text=question.text,
@@ -188,12 +171,18 @@ def conversation_summary_store(*, conversation_id: uuid.UUID, summary: str, turn
 
 def _message_close(message: Message, *, status: str, **fields: object) -> bool:
     """Finalise a streaming row once: the status guard makes a second call (or a late writer) a no-op."""
+    now = timezone.now()
     updated = Message.objects.filter(pk=message.pk, status=Message.Status.STREAMING).update(
-        status=status, completed_at=timezone.now(), **fields
+        status=status, completed_at=now, **fields
     )
     if updated:
-        Conversation.objects.filter(pk=message.conversation_id).update(updated_at=timezone.now())
-    message.refresh_from_db()
+        Conversation.objects.filter(pk=message.conversation_id).update(updated_at=now)
+        # What we just wrote is the row now; no need to read it back.
+        message.status, message.completed_at = status, now
+        for name, value in fields.items():
+            setattr(message, name, value)
+    else:
+        message.refresh_from_db()  # someone else closed it first: show their result
     return bool(updated)
 
 

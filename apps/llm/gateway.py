@@ -20,12 +20,12 @@ from typing import Any, TypeVar
 import anthropic
 import httpx2
 import pydantic
-from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
+from asgiref.sync import SyncToAsync
+from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from django.conf import settings
 
 from apps.core.exceptions import ApplicationError
-from apps.llm import breaker
+from apps.llm import breaker, routing
 from apps.llm.clients import get_async_client, get_client
 from apps.llm.models import LLMCall, TaskType
 from apps.llm.prompting import chat_messages, single_turn_messages, system_blocks
@@ -55,6 +55,23 @@ from apps.llm.types import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def _db(function: Any) -> Any:
+    """ORM work from the chat stream, on any worker thread.
+
+    Not the thread-sensitive default: that runs every consumer's call on ONE shared thread, so with
+    hundreds of answers streaming their call-log writes and route reads queue behind each other.
+    Each call here is self-contained (its own transaction) and closes stale connections around it.
+    """
+    return DatabaseSyncToAsync(function, thread_sensitive=False)
+
+
+def _off_loop(function: Any) -> Any:
+    """Blocking non-ORM work (the breaker's cache, Redis in production) on any worker thread."""
+    return SyncToAsync(function, thread_sensitive=False)
+
+
 SchemaT = TypeVar("SchemaT", bound=pydantic.BaseModel)
 
 # Shown when no model could answer at all; the caller also opens a ticket.
@@ -171,6 +188,9 @@ def min_cacheable_tokens(model: str) -> int:
 # Shared attempt bookkeeping
 
 
+_USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
 @dataclass
 class _Meter:
     """What one attempt produced, filled in as the response (or stream) arrives."""
@@ -186,8 +206,10 @@ class _Meter:
     text: str = ""
 
     def absorb_usage(self, usage: Any) -> None:
-        for name in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
-            value = getattr(usage, name, None)
+        """Take the token counts from an SDK `Usage` object or a raw stream event's `usage` dict."""
+        get = usage.get if isinstance(usage, dict) else (lambda name: getattr(usage, name, None))
+        for name in _USAGE_FIELDS:
+            value = get(name)
             if value is not None:
                 setattr(self, name, value)
 
@@ -525,6 +547,24 @@ async def _next_event(iterator: Any, timeout: float) -> Any:
         return await anext(iterator)
 
 
+async def _open_raw_stream(client: anthropic.AsyncAnthropic, params: dict[str, Any]) -> anthropic.AsyncStream[Any]:
+    """`messages.create(stream=True)` whose events are the decoded JSON dicts, not SDK models.
+
+    The same request, headers, status-error mapping and SSE `error`-event handling as
+    `client.messages.create(**params, stream=True)` (both go through the SDK's `post`); only the per-event
+    pydantic construction is skipped (`cast_to=object` returns the JSON as is). That construction was
+    ~30 µs per event, 6-8 ms of CPU per 200-token answer: most of the SDK's cost in the chat path
+    (bench/ws_bench.py, README "Performance").
+    """
+    return await client.post(
+        "/v1/messages",
+        body={**params, "stream": True},
+        cast_to=object,
+        stream=True,
+        stream_cls=anthropic.AsyncStream[Any],
+    )
+
+
 async def _stream_once(params: dict[str, Any], meter: _Meter, deadline: float) -> AsyncIterator[str]:
     """Yield the text deltas of one streamed attempt, filling `meter`. Raises on any failure."""
     ttft_deadline = meter.started + settings.LLM_FIRST_TOKEN_TIMEOUT_SECONDS
@@ -536,7 +576,7 @@ async def _stream_once(params: dict[str, Any], meter: _Meter, deadline: float) -
 
     try:
         async with asyncio.timeout(max(time_left(), 0.0)):
-            stream = await client.messages.create(**params, stream=True)
+            stream = await _open_raw_stream(client, params)
     except TimeoutError as exc:
         raise (FirstTokenTimeout() if time.monotonic() < deadline else exc) from None
     meter.request_id = stream.response.headers.get("request-id", "") or ""
@@ -552,18 +592,28 @@ async def _stream_once(params: dict[str, Any], meter: _Meter, deadline: float) -
                 if meter.ttft_ms is None and time.monotonic() < deadline:
                     raise FirstTokenTimeout() from None
                 raise
-            if event.type == "message_start":
-                meter.absorb_usage(event.message.usage)
-            elif event.type == "content_block_delta" and event.delta.type == "text_delta":
-                if meter.ttft_ms is None:
-                    meter.ttft_ms = meter.elapsed_ms()
-                meter.text += event.delta.text
-                yield event.delta.text
-            elif event.type == "message_delta":
-                meter.absorb_usage(event.usage)
-                meter.stop_reason = event.delta.stop_reason or ""
-            elif event.type == "message_stop":
-                finished = True
+            try:
+                kind = event["type"]
+                if kind == "content_block_delta":
+                    delta = event["delta"]
+                    if delta["type"] == "text_delta":
+                        text = delta["text"]
+                        if not isinstance(text, str):
+                            raise TypeError("text is not a string")
+                        if meter.ttft_ms is None:
+                            meter.ttft_ms = meter.elapsed_ms()
+                        meter.text += text
+                        yield text
+                elif kind == "message_start":
+                    meter.absorb_usage(event["message"]["usage"])
+                elif kind == "message_delta":
+                    meter.absorb_usage(event["usage"])
+                    meter.stop_reason = event["delta"].get("stop_reason") or ""
+                elif kind == "message_stop":
+                    finished = True
+            except (KeyError, TypeError, AttributeError) as exc:
+                # The SDK's typed events would not have caught this either; treat it like invalid JSON.
+                raise ValueError(f"malformed stream event: {type(exc).__name__}: {exc}") from None
     finally:
         await stream.close()
     if not finished:
@@ -572,7 +622,7 @@ async def _stream_once(params: dict[str, Any], meter: _Meter, deadline: float) -
 
 async def _record_abandoned(meta: _CallMeta, *, error: BaseException, **kwargs: Any) -> None:
     try:
-        await database_sync_to_async(llm_call_record)(**_record_kwargs(meta, error=error, **kwargs))
+        await _db(llm_call_record)(**_record_kwargs(meta, error=error, **kwargs))
     except Exception:  # never mask the cancellation itself
         logger.exception("could not log an abandoned chat attempt")
 
@@ -588,14 +638,15 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
     policy = policy or RetryPolicy.from_settings()
     prompt = request.prompt
 
-    probe = _chat_params(request, "")
-    decision = await database_sync_to_async(route)(
-        task_type=TaskType.CHAT,
-        plan_tier=request.plan_tier,
-        prompt_tokens=estimate_tokens(probe),
-        override=request.model_override,
-        prompt_tier=prompt.model_tier,
-    )
+    route_kwargs = {
+        "task_type": TaskType.CHAT,
+        "plan_tier": request.plan_tier,
+        "prompt_tokens": estimate_tokens(_chat_params(request, "")),
+        "override": request.model_override,
+        "prompt_tier": prompt.model_tier,
+    }
+    # With the rules cached (the common case) routing is pure computation: no thread hop for it.
+    decision = route(**route_kwargs) if routing.rules_cached() else await _db(route)(**route_kwargs)
     request, folded = await _shrink_to_fit(request, decision.model, force=False)
     if folded:
         yield HistorySummarised(summary=request.summary, turns_covered=folded)
@@ -611,7 +662,7 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
         model = chain[step]
         attempt = 0
         advance = True
-        while await sync_to_async(breaker.allow)(model):
+        while await _off_loop(breaker.allow)(model):
             if time.monotonic() >= deadline:
                 break
             attempt += 1
@@ -643,11 +694,11 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
                 # billed, so the attempt is logged before the cancellation goes on.
                 await _record_abandoned(meta, model=model, attempt=attempt, fallback_step=step, meter=meter, error=exc)
                 raise
-            await database_sync_to_async(llm_call_record)(
+            await _db(llm_call_record)(
                 **_record_kwargs(meta, model=model, attempt=attempt, fallback_step=step, meter=meter, error=error)
             )
             if error is None:
-                await sync_to_async(breaker.record_success)(model)
+                await _off_loop(breaker.record_success)(model)
                 outcome = ChatOutcome(
                     status="complete",
                     text=shown,
@@ -667,7 +718,7 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
             final_model = model
             logger.warning("chat attempt failed: model=%s attempt=%d error=%s", model, attempt, _error_type(error))
             if _counts_against_breaker(error):
-                await sync_to_async(breaker.record_failure)(model)
+                await _off_loop(breaker.record_failure)(model)
             if _is_prompt_too_long(error) and not overflow_handled and request.history:
                 # Our estimate was off: fold history the same way as before sending, then start over.
                 overflow_handled = True

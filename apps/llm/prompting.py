@@ -7,6 +7,8 @@ per-user account context goes into the *new* user turn, after every breakpoint.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from html import escape
 from typing import Any
 
@@ -36,13 +38,39 @@ def documents_text(documents: tuple[tuple[str, str], ...]) -> str:
     return "<documents>\n" + "\n".join(parts) + "\n</documents>"
 
 
+# Assembled system blocks of published versions (PromptParts.immutable), keyed by the parts themselves:
+# the ~60 KB documents text was rebuilt (joined, stripped, escaped) two or three times per answer.
+# Bounded: a process serves a handful of versions at a time.
+_SYSTEM_BLOCKS_MAX = 32
+_system_blocks_cache: OrderedDict[PromptParts, tuple[dict[str, Any], ...]] = OrderedDict()
+_system_blocks_lock = threading.Lock()
+
+
 def system_blocks(parts: PromptParts) -> list[dict[str, Any]]:
     """The system prompt as text blocks: persona, rules, output format, documents, few-shot examples.
 
     Two cache breakpoints: after the documents (the big, rarely changing part) and after the final
     block, so a new few-shot set still reuses the cached documents. With the moving breakpoint on the
     history that makes 3 of the 4 the API allows. Empty parts are left out.
+
+    Callers must not modify the returned blocks (they are shared for published versions).
     """
+    if not parts.immutable:
+        return _assemble_system_blocks(parts)
+    with _system_blocks_lock:
+        cached = _system_blocks_cache.get(parts)
+        if cached is not None:
+            _system_blocks_cache.move_to_end(parts)
+            return list(cached)
+    blocks = _assemble_system_blocks(parts)
+    with _system_blocks_lock:
+        _system_blocks_cache[parts] = tuple(blocks)
+        while len(_system_blocks_cache) > _SYSTEM_BLOCKS_MAX:
+            _system_blocks_cache.popitem(last=False)
+    return list(blocks)
+
+
+def _assemble_system_blocks(parts: PromptParts) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     if parts.persona.strip():
         blocks.append(_text_block(parts.persona.strip()))

@@ -8,7 +8,11 @@ one tier up for prompts longer than LLM_LONG_PROMPT_TOKENS. Fallbacks go down th
 
 from __future__ import annotations
 
+import threading
+import time
+
 from django.conf import settings
+from django.db.models.signals import post_delete, post_save
 
 from apps.llm.models import RoutingRule, TaskType
 from apps.llm.types import RouteDecision
@@ -53,13 +57,53 @@ def _decision(model: str, reason: str, chain: str = "") -> RouteDecision:
     return RouteDecision(model=model, fallbacks=tuple(f for f in dict.fromkeys(fallbacks) if f != model), reason=reason)
 
 
+# Every chat answer routes, and the rules change a few times a year: each process keeps the enabled
+# rules for LLM_ROUTING_RULES_CACHE_SECONDS instead of querying them per answer. A save or delete in
+# this process (the admin, seeding) drops the copy at once; other processes see it within the TTL.
+_rules_lock = threading.Lock()
+_rules_cache: tuple[float, tuple[RoutingRule, ...]] | None = None
+
+
+def _rules_ttl() -> float:
+    return float(getattr(settings, "LLM_ROUTING_RULES_CACHE_SECONDS", 5.0))
+
+
+def rules_cached() -> bool:
+    """True when `route` would answer from the in-process copy (no query): callable on the event loop."""
+    cached = _rules_cache
+    return cached is not None and time.monotonic() < cached[0]
+
+
+def enabled_rules() -> tuple[RoutingRule, ...]:
+    """The enabled rules in priority order (one query at most per TTL)."""
+    global _rules_cache
+    cached = _rules_cache
+    if cached is not None and time.monotonic() < cached[0]:
+        return cached[1]
+    rules = tuple(RoutingRule.objects.filter(enabled=True).order_by("priority", "id"))
+    ttl = _rules_ttl()
+    with _rules_lock:
+        _rules_cache = (time.monotonic() + ttl, rules) if ttl > 0 else None
+    return rules
+
+
+def rules_cache_clear(**_: object) -> None:
+    global _rules_cache
+    with _rules_lock:
+        _rules_cache = None
+
+
+post_save.connect(rules_cache_clear, sender=RoutingRule, dispatch_uid="llm.routing.rules_cache_clear.save")
+post_delete.connect(rules_cache_clear, sender=RoutingRule, dispatch_uid="llm.routing.rules_cache_clear.delete")
+
+
 def route(
     *, task_type: str, plan_tier: str, prompt_tokens: int, override: str = "", prompt_tier: str = ""
 ) -> RouteDecision:
-    """Choose the model and fallback chain for one request (one short query on RoutingRule)."""
+    """Choose the model and fallback chain for one request (a short query on RoutingRule, cached briefly)."""
     if override.strip():
         return _decision(model_for(override), f"override:{override.strip()}")
-    for rule in RoutingRule.objects.filter(enabled=True).order_by("priority", "id"):
+    for rule in enabled_rules():
         if rule.matches(task_type=task_type, plan_tier=plan_tier, prompt_tokens=prompt_tokens):
             model = rule.model_id.strip() or model_for(rule.model_tier)
             return _decision(model, f"rule:{rule.name}", rule.fallback_chain)

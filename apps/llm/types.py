@@ -25,6 +25,9 @@ class PromptParts:
     few_shot_examples: str
     max_tokens: int
     model_tier: str = ""  # optional default route from the version ("haiku"/"sonnet"/"opus")
+    # True for a published version (its content never changes): the gateway may cache what it derives
+    # from it, e.g. the assembled system blocks. Drafts leave it False and are never cached.
+    immutable: bool = False
 
 
 @dataclass(frozen=True)

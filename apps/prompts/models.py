@@ -12,6 +12,8 @@ code that bypasses them (a shell session, a data migration).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -26,6 +28,12 @@ if TYPE_CHECKING:
 # The prompts the rest of the code base asks for by slug.
 SUPPORT_ASSISTANT = "support-assistant"
 TRANSCRIPT_CLASSIFIER = "transcript-classifier"
+
+# PromptParts of published (immutable) versions, per process: (id, created_at) → parts. Bounded LRU;
+# no invalidation is needed because published content never changes (see PromptVersion.save).
+PUBLISHED_PARTS_CACHE_SIZE = 64
+_published_parts: OrderedDict[tuple[int, object], PromptParts] = OrderedDict()
+_published_parts_lock = threading.Lock()
 
 # The content of a version: what `to_parts()` sends and what immutability protects.
 CONTENT_FIELDS: tuple[str, ...] = (
@@ -167,7 +175,29 @@ class PromptVersion(models.Model):
         return tuple((d.title, d.body) for d in documents)
 
     def to_parts(self) -> PromptParts:
-        """The plain value the LLM gateway assembles into system blocks (see docs/architecture.md)."""
+        """The plain value the LLM gateway assembles into system blocks (see docs/architecture.md).
+
+        Published versions are immutable, so their parts are built once per process (no documents query,
+        no ~60 KB of text copied per answer) and marked `immutable` so the gateway may cache what it
+        derives from them. Drafts are rebuilt on every call and never cached.
+        """
+        if self.is_draft or self.pk is None:
+            return self._build_parts()
+        # created_at in the key: a recreated database (tests) reusing an id cannot hit a stale entry.
+        key = (self.pk, self.created_at)
+        with _published_parts_lock:
+            parts = _published_parts.get(key)
+            if parts is not None:
+                _published_parts.move_to_end(key)
+                return parts
+        parts = self._build_parts()
+        with _published_parts_lock:
+            _published_parts[key] = parts
+            while len(_published_parts) > PUBLISHED_PARTS_CACHE_SIZE:
+                _published_parts.popitem(last=False)
+        return parts
+
+    def _build_parts(self) -> PromptParts:
         from apps.llm.types import PromptParts  # prompts → llm; imported lazily so migrations never need it
 
         return PromptParts(
@@ -181,6 +211,7 @@ class PromptVersion(models.Model):
             few_shot_examples=self.few_shot_examples,
             max_tokens=self.max_tokens,
             model_tier=self.model_tier,
+            immutable=not self.is_draft,
         )
 
 

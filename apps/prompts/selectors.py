@@ -58,8 +58,13 @@ def prompt_version_get(*, version_id: int) -> PromptVersion:
 
 
 def prompt_versions_active(*, slug: str) -> list[PromptVersion]:
-    """Active versions with traffic, in assignment order (oldest id first, so ranges stay put)."""
-    return list(_versions().filter(prompt__slug=slug, status=Status.ACTIVE, weight__gt=0).order_by("pk"))
+    """Active versions with traffic, in assignment order (oldest id first, so ranges stay put).
+
+    Documents are not prefetched: an active version is published, so `to_parts()` is served from the
+    per-process cache and reads them only the first time (this runs for every new conversation).
+    """
+    versions = PromptVersion.objects.select_related("prompt")
+    return list(versions.filter(prompt__slug=slug, status=Status.ACTIVE, weight__gt=0).order_by("pk"))
 
 
 def bucket_for_key(*, slug: str, key: str, total_weight: int) -> int:

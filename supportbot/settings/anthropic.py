@@ -67,3 +67,5 @@ LLM_SUMMARY_KEEP_TURNS = env.int("LLM_SUMMARY_KEEP_TURNS", default=4)
 LLM_SUMMARY_MAX_TOKENS = env.int("LLM_SUMMARY_MAX_TOKENS", default=1_024)
 # The exact count_tokens call is made once the local estimate passes this share of the budget.
 LLM_COUNT_TOKENS_ABOVE_FRACTION = env.float("LLM_COUNT_TOKENS_ABOVE_FRACTION", default=0.5)
+# Seconds each process reuses the enabled routing rules before reading them again (0 = every request).
+LLM_ROUTING_RULES_CACHE_SECONDS = env.float("LLM_ROUTING_RULES_CACHE_SECONDS", default=5.0)

@@ -32,3 +32,5 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-{os.getpid()}.sqlite3")}
     (BASE_DIR / "var").mkdir(exist_ok=True)
+# Test transactions roll rule changes back without signals: read the rules on every route.
+LLM_ROUTING_RULES_CACHE_SECONDS = 0.0
