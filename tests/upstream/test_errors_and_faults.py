@@ -137,7 +137,9 @@ def test_first_token_delay_and_token_pacing_in_a_stream(client: anthropic.Anthro
         rest = list(iterator)
     total = time.perf_counter() - started
     assert first_token_after >= 0.3
-    assert total - first_token_after >= 0.02 * len(rest)
+    # Deltas are due on a schedule from the first one (a late stream catches up in one write), so
+    # the gap between two received deltas can be short; the schedule's end cannot come early.
+    assert total >= 0.3 + 0.02 * len(rest) - 0.005
 
 
 def test_stream_cut_with_an_error_event_raises_in_the_sdk(
