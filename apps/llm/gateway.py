@@ -547,7 +547,7 @@ async def _next_event(iterator: Any, timeout: float) -> Any:
         return await anext(iterator)
 
 
-async def _open_raw_stream(client: anthropic.AsyncAnthropic, params: dict[str, Any]) -> anthropic.AsyncStream[Any]:
+async def _open_raw_stream(client: anthropic.AsyncAnthropic, params: dict[str, Any]) -> anthropic.AsyncStream[object]:
     """`messages.create(stream=True)` whose events are the decoded JSON dicts, not SDK models.
 
     The same request, headers, status-error mapping and SSE `error`-event handling as
@@ -561,7 +561,7 @@ async def _open_raw_stream(client: anthropic.AsyncAnthropic, params: dict[str, A
         body={**params, "stream": True},
         cast_to=object,
         stream=True,
-        stream_cls=anthropic.AsyncStream[Any],
+        stream_cls=anthropic.AsyncStream[object],  # object: the SDK returns the JSON as is
     )
 
 
