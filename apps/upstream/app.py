@@ -265,6 +265,8 @@ class _Api:
             error_rate=faults.batch_error_rate,
             expire_rate=faults.batch_expire_rate,
         )
+        if faults.batch_create_latency_ms:
+            await asyncio.sleep(faults.batch_create_latency_ms / 1000)
         return _json(batch.to_json(None))
 
     async def retrieve_batch(self, call: ApiCall) -> Response:

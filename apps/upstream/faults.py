@@ -84,6 +84,9 @@ class FaultConfig:
     batch_error_rate: float = 0.0
     batch_expire_rate: float = 0.0
     batch_processing_seconds: float | None = None  # overrides EmulatorConfig.batch_processing_seconds
+    # Delay the batch-create response *after* the batch is stored: the window in which a client that
+    # dies has a batch upstream whose id it never recorded (crash-safety tests).
+    batch_create_latency_ms: int = 0
     models: list[str] | None = None  # traffic faults apply only to these models (None: all)
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
     seed: int | None = None

@@ -14,6 +14,16 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# With Redis, a task whose worker died unacknowledged is re-delivered after this many seconds; keep it
+# above the longest task (the nightly submit of a large day) so a slow task is not run twice at once.
+_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": _VISIBILITY_TIMEOUT,
+    # Sweep for abandoned tasks every few seconds (one cheap sorted-set query) rather than kombu's
+    # default of ~100 s, so re-delivery follows the visibility timeout closely.
+    "unacked_restore_interval": min(10, max(1, _VISIBILITY_TIMEOUT // 3)),
+    "unacked_restore_throttle": 1,
+}
 CELERY_TIMEZONE = env.str("TIME_ZONE", default="UTC")
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
