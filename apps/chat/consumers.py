@@ -27,6 +27,7 @@ from apps.core.exceptions import ApplicationError, RateLimited
 from apps.core.logging import conversation_id_var
 from apps.core.ratelimit import rate_limit_hit
 from apps.llm.gateway import chat_stream
+from apps.core.metrics import CHAT_MESSAGES, WEBSOCKET_CONNECTIONS
 from apps.llm.types import ChatOutcome, ChatRequest, Finished, HistorySummarised, Reset, TextDelta
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user = None
         self.conversation: Conversation | None = None
         self._connected = False
+        self._counted = False
         self._answer: _Answer | None = None
         self._awaiting: set[int] = set()  # replies written elsewhere whose result this client waits for
         self._group: str | None = None
@@ -114,6 +116,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         await self.accept()
         self._connected = True
+        self._counted = True  # separate from _connected, which a failed send also clears
+        WEBSOCKET_CONNECTIONS.inc()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self._emit({"type": "error", "code": "unauthenticated", "message": "Log in to chat."})
@@ -146,6 +150,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         # An answer in progress keeps running and is stored complete (docs/protocol.md: reconnecting
         # gets the stored result); only sending stops.
+        if self._counted:
+            WEBSOCKET_CONNECTIONS.dec()
+            self._counted = False
         self._connected = False
         if self._group is not None and self.channel_layer is not None:
             await self.channel_layer.group_discard(self._group, self.channel_name)
@@ -256,9 +263,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if not answer.stop_requested:  # shutdown, not the user: stored, now let it propagate
                 raise
             self._release(answer)
+            CHAT_MESSAGES.labels("stopped").inc()
             await self._emit(_done(reply, status="stopped", client_id=answer.client_id, prompt_version=prompt_version))
         except Exception as exc:
             logger.exception("chat answer failed", extra={"message_id": reply.pk})
+            CHAT_MESSAGES.labels("failed").inc()
             await coalescer.close()
             await db(services.message_reply_fail)(
                 reply=reply, text="".join(answer.seen), latency_ms=_ms_since(started)
@@ -286,6 +295,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 if outcome.text:
                     await self._emit_delta(outcome.text)
         latency_ms = _ms_since(started)
+        CHAT_MESSAGES.labels(outcome.status).inc()
         extra: dict[str, Any] = {}
         if outcome.status == "degraded":
             ticket = await db(services.message_reply_degrade)(

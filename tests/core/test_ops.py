@@ -52,3 +52,29 @@ def test_rate_limit_counts_within_a_window() -> None:
     results = [rate_limit_hit(key="t:user", limit=3) for _ in range(5)]
     assert results == [False, False, False, True, True]
     assert rate_limit_hit(key="t:other", limit=3) is False
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_metrics_count_sockets_and_answers(chat_env) -> None:
+    from channels.db import database_sync_to_async
+
+    from apps.core.metrics import REGISTRY
+    from tests.chat.conftest import ChatSocket
+    from tests.chat.factories import CustomerAccountFactory
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    user = await database_sync_to_async(lambda: CustomerAccountFactory(user__username="metered").user)()
+    sockets_before = sample("supportbot_websocket_connections")
+    answers_before = sample("supportbot_chat_messages_total", outcome="complete")
+    calls_before = sample("supportbot_upstream_calls_total", model="claude-sonnet-4-6", status="ok")
+    socket = await ChatSocket.open(user)
+    await socket.receive()
+    assert sample("supportbot_websocket_connections") == sockets_before + 1
+    await socket.ask("How do I reset my password?")
+    await socket.until_terminal()
+    await socket.close()
+    assert sample("supportbot_websocket_connections") == sockets_before
+    assert sample("supportbot_chat_messages_total", outcome="complete") == answers_before + 1
+    assert sample("supportbot_upstream_calls_total", model="claude-sonnet-4-6", status="ok") == calls_before + 1
