@@ -10,9 +10,9 @@ if not settings.configured:
     )
     django.setup()
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer  # noqa: E402
-from channels.routing import URLRouter  # noqa: E402
-from django.urls import path  # noqa: E402
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.routing import URLRouter
+from django.urls import path
 
 
 class StreamConsumer(AsyncJsonWebsocketConsumer):

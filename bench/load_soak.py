@@ -45,8 +45,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import ws_bench  # noqa: E402 - the sibling bench module (processes, users, SDK baseline)
-from ws_bench import ROOT, free_port, pct, raise_fd_limit, rss_kib  # noqa: E402
+import ws_bench
+from ws_bench import ROOT, free_port, pct, raise_fd_limit, rss_kib
 
 QUESTIONS = (
     "How do I download my last invoice?",
@@ -87,7 +87,7 @@ class Session:
                 ping_interval=None,
             )
             hello = json.loads(await asyncio.wait_for(self.ws.recv(), self.timeout))
-        except Exception as exc:  # noqa: BLE001 - a failed connection is a counted error
+        except Exception as exc:
             self.stats.errors.append(f"connect {type(exc).__name__}")
             return False
         if hello.get("type") != "conversation":
@@ -137,7 +137,7 @@ class Session:
                     if frame.get("status") != "complete":
                         stats.errors.append(f"status {frame.get('status')}")
                     return True
-        except Exception as exc:  # noqa: BLE001 - timeouts and broken sockets are counted errors
+        except Exception as exc:
             stats.errors.append(type(exc).__name__)
             return False
 
@@ -149,14 +149,14 @@ class Session:
                 self.stats.unexpected += 1
                 if frame.get("type") in ("done", "error") and frame.get("message_id") in self.stats.terminals:
                     self.stats.terminals[frame["message_id"]] += 1
-        except Exception:  # noqa: BLE001 - the expected way out: nothing more arrived
+        except Exception:
             return
 
     async def close(self) -> None:
         if self.ws is not None:
             try:
                 await self.ws.close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
 
 

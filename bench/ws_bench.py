@@ -30,7 +30,6 @@ import json
 import os
 import resource
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -220,16 +219,17 @@ async def one_conversation(url: str, cookie: str, run: Run, timeout: float) -> N
                 elif kind == "error":
                     run.errors.append(frame.get("code", "error"))
                     return
-    except (TimeoutError, OSError, Exception) as exc:  # noqa: BLE001 - every failure is a counted error
+    except (TimeoutError, OSError, Exception) as exc:
         run.errors.append(type(exc).__name__)
 
 
 def gateway_params() -> dict:
     """The exact request body the gateway sends for QUESTION (same prompt size, same cache prefix)."""
+    from django.contrib.auth import get_user_model
+
     from apps.accounts.selectors import account_context_for_user
     from apps.llm.gateway import preview_request
     from apps.prompts.selectors import prompt_version_active
-    from django.contrib.auth import get_user_model
 
     user = get_user_model().objects.get(username="bench-0")
     parts = prompt_version_active(slug="support-assistant").to_parts()

@@ -25,9 +25,9 @@ from apps.chat.models import Conversation, Message
 from apps.chat.streaming import DeltaCoalescer
 from apps.core.exceptions import ApplicationError, RateLimited
 from apps.core.logging import conversation_id_var
+from apps.core.metrics import CHAT_MESSAGES, WEBSOCKET_CONNECTIONS
 from apps.core.ratelimit import rate_limit_hit
 from apps.llm.gateway import chat_stream
-from apps.core.metrics import CHAT_MESSAGES, WEBSOCKET_CONNECTIONS
 from apps.llm.types import ChatOutcome, ChatRequest, Finished, HistorySummarised, Reset, TextDelta
 
 logger = logging.getLogger(__name__)

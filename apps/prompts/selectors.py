@@ -279,7 +279,7 @@ def prompt_version_preview(
         return Preview(result=None, warnings=tuple(warnings), error=f"apps.llm preview unavailable: {exc}")
     try:
         result = preview_request(version.to_parts(), sample_user_text, account_context)
-    except Exception as exc:  # noqa: BLE001 - shown to the admin; the preview page must still render
+    except Exception as exc:
         return Preview(result=None, warnings=tuple(warnings), error=f"{type(exc).__name__}: {exc}")
     merged = list(getattr(result, "warnings", ()) or ())
     merged += [w for w in warnings if w not in merged]

@@ -355,7 +355,8 @@ def _rows_update(model: type[models.Model], objs: list[models.Model], fields: li
     quote = connection.ops.quote_name
     columns = [model._meta.get_field(name) for name in fields]
     assignments = ", ".join(f"{quote(column.column)} = %s" for column in columns)
-    sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s"
+    # Identifiers come from model metadata (quoted); every value is a query parameter.
+    sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s"  # noqa: S608
     rows = [
         [column.get_db_prep_save(getattr(obj, column.attname), connection=connection) for column in columns] + [obj.pk]
         for obj in objs

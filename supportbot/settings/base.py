@@ -2,7 +2,7 @@
 
 from supportbot.settings.env import BASE_DIR, env
 
-DEVELOPMENT_SECRET_KEY = "django-insecure-supportbot-development-only"
+DEVELOPMENT_SECRET_KEY = "django-insecure-supportbot-development-only"  # noqa: S105 - refused in production
 
 SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 DEBUG = env.bool("DEBUG", default=False)

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from apps.accounts.models import CustomerAccount
 from apps.chat.models import Conversation, Feedback, Message
 
-DEMO_PASSWORD = "demo-password"  # noqa: S105 - test users only
+DEMO_PASSWORD = "demo-password"
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -20,7 +20,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", DEMO_PASSWORD)
 
     @factory.post_generation
-    def save_password(obj, create, extracted, **kwargs):  # noqa: N805 - factory_boy hook
+    def save_password(obj, create, extracted, **kwargs):
         if create:
             obj.save()
 

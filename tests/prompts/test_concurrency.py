@@ -34,7 +34,7 @@ def test_two_exclusive_publishes_at_once_leave_exactly_one_active_version():
         try:
             barrier.wait(timeout=10)
             services.prompt_version_publish(version=draft, actor=actor)
-        except BaseException as exc:  # noqa: BLE001 - re-raised by the assertion below
+        except BaseException as exc:
             errors.append(exc)
         finally:
             connections.close_all()

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator

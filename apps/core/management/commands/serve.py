@@ -77,7 +77,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Using the offline upstream already running at {url}")
             return None
         self.stdout.write(f"No ANTHROPIC_API_KEY: starting the offline Anthropic-compatible upstream at {url}")
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no user input
             [sys.executable, "-m", "apps.upstream", "--host", "127.0.0.1", "--port", str(settings.UPSTREAM_PORT)]
         )
         deadline = time.monotonic() + 20
