@@ -1,5 +1,6 @@
 """Drive the real websocket path (ASGI app → consumer → gateway → SDK → emulator over HTTP)."""
 
+import asyncio
 import json
 import os
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
@@ -144,3 +146,26 @@ def customer(db) -> Iterator:
     user = get_user_model().objects.create_user(username="rel-bob", password="demo-password")
     CustomerAccount.objects.create(user=user, plan="pro", billing_status="active", language="en")
     yield user
+
+
+def open_socket(port: int, cookie: str, conversation: str | None = None):
+    """A websocket to a server process, as a browser on that origin with that session would open it."""
+    query = f"?conversation={conversation}" if conversation else ""
+    return websockets.connect(
+        f"ws://127.0.0.1:{port}/ws/chat/{query}",
+        additional_headers={"Cookie": cookie, "Origin": f"http://127.0.0.1:{port}"},
+        compression=None,
+    )
+
+
+async def ask(ws, text: str, *, on_frame=None) -> list[dict]:
+    """Send one message on an open socket; the frames up to and including its terminal frame."""
+    await ws.send(json.dumps({"type": "message", "text": text, "client_id": str(uuid.uuid4())}))
+    frames: list[dict] = []
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
+        frames.append(frame)
+        if on_frame is not None:
+            on_frame(frame, frames)
+        if frame["type"] in ("done", "error"):
+            return frames

@@ -109,7 +109,7 @@ async def test_every_message_gets_one_outcome_under_fault(fault, customer, llm_u
 async def test_prompt_too_long_is_summarised_not_lost(customer, llm_upstream, settings) -> None:
     settings.LLM_CONTEXT_WINDOWS = {model: 9_000 for model in settings.LLM_MODELS.values()}
     runs = await run_many(customer, 3)
-    users, assistants, _ = await stored(customer)
+    users, _, _ = await stored(customer)
     assert len(users) == 3 and all(len(run.terminal) == 1 for run in runs)
 
 

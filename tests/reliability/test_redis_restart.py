@@ -2,19 +2,16 @@
 and a message sent while Redis is down is still answered and stored (issue 7)."""
 
 import asyncio
-import json
 import shutil
 import subprocess
 import time
-import uuid
 
 import pytest
 import redis
-import websockets
 
 from apps.chat.models import Message
 from tests.chat.conftest import session_cookie
-from tests.reliability.conftest import free_port, server_env, start_server
+from tests.reliability.conftest import ask, free_port, open_socket, server_env, start_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
@@ -62,23 +59,9 @@ def disposable_redis():
     instance.stop()
 
 
-async def ask(ws, text: str) -> list[dict]:
-    await ws.send(json.dumps({"type": "message", "text": text, "client_id": str(uuid.uuid4())}))
-    frames = []
-    while True:
-        frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
-        frames.append(frame)
-        if frame["type"] in ("done", "error"):
-            return frames
-
-
 async def chat_across_a_restart(port: int, cookie: str, redis_server: DisposableRedis) -> list[list[dict]]:
     """One socket stays open while Redis goes down and comes back (empty) under it."""
-    async with websockets.connect(
-        f"ws://127.0.0.1:{port}/ws/chat/",
-        additional_headers={"Cookie": cookie, "Origin": f"http://127.0.0.1:{port}"},
-        compression=None,
-    ) as ws:
+    async with open_socket(port, cookie) as ws:
         await ws.recv()
         before = await ask(ws, "How do I reset my password?")
         redis_server.stop()

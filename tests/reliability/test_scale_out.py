@@ -7,19 +7,17 @@ the per-user rate limit is shared, because its counters live in Redis.
 import asyncio
 import json
 import re
-import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 import redis
-import websockets
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from apps.accounts.models import CustomerAccount
 from apps.prompts.services import prompt_seed_defaults
-from tests.reliability.conftest import free_port, server_env, start_server
+from tests.reliability.conftest import ask, free_port, open_socket, server_env, start_server
 
 REDIS_DB_URL_SUFFIX = "/15"  # a database index of its own, flushed by this test
 RATE_LIMIT = 3
@@ -74,25 +72,6 @@ def log_in(port: int) -> str:
         )
         assert response.status_code == 302, response.text
         return "; ".join(f"{name}={value}" for name, value in client.cookies.items())
-
-
-async def open_socket(port: int, cookie: str, conversation: str | None = None):
-    query = f"?conversation={conversation}" if conversation else ""
-    return await websockets.connect(
-        f"ws://127.0.0.1:{port}/ws/chat/{query}",
-        additional_headers={"Cookie": cookie, "Origin": f"http://127.0.0.1:{port}"},
-        compression=None,
-    )
-
-
-async def ask(ws, text: str) -> list[dict]:
-    await ws.send(json.dumps({"type": "message", "text": text, "client_id": str(uuid.uuid4())}))
-    frames = []
-    while True:
-        frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
-        frames.append(frame)
-        if frame["type"] in ("done", "error"):
-            return frames
 
 
 def test_reconnecting_to_the_other_process_resumes_the_conversation(two_servers, bob) -> None:

@@ -1,37 +1,26 @@
 """Graceful shutdown: SIGTERM while an answer streams lets it finish and be stored (issue 7)."""
 
 import asyncio
-import json
 import signal
-import uuid
 
 import pytest
-import websockets
 
 from apps.chat.models import Message
 from tests.chat.conftest import session_cookie
 from tests.conftest import set_faults
-from tests.reliability.conftest import free_port, server_env, start_server
+from tests.reliability.conftest import ask, free_port, open_socket, server_env, start_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def ask_and_stop_the_server(port: int, cookie: str, server) -> list[dict]:
-    async with websockets.connect(
-        f"ws://127.0.0.1:{port}/ws/chat/",
-        additional_headers={"Cookie": cookie, "Origin": f"http://127.0.0.1:{port}"},
-        compression=None,
-    ) as ws:
+    def stop_after_the_first_delta(frame: dict, frames: list[dict]) -> None:
+        if frame["type"] == "delta" and sum(f["type"] == "delta" for f in frames) == 1:
+            server.send_signal(signal.SIGTERM)  # mid-answer
+
+    async with open_socket(port, cookie) as ws:
         await ws.recv()  # conversation
-        await ws.send(json.dumps({"type": "message", "text": "How do I export my data?", "client_id": str(uuid.uuid4())}))
-        frames = []
-        while True:
-            frame = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
-            frames.append(frame)
-            if frame["type"] == "delta" and sum(f["type"] == "delta" for f in frames) == 1:
-                server.send_signal(signal.SIGTERM)  # mid-answer
-            if frame["type"] in ("done", "error"):
-                return frames
+        return await ask(ws, "How do I export my data?", on_frame=stop_after_the_first_delta)
 
 
 def test_sigterm_lets_the_streaming_answer_finish(customer, llm_upstream) -> None:
