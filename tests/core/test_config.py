@@ -97,3 +97,19 @@ def test_production_settings_pass_the_deploy_checklist() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_make_run_serves_the_chat_assets_without_collectstatic() -> None:
+    """`make run` uses the local settings and never runs collectstatic: the page must still get its JS/CSS."""
+    probe = (
+        "import django; django.setup()\n"
+        "from django.test import Client\n"
+        "c = Client()\n"
+        "print(c.get('/static/chat/chat.js').status_code, c.get('/static/chat/chat.css').status_code)\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
+    clean.update(DJANGO_SETTINGS_MODULE="supportbot.settings.local")
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PROJECT_DIR, env=clean, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.split() == ["200", "200"], result.stderr
