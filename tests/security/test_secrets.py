@@ -13,7 +13,7 @@ from tests.conftest import set_faults
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SENTINEL_KEY = "sk-ant-api03-SENTINEL-never-log-me-0123456789"
+SENTINEL_KEY = "sk-ant-NOT-A-KEY-sentinel9"  # obviously fake, yet key-shaped
 
 
 @database_sync_to_async
