@@ -27,6 +27,11 @@ class ResilientRedisChannelLayer(RedisChannelLayer):
             try:
                 return await super().receive(channel)
             except _LAYER_ERRORS as error:
+                # A cancellation (the consumer is closing) that raced a redis-py timeout can surface as a
+                # TimeoutError; retrying then would keep a dead consumer alive and block shutdown.
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise asyncio.CancelledError from error
                 logger.warning("channel layer unavailable (%s); retrying in %.1fs", type(error).__name__, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RECONNECT_MAX_SECONDS)

@@ -76,7 +76,8 @@ def test_chat_survives_a_redis_restart(customer, llm_upstream, disposable_redis)
     port = free_port()
     server = start_server(
         ["-m", "uvicorn", "supportbot.asgi:application", "--port", str(port), "--lifespan", "off",
-         "--ws-per-message-deflate", "false", "--log-level", "warning"],
+         "--ws-per-message-deflate", "false", "--log-level", "warning",
+         "--timeout-graceful-shutdown", "10"],  # as `manage.py serve` bounds it in production
         port,
         server_env(llm_upstream.base_url, REDIS_URL=disposable_redis.url),
     )
