@@ -169,3 +169,16 @@ async def ask(ws, text: str, *, on_frame=None) -> list[dict]:
             on_frame(frame, frames)
         if frame["type"] in ("done", "error"):
             return frames
+
+
+def stop_process(process: subprocess.Popen, *, timeout: float = 30) -> None:
+    """SIGTERM and wait; a process that will not stop is killed (never orphaned) and the test fails."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+        raise AssertionError(f"{process.args[:4]} did not stop within {timeout} s of SIGTERM") from None

@@ -11,7 +11,7 @@ import redis
 
 from apps.chat.models import Message
 from tests.chat.conftest import session_cookie
-from tests.reliability.conftest import ask, free_port, open_socket, server_env, start_server
+from tests.reliability.conftest import ask, free_port, open_socket, server_env, start_server, stop_process
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
@@ -85,8 +85,7 @@ def test_chat_survives_a_redis_restart(customer, llm_upstream, disposable_redis)
     try:
         phases = asyncio.run(chat_across_a_restart(port, cookie, disposable_redis))
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_process(server)
     for frames in phases:
         done = frames[-1]
         assert done["type"] == "done" and done["status"] == "complete", frames[-2:]

@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 
 from apps.accounts.models import CustomerAccount
 from apps.prompts.services import prompt_seed_defaults
-from tests.reliability.conftest import ask, free_port, open_socket, server_env, start_server
+from tests.reliability.conftest import ask, free_port, open_socket, server_env, start_server, stop_process
 
 REDIS_DB_URL_SUFFIX = "/15"  # a database index of its own, flushed by this test
 RATE_LIMIT = 3
@@ -39,15 +39,14 @@ def two_servers(redis_url: str, llm_upstream) -> Iterator[tuple[int, int]]:
         for port in ports:
             processes.append(start_server(
                 ["-m", "uvicorn", "supportbot.asgi:application", "--port", str(port),
-                 "--ws-per-message-deflate", "false", "--lifespan", "off", "--log-level", "warning"],
+                 "--ws-per-message-deflate", "false", "--lifespan", "off", "--log-level", "warning",
+                 "--timeout-graceful-shutdown", "10"],
                 port, env,
             ))
         yield ports
     finally:
         for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=15)
+            stop_process(process)
 
 
 @pytest.fixture

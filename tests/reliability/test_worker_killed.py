@@ -21,7 +21,7 @@ from apps.llm.models import LLMCall
 from apps.triage import services
 from apps.triage.models import ClassificationBatch, TranscriptClassification
 from tests.conftest import received_requests, set_faults
-from tests.reliability.conftest import PROJECT_DIR, server_env
+from tests.reliability.conftest import PROJECT_DIR, server_env, stop_process
 from tests.triage.factories import BILLING_TURNS, UNRESOLVED_TURNS, classifier_version, conversation_on
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
@@ -84,9 +84,7 @@ def test_a_killed_worker_s_task_is_redelivered_and_submits_once(llm_upstream, re
         wait_for(lambda: f"{TASK}[{task_id}] succeeded" in second_log.read_text(), 60, "the task to be re-delivered")
     finally:
         for worker in workers:
-            if worker.poll() is None:
-                worker.terminate()
-                worker.wait(timeout=15)
+            stop_process(worker)
 
     # The re-run sent nothing new; the periodic poll adopts the orphaned upstream batch and ingests it.
     settings.TRIAGE_SUBMIT_GRACE_SECONDS = 0
