@@ -228,17 +228,33 @@ def message_reply_degrade(
             prompt_version=prompt_version,
             latency_ms=latency_ms,
         )
-        conversation = Conversation.objects.select_for_update().get(pk=reply.conversation_id)
-        ticket = ticket_open(
+        _, ticket = _conversation_escalate(
             user=user,
-            subject=f"Assistant unavailable: {conversation.title or 'chat'}",
-            body=conversation_transcript(conversation),
+            conversation_id=reply.conversation_id,
+            subject="Assistant unavailable",
             source=SupportTicket.Source.DEGRADED,
-            conversation_id=str(conversation.id),
         )
-        conversation.status = Conversation.Status.NEEDS_HUMAN
-        conversation.save(update_fields=["status", "updated_at"])
     return ticket
+
+
+def _conversation_escalate(
+    *, user: AbstractBaseUser, conversation_id: object, subject: str, source: str
+) -> tuple[Conversation, SupportTicket]:
+    """Lock the conversation, open (or reuse) a ticket carrying its transcript, flag it for a human.
+
+    Expects to run inside the caller's transaction (the row lock lasts until it commits).
+    """
+    conversation = Conversation.objects.select_for_update().get(pk=conversation_id)
+    ticket = ticket_open(
+        user=user,
+        subject=f"{subject}: {conversation.title or 'chat'}",
+        body=conversation_transcript(conversation),
+        source=source,
+        conversation_id=str(conversation.id),
+    )
+    conversation.status = Conversation.Status.NEEDS_HUMAN
+    conversation.save(update_fields=["status", "updated_at"])
+    return conversation, ticket
 
 
 def message_reply_fail(*, reply: Message, text: str = "", latency_ms: int | None = None) -> Message:
@@ -267,15 +283,11 @@ def conversation_handoff(*, user: AbstractBaseUser, conversation: Conversation) 
     `conversation` must come from `conversation_get_for_user`.
     """
     with transaction.atomic():
-        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
-        ticket = ticket_open(
+        locked, ticket = _conversation_escalate(
             user=user,
-            subject=f"Customer asked for a human: {locked.title or 'chat'}",
-            body=conversation_transcript(locked),
+            conversation_id=conversation.pk,
+            subject="Customer asked for a human",
             source=SupportTicket.Source.HANDOFF,
-            conversation_id=str(locked.id),
         )
-        locked.status = Conversation.Status.NEEDS_HUMAN
-        locked.save(update_fields=["status", "updated_at"])
     conversation.status = locked.status
     return ticket

@@ -22,7 +22,7 @@ from django.contrib.auth import get_user_model
 
 from apps.accounts.models import CustomerAccount
 from apps.prompts.services import prompt_seed_defaults
-from tests.chat.conftest import session_cookie
+from tests.chat.conftest import session_cookie, shown_text
 
 
 @dataclass
@@ -38,13 +38,7 @@ class ChatRun:
     @property
     def shown_text(self) -> str:
         """What a client following the protocol displays: deltas since the last reset."""
-        text = ""
-        for frame in self.frames:
-            if frame["type"] == "reset":
-                text = ""
-            elif frame["type"] == "delta":
-                text += frame["text"]
-        return text
+        return shown_text(self.frames)
 
 
 @database_sync_to_async
