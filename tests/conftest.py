@@ -51,3 +51,23 @@ def redis_url() -> str:
     if not url:
         pytest.skip("REDIS_URL is not set; this test needs a real Redis")
     return url
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker) -> Iterator[None]:
+    """pytest-django's test database, ended cleanly on PostgreSQL.
+
+    Server processes and the async consumers' worker threads may still hold connections to the test
+    database when the run ends; PostgreSQL then refuses to drop it ("being accessed by other users")
+    and the next run starts by deleting a stale copy. Those sessions are ended first.
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
