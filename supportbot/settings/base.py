@@ -73,8 +73,11 @@ _IS_SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0 if _IS_SQLITE else 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = not _IS_SQLITE
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL lets the websocket consumer read while a Celery-eager task writes.
-    DATABASES["default"].setdefault("OPTIONS", {})["init_command"] = "PRAGMA journal_mode=WAL;"
+    # WAL lets the websocket consumer read while a Celery-eager task writes. synchronous=NORMAL is
+    # SQLite's advice for WAL: commits survive an application crash and the file is never corrupted,
+    # only an OS crash or power cut can lose the last commits; FULL's fsync per commit made every
+    # chat turn's writes I/O-bound (bench/ws_bench.py). Production runs on PostgreSQL.
+    DATABASES["default"].setdefault("OPTIONS", {})["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
     DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
     DATABASES["default"]["OPTIONS"]["timeout"] = 20
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
