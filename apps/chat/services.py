@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.models import SupportTicket
@@ -30,11 +31,16 @@ TITLE_CHARS = 80
 
 @dataclass(frozen=True)
 class Submission:
-    """A stored question and the assistant row that answers it. `duplicate`: the client_id was seen before."""
+    """A stored question and the assistant row that answers it. `duplicate`: the client_id was seen before.
+
+    `conversation` is the row as read under the submission's lock (with its prompt version), so building
+    the gateway request needs no second read of it.
+    """
 
     question: Message
     reply: Message | None
     duplicate: bool
+    conversation: Conversation | None = None
 
 
 def check_message_text(text: object) -> str:
@@ -80,27 +86,37 @@ def message_submit(*, conversation: Conversation, text: str, client_id: uuid.UUI
     so a resend after a reconnect never creates a second question or a second answer.
     Raises `ApplicationError` ("busy") while another answer in this conversation is still streaming.
     """
+    try:
+        return _message_submit_locked(conversation=conversation, text=text, client_id=client_id)
+    except IntegrityError:  # the same client_id committed by another process in between
+        existing = _submission_for_client_id(conversation, client_id)
+        if existing is None:
+            raise
+        return existing
+
+
+def _message_submit_locked(*, conversation: Conversation, text: str, client_id: uuid.UUID | None) -> Submission:
     with transaction.atomic():
         # The row lock serialises submissions per conversation (two tabs, a resend racing the original).
-        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        # The prompt version comes along for `message_reply_request` (only the conversation row is locked).
+        locked = (
+            Conversation.objects.select_related("prompt_version__prompt")
+            .select_for_update(of=("self",))
+            .get(pk=conversation.pk)
+        )
+        # One read answers both questions: was this client_id stored before, is an answer still streaming?
+        pending = Q(role=Message.Role.ASSISTANT, status=Message.Status.STREAMING)
         if client_id is not None:
-            existing = _submission_for_client_id(locked, client_id)
-            if existing is not None:
-                return existing
-        for streaming in locked.messages.filter(role=Message.Role.ASSISTANT, status=Message.Status.STREAMING):
+            pending |= Q(role=Message.Role.USER, client_id=client_id)
+        found = list(locked.messages.filter(pending))
+        for message in found:
+            if message.role == Message.Role.USER:
+                return _submission_for_question(message, locked)
+        for streaming in found:  # every other row found is an assistant row still streaming
             if not message_streaming_is_stale(streaming):
                 raise ApplicationError("An answer is still being written; wait for it or stop it.", code="busy")
             _message_close(streaming, status=Message.Status.FAILED)
-        try:
-            with transaction.atomic():
-                question = Message.objects.create(
-                    conversation=locked, role=Message.Role.USER, text=text, client_id=client_id
-                )
-        except IntegrityError:  # the same client_id committed by another process in between
-            existing = _submission_for_client_id(locked, client_id)
-            if existing is None:
-                raise
-            return existing
+        question = Message.objects.create(conversation=locked, role=Message.Role.USER, text=text, client_id=client_id)
         reply = Message.objects.create(
             conversation=locked, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING, reply_to=question
         )
@@ -108,15 +124,17 @@ def message_submit(*, conversation: Conversation, text: str, client_id: uuid.UUI
             locked.title = text[:TITLE_CHARS]
         locked.save(update_fields=["title", "updated_at"])
     conversation.title = locked.title
-    return Submission(question=question, reply=reply, duplicate=False)
+    return Submission(question=question, reply=reply, duplicate=False, conversation=locked)
 
 
 def _submission_for_client_id(conversation: Conversation, client_id: uuid.UUID | None) -> Submission | None:
     question = conversation.messages.filter(role=Message.Role.USER, client_id=client_id).first()
-    if question is None:
-        return None
+    return None if question is None else _submission_for_question(question, conversation)
+
+
+def _submission_for_question(question: Message, conversation: Conversation) -> Submission:
     reply = question.replies.order_by("-id").first()
-    return Submission(question=question, reply=reply, duplicate=True)
+    return Submission(question=question, reply=reply, duplicate=True, conversation=conversation)
 
 
 def conversation_prompt_version_assign(*, conversation: Conversation):
@@ -143,7 +161,9 @@ def message_reply_request(*, user: AbstractBaseUser, submission: Submission) -> 
     Raises `ApplicationError` if no prompt version is available.
     """
     question, reply = submission.question, submission.reply
-    conversation = Conversation.objects.select_related("prompt_version").get(pk=question.conversation_id)
+    conversation = submission.conversation or Conversation.objects.select_related("prompt_version__prompt").get(
+        pk=question.conversation_id
+    )
     version = conversation_prompt_version_assign(conversation=conversation)
     account = account_context_for_user(user)
     history = conversation_history_turns(conversation, before=question)[conversation.summary_turns :]

@@ -1,0 +1,80 @@
+"""Storing questions (apps/chat/services.py): duplicates, busy conversations, and the question-to-request path."""
+
+import uuid
+
+import pytest
+from django.db import IntegrityError, connection
+from django.test.utils import CaptureQueriesContext
+
+from apps.chat import services
+from apps.chat.models import Message
+from apps.core.exceptions import ApplicationError
+from apps.prompts.services import prompt_seed_defaults
+from tests.chat.factories import ConversationFactory, CustomerAccountFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def conversation():
+    account = CustomerAccountFactory()
+    return ConversationFactory(user=account.user)
+
+
+def test_a_resent_client_id_returns_the_stored_pair(conversation) -> None:
+    client_id = uuid.uuid4()
+    first = services.message_submit(conversation=conversation, text="Hello?", client_id=client_id)
+    again = services.message_submit(conversation=conversation, text="Hello?", client_id=client_id)
+
+    assert not first.duplicate and again.duplicate
+    assert (again.question.pk, again.reply.pk) == (first.question.pk, first.reply.pk)
+    assert Message.objects.filter(conversation=conversation).count() == 2
+
+
+def test_a_second_question_while_an_answer_streams_is_busy(conversation) -> None:
+    services.message_submit(conversation=conversation, text="First", client_id=uuid.uuid4())
+
+    with pytest.raises(ApplicationError) as raised:
+        services.message_submit(conversation=conversation, text="Second", client_id=uuid.uuid4())
+
+    assert raised.value.code == "busy"
+    assert list(conversation.messages.values_list("text", flat=True).order_by("id")) == ["First", ""]
+
+
+def test_a_client_id_committed_by_another_process_in_between_is_a_duplicate(conversation, monkeypatch) -> None:
+    """The unique constraint catches what the lock could not: the insert fails, the winner's pair is returned."""
+    client_id = uuid.uuid4()
+    winner = services.message_submit(conversation=conversation, text="Hello?", client_id=client_id)
+
+    def lost_the_race(**kwargs):
+        raise IntegrityError("duplicate key value violates unique constraint")
+
+    monkeypatch.setattr(services, "_message_submit_locked", lost_the_race)
+    again = services.message_submit(conversation=conversation, text="Hello?", client_id=client_id)
+
+    assert again.duplicate and (again.question.pk, again.reply.pk) == (winner.question.pk, winner.reply.pk)
+
+
+def test_storing_a_question_and_building_its_request_is_a_bounded_number_of_queries(conversation) -> None:
+    prompt_seed_defaults()
+
+    with CaptureQueriesContext(connection) as queries:
+        submission = services.message_submit(conversation=conversation, text="Where is my invoice?", client_id=None)
+        request = services.message_reply_request(user=conversation.user, submission=submission)
+
+    assert request.user_text == "Where is my invoice?" and request.message_id == submission.reply.pk
+    # lock + pending check + 2 inserts + title, version pick + assignment, account (3), history: each one a
+    # round trip before the first token, so a new one here should be a deliberate choice.
+    statements = [q["sql"] for q in queries.captured_queries]
+    bookkeeping = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE SAVEPOINT")
+    assert len([sql for sql in statements if not sql.startswith(bookkeeping)]) <= 12, statements
+
+
+def test_integrity_errors_other_than_a_duplicate_are_not_swallowed(conversation, monkeypatch) -> None:
+    def broken(**fields):
+        raise IntegrityError("some other constraint")
+
+    monkeypatch.setattr(Message.objects, "create", broken)
+
+    with pytest.raises(IntegrityError):
+        services.message_submit(conversation=conversation, text="Hello?", client_id=uuid.uuid4())
