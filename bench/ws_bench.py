@@ -4,11 +4,19 @@
     .venv/bin/python bench/ws_bench.py --idle 5000          # also 5,000 idle sockets (memory per connection)
     .venv/bin/python bench/ws_bench.py --url ws://127.0.0.1:8000/ws/chat/   # a running server (same DATABASE_URL)
 
-What it measures, per concurrency level N (N conversations at once, one question each):
+First, sequential latency (--sequential K): K questions one after another, each the first of a new
+conversation on a socket opened before the clock starts, alternating rounds of 10 with K bare-SDK
+requests of the same body against the same emulator, so both see the same machine; it prints both
+p50s and their ratio (issue 4's target: <= 1.5x).
+
+Then, per concurrency level N (N conversations at once, one question each, all sent together: a burst,
+the worst case for queueing):
 - time to first delta (TTFD) on the socket, from sending the question, p50 / p99; next to it the
   upstream's own time to first token measured in the same run with the bare `anthropic` SDK straight
   against the emulator at the same concurrency; the difference is what Django + Channels + the gateway
   add (auth, storing the question, the prompt version, the account context, the LLM call log);
+- when the `ack` arrived (the question is stored): the part of the first-delta time spent before the
+  upstream call starts;
 - throughput: answers/s and delta frames/s, and errors (error frames, timeouts);
 - lost / reordered text: the text each client assembled from its deltas must equal the stored answer.
 Then memory per idle connection: server RSS growth divided by the number of idle authenticated sockets.
@@ -172,6 +180,7 @@ def idle_conversation(user_id: int) -> str:
 @dataclass
 class Run:
     ttfd: list[float] = field(default_factory=list)
+    acks: list[float] = field(default_factory=list)
     frames: int = 0
     answers: int = 0
     errors: list[str] = field(default_factory=list)
@@ -202,6 +211,8 @@ async def one_conversation(url: str, cookie: str, run: Run, timeout: float) -> N
                 frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
                 run.frames += 1
                 kind = frame.get("type")
+                if kind == "ack":
+                    run.acks.append(time.perf_counter() - started)
                 if kind == "delta":
                     if first is None:
                         first = time.perf_counter() - started
@@ -259,6 +270,68 @@ async def sdk_first_tokens(upstream_url: str, n: int, params: dict) -> list[floa
     return results
 
 
+async def sequential_sdk(upstream_url: str, count: int, params: dict) -> list[float]:
+    """The bare SDK's time to first token for `count` requests one after another (one warm client)."""
+    import anthropic
+
+    client = anthropic.AsyncAnthropic(base_url=upstream_url, api_key="offline-emulator-key", max_retries=0)
+    results: list[float] = []
+    for _ in range(count):
+        started = time.perf_counter()
+        async with client.messages.stream(**params) as stream:
+            async for _ in stream.text_stream:
+                results.append(time.perf_counter() - started)
+                break
+            await stream.close()
+    await client.close()
+    return results
+
+
+async def sequential_chat(url: str, cookie: str, count: int, timeout: float) -> tuple[list[float], list[str]]:
+    """Time to first delta for `count` questions asked one after another, each the first of a new
+    conversation (so the request equals the SDK baseline's: no history). The socket is open before
+    the clock starts: only the question is timed."""
+    import websockets
+
+    ttfd: list[float] = []
+    errors: list[str] = []
+    headers = {"Cookie": cookie, "Origin": "http://127.0.0.1"}
+    for _ in range(count):
+        async with websockets.connect(url, additional_headers=headers, max_size=None, compression=None) as ws:
+            await asyncio.wait_for(ws.recv(), timeout)
+            started, first = time.perf_counter(), None
+            await ws.send(json.dumps({"type": "message", "text": QUESTION, "client_id": str(uuid.uuid4())}))
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+                if frame["type"] == "delta" and first is None:
+                    first = time.perf_counter() - started
+                elif frame["type"] in ("done", "error"):
+                    if frame["type"] == "error" or frame.get("status") != "complete":
+                        errors.append(frame.get("code") or frame.get("status", "?"))
+                    break
+            if first is not None:
+                ttfd.append(first)
+    return ttfd, errors
+
+
+async def sequential(url: str, upstream_url: str, cookie: str, count: int, timeout: float, params: dict) -> None:
+    """Sequential first-delta latency next to the bare SDK's, alternating rounds so both see the same machine."""
+    ours: list[float] = []
+    sdk: list[float] = []
+    errors: list[str] = []
+    await sequential_sdk(upstream_url, 3, params)  # warm the emulator's cache for this prefix
+    await sequential_chat(url, cookie, 3, timeout)  # warm the server (first connection, caches)
+    for _ in range(max(1, count // 10)):
+        sdk += await sequential_sdk(upstream_url, 10, params)
+        round_ttfd, round_errors = await sequential_chat(url, cookie, 10, timeout)
+        ours += round_ttfd
+        errors += round_errors
+    p50, b50 = pct(ours, 0.5) * 1000, pct(sdk, 0.5) * 1000
+    print(f"sequential, {len(ours)} questions (each opening a new conversation): first delta p50 {p50:.1f} ms (p90 {pct(ours, 0.9) * 1000:.1f}), "
+          f"bare SDK first token p50 {b50:.1f} ms (p90 {pct(sdk, 0.9) * 1000:.1f}): ratio {p50 / b50:.2f}x "
+          f"(target <= 1.5x), errors {len(errors)}")
+
+
 async def run_level(
     url: str, upstream_url: str, cookies: list[str], n: int, timeout: float, params: dict
 ) -> tuple[Run, list[float], float]:
@@ -314,6 +387,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="ws URL of a running server (uses this environment's DATABASE_URL for users)")
     parser.add_argument("--upstream-url", help="the running server's emulator (for the SDK baseline and faults)")
+    parser.add_argument("--sequential", type=int, default=50, help="questions asked one after another (0: skip)")
     parser.add_argument("--levels", default="1,50,200,500", help="concurrency levels")
     parser.add_argument("--token-ms", type=int, default=10, help="emulator pace between tokens")
     parser.add_argument("--idle", type=int, default=1000, help="idle sockets for the memory figure (0: skip)")
@@ -350,6 +424,8 @@ def main() -> None:
         cookies = [cookie for _, cookie in users]
         params = gateway_params()
         print(f"server {url}  upstream {upstream_url}  token pace {args.token_ms} ms  deflate off")
+        if args.sequential:
+            asyncio.run(sequential(url, upstream_url, cookies[0], args.sequential, args.timeout, params))
         print(f"{'N':>5} {'TTFD p50':>9} {'p99':>8} {'SDK p50':>8} {'p99':>8} {'overhead p50':>13} {'p99':>8} "
               f"{'answers/s':>10} {'frames/s':>9} {'errors':>7} {'text ok':>8}")
         for n in levels:
@@ -361,6 +437,7 @@ def main() -> None:
             print(f"{n:>5} {p50:>7.1f}ms {p99:>6.1f}ms {b50:>6.1f}ms {b99:>6.1f}ms {p50 - b50:>11.1f}ms "
                   f"{p99 - b99:>6.1f}ms {run.answers / elapsed:>10.1f} {run.frames / elapsed:>9.0f} "
                   f"{len(run.errors):>7} {len(run.shown) - mismatched:>4}/{len(run.shown):<3}")
+            print(f"      question stored (ack) p50 {pct(run.acks, 0.5) * 1000:.1f}ms p99 {pct(run.acks, 0.99) * 1000:.1f}ms")
             if run.errors:
                 print(f"      errors: {sorted(set(run.errors))[:5]}")
         if args.idle:
