@@ -41,8 +41,20 @@ def rss_kib(pid: int) -> int:
 
 def start(server: str, port: int) -> subprocess.Popen:
     if server == "uvicorn":
-        cmd = [sys.executable, "-m", "uvicorn", APP, "--port", str(port), "--ws-per-message-deflate", "false",
-               "--log-level", "warning", "--lifespan", "off"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            APP,
+            "--port",
+            str(port),
+            "--ws-per-message-deflate",
+            "false",
+            "--log-level",
+            "warning",
+            "--lifespan",
+            "off",
+        ]
     else:
         cmd = [sys.executable, "-m", "daphne", "-p", str(port), "-v", "0", APP]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -122,8 +134,10 @@ def main() -> None:
     print(f"{'server':10} {'frames/s':>10} {'1st p50 ms':>11} {'1st p99 ms':>11} {'lost':>5} {'KiB/idle socket':>16}")
     for server in ("uvicorn", "daphne"):
         f = asyncio.run(bench(server, args))
-        print(f"{server:10} {f['frames_per_s']:10.0f} {f['first_frame_p50_ms']:11.1f} {f['first_frame_p99_ms']:11.1f} "
-              f"{f['lost_frames']:5d} {f['idle_kib_per_socket']:16.1f}")
+        print(
+            f"{server:10} {f['frames_per_s']:10.0f} {f['first_frame_p50_ms']:11.1f} {f['first_frame_p99_ms']:11.1f} "
+            f"{f['lost_frames']:5d} {f['idle_kib_per_socket']:16.1f}"
+        )
 
 
 if __name__ == "__main__":

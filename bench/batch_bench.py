@@ -39,7 +39,10 @@ DAY = date(2026, 3, 10)
 TURNS = [
     [
         ("user", "Hi, I was charged twice for my Pro plan this month, card ending 4242. Email me at {n}@example.com."),
-        ("assistant", "Sorry about that. I can see two charges; the duplicate will be refunded within 5 business days."),
+        (
+            "assistant",
+            "Sorry about that. I can see two charges; the duplicate will be refunded within 5 business days.",
+        ),
         ("user", "Great, thanks for sorting that out so quickly!"),
     ],
     [
@@ -116,7 +119,10 @@ def seed(conversations: int) -> None:
     )
     at = timezone.make_aware(datetime.combine(DAY, dtime(12, 0)))
     for start in range(0, conversations, 1000):
-        chunk = [Conversation(user=users[n % len(users)], title="bench") for n in range(start, min(start + 1000, conversations))]
+        chunk = [
+            Conversation(user=users[n % len(users)], title="bench")
+            for n in range(start, min(start + 1000, conversations))
+        ]
         Conversation.objects.bulk_create(chunk)
         messages = [
             Message(conversation=conversation, role=role, text=text.format(n=start + i))
@@ -174,8 +180,10 @@ def main() -> None:
             print(f"{name:<10}{seconds:>10.2f}{peak:>14.0f}{extra}")
         total = sum(seconds for _, seconds, _, _ in results)
         print(f"{'total':<10}{total:>10.2f}{rss_mb():>14.0f}   (emulator processing {emulator_seconds:.1f} s excluded)")
-        print(f"targets: total <= 20 s -> {'ok' if total <= 20 else 'MISSED'}; "
-              f"peak RSS <= 150 MB -> {'ok' if rss_mb() <= 150 else 'MISSED'}")
+        print(
+            f"targets: total <= 20 s -> {'ok' if total <= 20 else 'MISSED'}; "
+            f"peak RSS <= 150 MB -> {'ok' if rss_mb() <= 150 else 'MISSED'}"
+        )
     finally:
         emulator.stdin.close()
         emulator.wait(timeout=10)

@@ -70,8 +70,11 @@ def describe_holders(objects: list) -> str:
                 continue
             name = f"{type(holder).__module__}.{type(holder).__qualname__}"
             if isinstance(holder, (dict, list, set, deque_type)):
-                outer = [f"{type(h).__module__}.{type(h).__qualname__}" for h in gc.get_referrers(holder)
-                         if id(h) not in ignore and type(h).__name__ not in ("frame", "list")][:2]
+                outer = [
+                    f"{type(h).__module__}.{type(h).__qualname__}"
+                    for h in gc.get_referrers(holder)
+                    if id(h) not in ignore and type(h).__name__ not in ("frame", "list")
+                ][:2]
                 if isinstance(holder, dict):
                     owners = [h for h in gc.get_referrers(holder) if hasattr(h, "__dict__") and h.__dict__ is holder]
                     if owners:
@@ -91,9 +94,7 @@ async def one_socket(application, cookie: bytes, questions: int, conversation: d
     path = "/ws/chat/"
     if conversation is not None and conversation.get("id"):
         path += f"?conversation={conversation['id']}"
-    socket = WebsocketCommunicator(
-        application, path, headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)]
-    )
+    socket = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)])
     await socket.connect(timeout=60)
     hello = json.loads(await socket.receive_from(timeout=60))
     if conversation is not None:
@@ -122,8 +123,13 @@ async def run(args: argparse.Namespace) -> None:
     def cookie_for_bob() -> bytes:
         bob = get_user_model().objects.get(username="bob")
         session = SessionStore()
-        session.update({"_auth_user_id": str(bob.pk), "_auth_user_backend": settings.AUTHENTICATION_BACKENDS[0],
-                        "_auth_user_hash": bob.get_session_auth_hash()})
+        session.update(
+            {
+                "_auth_user_id": str(bob.pk),
+                "_auth_user_backend": settings.AUTHENTICATION_BACKENDS[0],
+                "_auth_user_hash": bob.get_session_auth_hash(),
+            }
+        )
         session.create()
         return f"{settings.SESSION_COOKIE_NAME}={session.session_key}".encode()
 
@@ -141,8 +147,10 @@ async def run(args: argparse.Namespace) -> None:
     tracemalloc.start(12)
     before = tracemalloc.take_snapshot()
     per_round = args.sockets * args.questions
-    print(f"{'round':>5} {'answers':>7} {'heap KiB':>9} {'Δ KiB':>8} {'objects':>8} {'Δ obj':>7} "
-          f"{'anon RSS MiB':>12} {'s':>5}")
+    print(
+        f"{'round':>5} {'answers':>7} {'heap KiB':>9} {'Δ KiB':>8} {'objects':>8} {'Δ obj':>7} "
+        f"{'anon RSS MiB':>12} {'s':>5}"
+    )
     heap = [tracemalloc.get_traced_memory()[0]]
     objects = [len(gc.get_objects())]
     print(f"{0:>5} {0:>7} {heap[0] / 1024:>9.0f} {'':>8} {objects[0]:>8} {'':>7} {anon_rss_kib() / 1024:>12.1f}")
@@ -152,9 +160,11 @@ async def run(args: argparse.Namespace) -> None:
         gc.collect()
         heap.append(tracemalloc.get_traced_memory()[0])
         objects.append(len(gc.get_objects()))
-        print(f"{number:>5} {number * per_round:>7} {heap[-1] / 1024:>9.0f} {(heap[-1] - heap[-2]) / 1024:>+8.1f} "
-              f"{objects[-1]:>8} {objects[-1] - objects[-2]:>+7} {anon_rss_kib() / 1024:>12.1f} "
-              f"{time.perf_counter() - started:>5.1f}")
+        print(
+            f"{number:>5} {number * per_round:>7} {heap[-1] / 1024:>9.0f} {(heap[-1] - heap[-2]) / 1024:>+8.1f} "
+            f"{objects[-1]:>8} {objects[-1] - objects[-2]:>+7} {anon_rss_kib() / 1024:>12.1f} "
+            f"{time.perf_counter() - started:>5.1f}"
+        )
     after = tracemalloc.take_snapshot()
     types_after = type_counts()  # after the snapshot (the Counter is not in it), before the diff's own objects
     stats = after.compare_to(before, "traceback")
@@ -171,14 +181,15 @@ async def run(args: argparse.Namespace) -> None:
         frame = stat.traceback[-1]
         print(f"  {stat.size_diff / 1024:+8.1f} KiB  {stat.count_diff:+6d} blocks  {frame.filename}:{frame.lineno}")
         if args.trace:
-            for line in stat.traceback.format()[-2 * args.trace:]:
+            for line in stat.traceback.format()[-2 * args.trace :]:
                 print(f"      {line}")
     grown = (types_after - types_before).most_common(args.top)
     print("gc-tracked objects whose count grew: " + (", ".join(f"{name} +{n}" for name, n in grown) or "none"))
-    dead = [o for o in gc.get_objects()
-            if type(o) is weakref.ReferenceType and o() is None and id(o) not in dead_before]
+    dead = [
+        o for o in gc.get_objects() if type(o) is weakref.ReferenceType and o() is None and id(o) not in dead_before
+    ]
     if dead:
-        print(f"{len(dead)} new dead weak references; kept by: {describe_holders(dead[: 200])}")
+        print(f"{len(dead)} new dead weak references; kept by: {describe_holders(dead[:200])}")
     upstream.stop()
 
 
@@ -188,8 +199,11 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, default=10)
     parser.add_argument("--questions", type=int, default=5, help="questions per socket per round")
     parser.add_argument("--warmup", type=int, default=3, help="rounds before the first snapshot")
-    parser.add_argument("--same-conversation", action="store_true",
-                        help="each socket keeps its conversation across rounds (growing history)")
+    parser.add_argument(
+        "--same-conversation",
+        action="store_true",
+        help="each socket keeps its conversation across rounds (growing history)",
+    )
     parser.add_argument("--database-url", help="a fresh (empty) database; default a throw-away SQLite file")
     parser.add_argument("--top", type=int, default=5, help="sources / types to list")
     parser.add_argument("--trace", type=int, default=0, help="caller frames to print for each top source")

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -170,10 +171,8 @@ class Session:
 
     async def close(self) -> None:
         if self.ws is not None:
-            try:
+            with contextlib.suppress(Exception):  # already closed by the server or the network
                 await self.ws.close()
-            except Exception:
-                pass
 
     async def reconnect(self) -> bool:
         """Close the socket and open a new one in a new conversation."""
@@ -182,8 +181,9 @@ class Session:
         return await self.open()
 
 
-async def run(args: argparse.Namespace, url: str, upstream_url: str, cookies: list[str], pid: int | None,
-              params: dict) -> tuple[Stats, dict]:
+async def run(
+    args: argparse.Namespace, url: str, upstream_url: str, cookies: list[str], pid: int | None, params: dict
+) -> tuple[Stats, dict]:
     n = args.sessions
     report: dict = {}
     baseline = await ws_bench.sdk_first_tokens(upstream_url, n, params) if upstream_url else []
@@ -265,8 +265,10 @@ def rss_trend(samples: list[tuple[float, int]], details: list[dict], warmup: flo
     third = max(1, len(samples) // 3)
     first = statistics.mean(v for _, v in samples[:third]) / 1024
     last = statistics.mean(v for _, v in samples[-third:]) / 1024
-    lines = [f"RSS first third {first:.1f} MiB, last third {last:.1f} MiB ({last - first:+.1f} MiB), "
-             f"slope {slope(samples):+.2f} MiB/min over all {len(samples)} samples"]
+    lines = [
+        f"RSS first third {first:.1f} MiB, last third {last:.1f} MiB ({last - first:+.1f} MiB), "
+        f"slope {slope(samples):+.2f} MiB/min over all {len(samples)} samples"
+    ]
     after = [i for i, (t, _) in enumerate(samples) if t >= warmup]
     if len(after) < 4:
         lines.append(f"too few samples after the {warmup:.0f} s warm-up for a post-warm-up trend")
@@ -331,12 +333,24 @@ def main() -> int:
     parser.add_argument("--token-ms", type=int, default=10, help="upstream pace between tokens")
     parser.add_argument("--timeout", type=float, default=120.0, help="per-frame timeout, seconds")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="hard limit on top of --soak")
-    parser.add_argument("--turns", type=int, default=0,
-                        help="questions per conversation, then reconnect in a new one (0: one conversation)")
-    parser.add_argument("--warmup", type=float, default=None,
-                        help="soak: seconds of samples left out of the post-warm-up trend (default 20%% of --soak)")
-    parser.add_argument("--max-slope", type=float, default=None,
-                        help="soak: exit 1 when the last-half RSS slope exceeds this many MiB/min")
+    parser.add_argument(
+        "--turns",
+        type=int,
+        default=0,
+        help="questions per conversation, then reconnect in a new one (0: one conversation)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help="soak: seconds of samples left out of the post-warm-up trend (default 20%% of --soak)",
+    )
+    parser.add_argument(
+        "--max-slope",
+        type=float,
+        default=None,
+        help="soak: exit 1 when the last-half RSS slope exceeds this many MiB/min",
+    )
     parser.add_argument("--csv", help="soak: write the RSS samples (seconds, KiB, answers, ...) to this file")
     args = parser.parse_args()
     if args.sample <= 0 or args.turns < 0:
@@ -358,8 +372,9 @@ def main() -> int:
             upstream_url = f"http://127.0.0.1:{em_port}"
             db_url = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp.name}/bench.sqlite3")
             env = ws_bench.server_env(db_url, upstream_url)
-            subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env,
-                           check=True)
+            subprocess.run(
+                [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+            )
             processes.append(ws_bench.start_emulator(em_port))
             server = ws_bench.start_server(port, env)
             processes.append(server)
@@ -384,35 +399,49 @@ def main() -> int:
         t50, t99 = pct(stats.ttfd, 0.5) * 1000, pct(stats.ttfd, 0.99) * 1000
         b50, b99 = pct(sdk, 0.5) * 1000, pct(sdk, 0.99) * 1000
         print(f"sessions open      {report['opened']}/{args.sessions}")
-        print(f"time to 1st delta  p50 {t50:.0f} ms  p99 {t99:.0f} ms   (bare SDK at N={args.sessions}: "
-              f"p50 {b50:.0f} ms  p99 {b99:.0f} ms)")
+        print(
+            f"time to 1st delta  p50 {t50:.0f} ms  p99 {t99:.0f} ms   (bare SDK at N={args.sessions}: "
+            f"p50 {b50:.0f} ms  p99 {b99:.0f} ms)"
+        )
         print(f"overhead           p50 {t50 - b50:+.0f} ms  p99 {t99 - b99:+.0f} ms")
-        print(f"answers            {stats.answers} in {report['elapsed']:.1f} s = "
-              f"{stats.answers / report['elapsed']:.1f} messages/s"
-              + (f", {stats.reconnects} reconnections" if args.turns else ""))
+        print(
+            f"answers            {stats.answers} in {report['elapsed']:.1f} s = "
+            f"{stats.answers / report['elapsed']:.1f} messages/s"
+            + (f", {stats.reconnects} reconnections" if args.turns else "")
+        )
         if pid:
             per = (report["rss_open"] - report["rss_before"]) / max(1, report["opened"])
-            print(f"server RSS         {report['rss_before'] / 1024:.0f} MiB idle -> {report['rss_open'] / 1024:.0f} MiB "
-                  f"with {report['opened']} sockets ({per:.1f} KiB per connection) -> "
-                  f"{report['samples'][-1][1] / 1024:.0f} MiB at the end")
+            print(
+                f"server RSS         {report['rss_before'] / 1024:.0f} MiB idle -> {report['rss_open'] / 1024:.0f} MiB "
+                f"with {report['opened']} sockets ({per:.1f} KiB per connection) -> "
+                f"{report['samples'][-1][1] / 1024:.0f} MiB at the end"
+            )
             if args.soak:
                 lines, last_slope = rss_trend(report["samples"], report["details"], warmup)
                 for index, line in enumerate(lines):
                     print(("RSS trend          " if index == 0 else " " * 19) + line)
                 if args.max_slope is not None and last_slope > args.max_slope:
-                    print(f"RSS still growing  last-half slope {last_slope:+.2f} MiB/min > --max-slope {args.max_slope}")
+                    print(
+                        f"RSS still growing  last-half slope {last_slope:+.2f} MiB/min > --max-slope {args.max_slope}"
+                    )
                     too_steep = True
                 if args.csv:
                     with open(args.csv, "w") as out:
                         out.write("seconds,rss_kib,anon_kib,file_kib,threads,fds,answers\n")
                         for (t, rss), d in zip(report["samples"], report["details"], strict=True):
-                            out.write(f"{t:.1f},{rss},{d['anon']},{d['file']},{d['threads']},{d['fds']},{d['answers']}\n")
+                            out.write(
+                                f"{t:.1f},{rss},{d['anon']},{d['file']},{d['threads']},{d['fds']},{d['answers']}\n"
+                            )
         else:
             print("server RSS         not measured (--url: the server is not this script's child)")
         wrong, mismatched = lost_check(stats)
-        print(f"errors             {len(stats.errors)}" + (f"  {sorted(set(stats.errors))[:6]}" if stats.errors else ""))
-        print(f"lost messages      sent {stats.sent}, terminal frames != 1: {wrong}, stray frames: {stats.unexpected}, "
-              f"stored text != streamed: {mismatched}/{len(stats.shown)}")
+        print(
+            f"errors             {len(stats.errors)}" + (f"  {sorted(set(stats.errors))[:6]}" if stats.errors else "")
+        )
+        print(
+            f"lost messages      sent {stats.sent}, terminal frames != 1: {wrong}, stray frames: {stats.unexpected}, "
+            f"stored text != streamed: {mismatched}/{len(stats.shown)}"
+        )
         return 1 if (stats.errors or wrong or mismatched or stats.unexpected or too_steep) else 0
     finally:
         for process in reversed(processes):

@@ -63,7 +63,7 @@ def free_port() -> int:
 
 
 def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
@@ -106,10 +106,21 @@ def start_emulator(port: int) -> subprocess.Popen:
 def start_server(port: int, env: dict[str, str], *, deflate: bool = False) -> subprocess.Popen:
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "uvicorn", "supportbot.asgi:application",
-            "--host", "127.0.0.1", "--port", str(port),
-            "--ws-per-message-deflate", "true" if deflate else "false",
-            "--no-access-log", "--log-level", "warning", "--backlog", "8192",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "supportbot.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ws-per-message-deflate",
+            "true" if deflate else "false",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--backlog",
+            "8192",
         ],
         cwd=ROOT,
         env=env,
@@ -191,7 +202,7 @@ def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def one_conversation(url: str, cookie: str, run: Run, timeout: float) -> None:
@@ -327,9 +338,12 @@ async def sequential(url: str, upstream_url: str, cookie: str, count: int, timeo
         ours += round_ttfd
         errors += round_errors
     p50, b50 = pct(ours, 0.5) * 1000, pct(sdk, 0.5) * 1000
-    print(f"sequential, {len(ours)} questions (each opening a new conversation): first delta p50 {p50:.1f} ms (p90 {pct(ours, 0.9) * 1000:.1f}), "
-          f"bare SDK first token p50 {b50:.1f} ms (p90 {pct(sdk, 0.9) * 1000:.1f}): ratio {p50 / b50:.2f}x "
-          f"(target <= 1.5x), errors {len(errors)}")
+    print(
+        f"sequential, {len(ours)} questions (each opening a new conversation): "
+        f"first delta p50 {p50:.1f} ms (p90 {pct(ours, 0.9) * 1000:.1f}), "
+        f"bare SDK first token p50 {b50:.1f} ms (p90 {pct(sdk, 0.9) * 1000:.1f}): ratio {p50 / b50:.2f}x "
+        f"(target <= 1.5x), errors {len(errors)}"
+    )
 
 
 async def run_level(
@@ -351,8 +365,12 @@ async def idle_sockets(url: str, cookie: str, count: int, pid: int | None) -> No
 
     async def open_one() -> None:
         async with gate:
-            ws = await websockets.connect(url, additional_headers={"Cookie": cookie, "Origin": "http://127.0.0.1"},
-                                          open_timeout=60, ping_interval=None)
+            ws = await websockets.connect(
+                url,
+                additional_headers={"Cookie": cookie, "Origin": "http://127.0.0.1"},
+                open_timeout=60,
+                ping_interval=None,
+            )
             await asyncio.wait_for(ws.recv(), 60)
             sockets.append(ws)
 
@@ -364,8 +382,10 @@ async def idle_sockets(url: str, cookie: str, count: int, pid: int | None) -> No
     opened = len(sockets)
     print(f"  idle sockets open: {opened} (failed {failed}) in {time.perf_counter() - started:.1f} s")
     if pid and opened:
-        print(f"  server RSS {before / 1024:.0f} MiB -> {after / 1024:.0f} MiB: "
-              f"{(after - before) / opened:.1f} KiB per idle connection")
+        print(
+            f"  server RSS {before / 1024:.0f} MiB -> {after / 1024:.0f} MiB: "
+            f"{(after - before) / opened:.1f} KiB per idle connection"
+        )
     else:
         print("  (server RSS not measured: pass no --url so the bench starts and watches the server)")
     await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
@@ -376,8 +396,10 @@ def asset_sizes() -> None:
     raw = sum(f.stat().st_size for f in files)
     zipped = len(gzip.compress(b"".join(f.read_bytes() for f in files), compresslevel=9))
     widget = len(gzip.compress((ROOT / "static/chat/widget.js").read_bytes(), compresslevel=9))
-    print(f"chat page JS+CSS: {raw / 1024:.1f} KiB raw, {zipped / 1024:.1f} KiB gzipped (budget 20 KiB); "
-          f"widget.js {widget / 1024:.1f} KiB gzipped")
+    print(
+        f"chat page JS+CSS: {raw / 1024:.1f} KiB raw, {zipped / 1024:.1f} KiB gzipped (budget 20 KiB); "
+        f"widget.js {widget / 1024:.1f} KiB gzipped"
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -409,7 +431,9 @@ def main() -> None:
             em_port, port = free_port(), free_port()
             upstream_url = f"http://127.0.0.1:{em_port}"
             env = server_env(os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp.name}/bench.sqlite3"), upstream_url)
-            subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+            subprocess.run(
+                [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+            )
             processes.append(start_emulator(em_port))
             server = start_server(port, env)
             processes.append(server)
@@ -420,24 +444,31 @@ def main() -> None:
         if upstream_url:
             httpx.put(f"{upstream_url}/_control/faults", json={"token_ms": args.token_ms}, timeout=5).raise_for_status()
         setup_django(env)
-        users = make_users(max(levels + [1]))
+        users = make_users(max([*levels, 1]))
         cookies = [cookie for _, cookie in users]
         params = gateway_params()
         print(f"server {url}  upstream {upstream_url}  token pace {args.token_ms} ms  deflate off")
         if args.sequential:
             asyncio.run(sequential(url, upstream_url, cookies[0], args.sequential, args.timeout, params))
-        print(f"{'N':>5} {'TTFD p50':>9} {'p99':>8} {'SDK p50':>8} {'p99':>8} {'overhead p50':>13} {'p99':>8} "
-              f"{'answers/s':>10} {'frames/s':>9} {'errors':>7} {'text ok':>8}")
+        print(
+            f"{'N':>5} {'TTFD p50':>9} {'p99':>8} {'SDK p50':>8} {'p99':>8} {'overhead p50':>13} {'p99':>8} "
+            f"{'answers/s':>10} {'frames/s':>9} {'errors':>7} {'text ok':>8}"
+        )
         for n in levels:
             run, baseline, elapsed = asyncio.run(run_level(url, upstream_url, cookies, n, args.timeout, params))
             stored = stored_texts(list(run.shown))
             mismatched = sum(1 for pk, text in run.shown.items() if stored.get(pk) != text)
             p50, p99 = pct(run.ttfd, 0.5) * 1000, pct(run.ttfd, 0.99) * 1000
             b50, b99 = pct(baseline, 0.5) * 1000, pct(baseline, 0.99) * 1000
-            print(f"{n:>5} {p50:>7.1f}ms {p99:>6.1f}ms {b50:>6.1f}ms {b99:>6.1f}ms {p50 - b50:>11.1f}ms "
-                  f"{p99 - b99:>6.1f}ms {run.answers / elapsed:>10.1f} {run.frames / elapsed:>9.0f} "
-                  f"{len(run.errors):>7} {len(run.shown) - mismatched:>4}/{len(run.shown):<3}")
-            print(f"      question stored (ack) p50 {pct(run.acks, 0.5) * 1000:.1f}ms p99 {pct(run.acks, 0.99) * 1000:.1f}ms")
+            print(
+                f"{n:>5} {p50:>7.1f}ms {p99:>6.1f}ms {b50:>6.1f}ms {b99:>6.1f}ms {p50 - b50:>11.1f}ms "
+                f"{p99 - b99:>6.1f}ms {run.answers / elapsed:>10.1f} {run.frames / elapsed:>9.0f} "
+                f"{len(run.errors):>7} {len(run.shown) - mismatched:>4}/{len(run.shown):<3}"
+            )
+            print(
+                f"      question stored (ack) p50 {pct(run.acks, 0.5) * 1000:.1f}ms "
+                f"p99 {pct(run.acks, 0.99) * 1000:.1f}ms"
+            )
             if run.errors:
                 print(f"      errors: {sorted(set(run.errors))[:5]}")
         if args.idle:
@@ -450,8 +481,14 @@ def main() -> None:
                 server2 = start_server(port2, env, deflate=True)
                 processes.append(server2)
                 print(f"memory per idle connection (deflate ON), {args.idle} sockets:")
-                asyncio.run(idle_sockets(f"ws://127.0.0.1:{port2}/ws/chat/?conversation={conversation}",
-                                         cookies[0], args.idle, server2.pid))
+                asyncio.run(
+                    idle_sockets(
+                        f"ws://127.0.0.1:{port2}/ws/chat/?conversation={conversation}",
+                        cookies[0],
+                        args.idle,
+                        server2.pid,
+                    )
+                )
     finally:
         for process in reversed(processes):
             process.terminate()

@@ -18,9 +18,7 @@ class CustomerAccount(models.Model):
         PAST_DUE = "past_due", "Past due"
         CANCELED = "canceled", "Canceled"
 
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer_account"
-    )
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer_account")
     plan = models.CharField(
         max_length=20, choices=PlanTier.choices, default=PlanTier.FREE, help_text="Drives model routing."
     )

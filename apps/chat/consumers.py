@@ -214,7 +214,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _generate(self, answer: _Answer) -> None:
         started = time.monotonic()
         reply = answer.submission.reply
-        assert reply is not None
+        if reply is None:  # only duplicates lack a reply, and they never start an answer
+            raise RuntimeError("An answer needs its assistant row.")
         coalescer = DeltaCoalescer(self._emit_delta)
         ttft_ms: int | None = None
         prompt_version = ""
@@ -269,14 +270,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             logger.exception("chat answer failed", extra={"message_id": reply.pk})
             CHAT_MESSAGES.labels("failed").inc()
             await coalescer.close()
-            await db(services.message_reply_fail)(
-                reply=reply, text="".join(answer.seen), latency_ms=_ms_since(started)
+            await db(services.message_reply_fail)(reply=reply, text="".join(answer.seen), latency_ms=_ms_since(started))
+            error = (
+                exc.as_frame()
+                if isinstance(exc, ApplicationError)
+                else {
+                    "type": "error",
+                    "code": "generation_failed",
+                    "message": "The assistant could not answer. Please try again.",
+                }
             )
-            error = exc.as_frame() if isinstance(exc, ApplicationError) else {
-                "type": "error",
-                "code": "generation_failed",
-                "message": "The assistant could not answer. Please try again.",
-            }
             self._release(answer)
             await self._emit({**error, "message_id": reply.pk, "client_id": answer.client_id})
         finally:
@@ -375,8 +378,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._emit_delta(reply.text)
         extra = {"ticket_id": ticket_id} if ticket_id else {}
         await self._emit(
-            _done(reply, status=reply.status, client_id=client_id, model=reply.model,
-                  prompt_version=reply.prompt_version, **extra)
+            _done(
+                reply,
+                status=reply.status,
+                client_id=client_id,
+                model=reply.model,
+                prompt_version=reply.prompt_version,
+                **extra,
+            )
         )
 
     async def _announce_finished(self, reply: Message) -> None:
@@ -506,8 +515,9 @@ def _ack(submission: services.Submission) -> dict[str, Any]:
     }
 
 
-def _done(reply: Message, *, status: str, client_id: str | None, model: str = "", prompt_version: str = "",
-          **extra: Any) -> dict[str, Any]:
+def _done(
+    reply: Message, *, status: str, client_id: str | None, model: str = "", prompt_version: str = "", **extra: Any
+) -> dict[str, Any]:
     return {
         "type": "done",
         "message_id": reply.pk,

@@ -62,12 +62,9 @@ def conversation_messages(conversation: Conversation) -> QuerySet[Message]:
 
 
 def conversation_with_messages(conversation: Conversation) -> Conversation:
-    return (
-        Conversation.objects.prefetch_related(
-            Prefetch("messages", queryset=Message.objects.select_related("feedback").order_by("created_at", "id"))
-        )
-        .get(pk=conversation.pk)
-    )
+    return Conversation.objects.prefetch_related(
+        Prefetch("messages", queryset=Message.objects.select_related("feedback").order_by("created_at", "id"))
+    ).get(pk=conversation.pk)
 
 
 def message_get_for_user(user: AbstractBaseUser, message_id: object) -> Message:

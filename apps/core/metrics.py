@@ -13,15 +13,9 @@ from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-HTTP_REQUESTS = Counter(
-    "supportbot_http_requests", "HTTP requests served.", ["method", "status"], registry=REGISTRY
-)
-WEBSOCKET_CONNECTIONS = Gauge(
-    "supportbot_websocket_connections", "Open chat websocket connections.", registry=REGISTRY
-)
-CHAT_MESSAGES = Counter(
-    "supportbot_chat_messages", "Chat answers by outcome.", ["outcome"], registry=REGISTRY
-)
+HTTP_REQUESTS = Counter("supportbot_http_requests", "HTTP requests served.", ["method", "status"], registry=REGISTRY)
+WEBSOCKET_CONNECTIONS = Gauge("supportbot_websocket_connections", "Open chat websocket connections.", registry=REGISTRY)
+CHAT_MESSAGES = Counter("supportbot_chat_messages", "Chat answers by outcome.", ["outcome"], registry=REGISTRY)
 UPSTREAM_CALLS = Counter(
     "supportbot_upstream_calls", "Upstream (Claude) attempts.", ["model", "status"], registry=REGISTRY
 )

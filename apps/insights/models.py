@@ -16,3 +16,6 @@ class Metrics(models.Model):
         default_permissions = ("view",)
         verbose_name = "prompt version metrics"
         verbose_name_plural = "prompt version metrics"
+
+    def __str__(self) -> str:
+        return str(self._meta.verbose_name)

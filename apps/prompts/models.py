@@ -135,6 +135,19 @@ class PromptVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.prompt.slug} {self.version}"
 
+    def save(self, *args, **kwargs) -> None:
+        # Immutability guard: content of a published version never changes, whoever calls save().
+        if self.pk is not None and self.status != self.Status.DRAFT:
+            stored = PromptVersion.objects.filter(pk=self.pk).values(*CONTENT_FIELDS, "major", "minor", "patch").first()
+            if stored is not None:
+                changed = [f for f, v in stored.items() if getattr(self, f) != v]
+                if changed:
+                    raise ApplicationError(
+                        f"{self} is {self.status} and immutable; create a new draft to change {', '.join(changed)}.",
+                        code="prompt_version_immutable",
+                    )
+        super().save(*args, **kwargs)
+
     @property
     def version(self) -> str:
         """The semantic version string, e.g. "2.1.0" (what LLMCall and Message store)."""
@@ -155,19 +168,6 @@ class PromptVersion(models.Model):
             raise ValidationError({"model_tier": f"Use a tier ({tiers}), a model id starting with claude-, or blank."})
         if self.max_tokens < 1:
             raise ValidationError({"max_tokens": "max_tokens must be at least 1."})
-
-    def save(self, *args, **kwargs) -> None:
-        # Immutability guard: content of a published version never changes, whoever calls save().
-        if self.pk is not None and self.status != self.Status.DRAFT:
-            stored = PromptVersion.objects.filter(pk=self.pk).values(*CONTENT_FIELDS, "major", "minor", "patch").first()
-            if stored is not None:
-                changed = [f for f, v in stored.items() if getattr(self, f) != v]
-                if changed:
-                    raise ApplicationError(
-                        f"{self} is {self.status} and immutable; create a new draft to change {', '.join(changed)}.",
-                        code="prompt_version_immutable",
-                    )
-        super().save(*args, **kwargs)
 
     def reference_document_pairs(self) -> tuple[tuple[str, str], ...]:
         """(title, body) pairs in their fixed order (uses a prefetch when present)."""
@@ -232,6 +232,10 @@ class ReferenceDocument(models.Model):
     def __str__(self) -> str:
         return self.title
 
+    def save(self, *args, **kwargs) -> None:
+        self._guard_draft()
+        super().save(*args, **kwargs)
+
     def _guard_draft(self) -> None:
         status = PromptVersion.objects.filter(pk=self.version_id).values_list("status", flat=True).first()
         if status is not None and status != PromptVersion.Status.DRAFT:
@@ -239,10 +243,6 @@ class ReferenceDocument(models.Model):
                 "Reference documents of a published version are immutable; create a new draft.",
                 code="prompt_version_immutable",
             )
-
-    def save(self, *args, **kwargs) -> None:
-        self._guard_draft()
-        super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
         self._guard_draft()

@@ -316,7 +316,8 @@ def prompt_version_publish(
     locked = _locked_version(version)
     if locked.status != Status.DRAFT:
         raise ApplicationError(
-            f"Only drafts can be published; {locked} is {locked.status}. Use roll back to reactivate a retired version.",
+            f"Only drafts can be published; {locked} is {locked.status}. "
+            "Use roll back to reactivate a retired version.",
             code="invalid_transition",
         )
     retired = (
@@ -386,7 +387,8 @@ def prompt_version_retire(*, version: PromptVersion, actor: AbstractBaseUser | N
         )
     if _active_weight_total(locked.prompt, excluding=locked) < 1:
         raise ApplicationError(
-            f"{locked} is the only version serving {locked.prompt.slug}; publish or roll back to another version first.",
+            f"{locked} is the only version serving {locked.prompt.slug}; "
+            "publish or roll back to another version first.",
             code="last_active_version",
         )
     old_weight = locked.weight

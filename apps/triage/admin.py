@@ -21,8 +21,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(TranscriptClassification)
 class TranscriptClassificationAdmin(ReadOnlyAdmin):
-    list_display = ["conversation_id", "for_date", "status", "category", "resolved", "sentiment",
-                    "escalation_needed", "language", "prompt_version", "attempts"]
+    list_display = [
+        "conversation_id",
+        "for_date",
+        "status",
+        "category",
+        "resolved",
+        "sentiment",
+        "escalation_needed",
+        "language",
+        "prompt_version",
+        "attempts",
+    ]
     list_filter = ["for_date", "status", "category", "resolved", "escalation_needed", "sentiment"]
     search_fields = ["conversation__id", "summary"]
     date_hierarchy = "for_date"
@@ -41,8 +51,17 @@ class ClassificationBatchItemInline(admin.TabularInline):
 
 @admin.register(ClassificationBatch)
 class ClassificationBatchAdmin(ReadOnlyAdmin):
-    list_display = ["id", "for_date", "status", "anthropic_batch_id", "request_count", "upstream_status",
-                    "prompt_version", "created_at", "ingested_at"]
+    list_display = [
+        "id",
+        "for_date",
+        "status",
+        "anthropic_batch_id",
+        "request_count",
+        "upstream_status",
+        "prompt_version",
+        "created_at",
+        "ingested_at",
+    ]
     list_filter = ["status", "for_date"]
     search_fields = ["anthropic_batch_id"]
 
@@ -67,7 +86,6 @@ class DailyReportAdmin(ReadOnlyAdmin):
     @admin.display(description="Cost (USD)")
     def total_cost_usd(self, obj: DailyReport) -> str:
         return obj.data.get("costs", {}).get("total_usd", "")
-
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None

@@ -58,7 +58,8 @@ class RequestBuilder:
         self._system: Any = None
         self._system_bytes = 0
         self._prompt_chars = sum(
-            len(part) for part in (prompt.persona, prompt.business_rules, prompt.output_format, prompt.few_shot_examples)
+            len(part)
+            for part in (prompt.persona, prompt.business_rules, prompt.output_format, prompt.few_shot_examples)
         ) + sum(len(title) + len(body) for title, body in prompt.reference_documents)
 
     def model_for(self, *, plan_tier: str, text_chars: int) -> str:
@@ -69,7 +70,10 @@ class RequestBuilder:
         key = (plan_tier, bucket)
         if key not in self._routes:
             self._routes[key] = route(
-                task_type="classification", plan_tier=plan_tier, prompt_tokens=bucket, prompt_tier=self.prompt.model_tier
+                task_type="classification",
+                plan_tier=plan_tier,
+                prompt_tokens=bucket,
+                prompt_tier=self.prompt.model_tier,
             ).model
         return self._routes[key]
 
@@ -93,7 +97,6 @@ class RequestBuilder:
             ),
             "params": params,
         }
-
 
     def size(self, request: dict[str, Any]) -> int:
         """Bytes the request adds to the batch body (ASCII-escaped JSON: an upper bound on what the SDK sends).

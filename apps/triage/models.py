@@ -120,7 +120,12 @@ class ClassificationBatchItem(models.Model):
         null=True, blank=True, help_text="Set once, in the same transaction as its effects: re-ingesting is a no-op."
     )
     llm_call = models.ForeignKey(
-        "llm.LLMCall", null=True, blank=True, on_delete=models.SET_NULL, related_name="triage_items", help_text="Cost record."
+        "llm.LLMCall",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="triage_items",
+        help_text="Cost record.",
     )
 
     class Meta:

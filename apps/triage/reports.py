@@ -63,7 +63,11 @@ def report_data_build(*, for_date: date) -> dict[str, Any]:
             {"category": name, "count": categories.get(name, 0), "share": _rate(categories.get(name, 0), n_classified)}
             for name in CATEGORIES
         ],
-        "resolution": {"resolved": resolved, "unresolved": n_classified - resolved, "rate": _rate(resolved, n_classified)},
+        "resolution": {
+            "resolved": resolved,
+            "unresolved": n_classified - resolved,
+            "rate": _rate(resolved, n_classified),
+        },
         "escalations": {"count": escalations, "rate": _rate(escalations, n_classified)},
         "sentiment": [
             {"sentiment": name, "count": sentiments.get(name, 0), "share": _rate(sentiments.get(name, 0), n_classified)}
@@ -79,7 +83,9 @@ def report_data_build(*, for_date: date) -> dict[str, Any]:
 def _top_unresolved(classified) -> list[dict[str, Any]]:
     """Unresolved conversations grouped by category (largest first), with the most recent examples."""
     unresolved = classified.filter(resolved=False)
-    groups = unresolved.values("category").annotate(n=Count("id"), escalated=Count("id", filter=Q(escalation_needed=True)))
+    groups = unresolved.values("category").annotate(
+        n=Count("id"), escalated=Count("id", filter=Q(escalation_needed=True))
+    )
     topics = []
     for group in sorted(groups, key=lambda g: (-g["n"], g["category"]))[:TOP_UNRESOLVED]:
         examples = unresolved.filter(category=group["category"]).order_by("-conversation__updated_at", "-id")
@@ -162,7 +168,8 @@ def _costs(*, for_date: date) -> dict[str, Any]:
         totals["calls"] += row["calls"]
         key = (row["prompt_slug"], row["prompt_version"])
         entry = per_version.setdefault(
-            key, {"calls": 0, "cost": Decimal(0), "savings": Decimal(0), "cache_read": 0, "cache_write": 0, "uncached": 0}
+            key,
+            {"calls": 0, "cost": Decimal(0), "savings": Decimal(0), "cache_read": 0, "cache_write": 0, "uncached": 0},
         )
         entry["calls"] += row["calls"]
         entry["cost"] += cost
@@ -267,7 +274,10 @@ def report_csv(data: dict[str, Any]) -> str:
 
 def report_paths(for_date: date) -> tuple[Path, Path]:
     directory = Path(settings.REPORTS_DIR)
-    return directory / f"transcript-report-{for_date.isoformat()}.html", directory / f"transcript-report-{for_date.isoformat()}.csv"
+    return (
+        directory / f"transcript-report-{for_date.isoformat()}.html",
+        directory / f"transcript-report-{for_date.isoformat()}.csv",
+    )
 
 
 def report_generate(*, for_date: date, send_email: bool = True) -> DailyReport:
@@ -305,9 +315,7 @@ def _report_email(*, data: dict[str, Any], html: str, csv_text: str, recipients:
         f"Cost: ${costs['total_usd']} (chat ${costs['chat_usd']}, batch ${costs['batch_usd']}); "
         f"cache saved ${costs['cache_savings_usd']}\n"
     )
-    message = EmailMultiAlternatives(
-        subject=f"[supportbot] Transcript report {data['date']}", body=body, to=recipients
-    )
+    message = EmailMultiAlternatives(subject=f"[supportbot] Transcript report {data['date']}", body=body, to=recipients)
     message.attach_alternative(html, "text/html")
     message.attach(f"transcript-report-{data['date']}.csv", csv_text, "text/csv")
     message.send()

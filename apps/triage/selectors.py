@@ -77,9 +77,7 @@ def transcripts_for_classifications(
     from apps.chat.models import Conversation, Message
 
     conversation_ids = [item.conversation_id for item in classifications]
-    plans = dict(
-        Conversation.objects.filter(pk__in=conversation_ids).values_list("pk", "user__customer_account__plan")
-    )
+    plans = dict(Conversation.objects.filter(pk__in=conversation_ids).values_list("pk", "user__customer_account__plan"))
     by_conversation: dict = {conversation_id: [] for conversation_id in conversation_ids}
     rows = (
         Message.objects.filter(conversation_id__in=conversation_ids)

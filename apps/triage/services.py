@@ -137,7 +137,9 @@ def _batch_write(*, plan: _BatchPlan, for_date: date, prompt: PromptParts) -> li
         )
         if claimed != len(classification_ids):
             transaction.set_rollback(True)
-            logger.warning("triage batch dropped: classifications were claimed concurrently", extra={"date": str(for_date)})
+            logger.warning(
+                "triage batch dropped: classifications were claimed concurrently", extra={"date": str(for_date)}
+            )
             return []
         batch = ClassificationBatch.objects.create(
             for_date=for_date,
@@ -221,9 +223,7 @@ def batch_submit(*, batch_id: int) -> ClassificationBatch:
     prompt = _batch_prompt(batch)
     # No SDK retries: a retried create whose first try reached the server would create a second batch.
     # A failed create is reconciled and re-sent by the next poll instead.
-    client = _client().with_options(
-        max_retries=0, timeout=float(triage_setting("TRIAGE_SUBMIT_TIMEOUT_SECONDS"))
-    )
+    client = _client().with_options(max_retries=0, timeout=float(triage_setting("TRIAGE_SUBMIT_TIMEOUT_SECONDS")))
     upstream = client.messages.batches.create(requests=list(_batch_requests(batch, prompt)))
     return _batch_mark_submitted(batch=batch, upstream=upstream)
 
@@ -234,9 +234,7 @@ def _batch_mark_submitted(*, batch: ClassificationBatch, upstream: Any) -> Class
     batch.submitted_at = timezone.now()
     batch.upstream_status = upstream.processing_status
     batch.request_counts = upstream.request_counts.model_dump()
-    batch.save(
-        update_fields=["anthropic_batch_id", "status", "submitted_at", "upstream_status", "request_counts"]
-    )
+    batch.save(update_fields=["anthropic_batch_id", "status", "submitted_at", "upstream_status", "request_counts"])
     return batch
 
 
@@ -318,8 +316,18 @@ def batch_ingest(*, batch_id: int) -> ClassificationBatch:
 
 
 _CLASSIFICATION_RESULT_FIELDS = [
-    "status", "category", "resolved", "sentiment", "escalation_needed", "language", "summary", "model",
-    "raw_output", "last_error", "needs_clarification", "updated_at",
+    "status",
+    "category",
+    "resolved",
+    "sentiment",
+    "escalation_needed",
+    "language",
+    "summary",
+    "model",
+    "raw_output",
+    "last_error",
+    "needs_clarification",
+    "updated_at",
 ]
 
 

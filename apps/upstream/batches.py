@@ -107,7 +107,8 @@ def validate_batch_body(body: Any, max_requests: int) -> list[tuple[str, dict[st
         custom_id, params = _validate_batch_item(item, index)
         if custom_id in seen:
             raise invalid_request(
-                f"requests.{index}.custom_id: Duplicate custom_id '{custom_id}'; custom_id must be unique within a batch"
+                f"requests.{index}.custom_id: Duplicate custom_id '{custom_id}'; "
+                "custom_id must be unique within a batch"
             )
         seen.add(custom_id)
         validated.append((custom_id, params))

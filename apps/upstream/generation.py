@@ -95,7 +95,8 @@ def generate(
 
 
 def _with_tool_call(generation: Generation, answer: Answer) -> Generation:
-    assert answer.tool_use is not None
+    if answer.tool_use is None:
+        raise ValueError("This answer calls no tool.")
     generation.tool_use = {
         "type": "tool_use",
         "id": new_id("toolu_"),

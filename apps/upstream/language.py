@@ -298,7 +298,8 @@ GREETING: dict[str, str] = {
 }
 REFUSAL: dict[str, str] = {
     "en": "I can't help with that request. I'm here to help with questions about our products and your account.",
-    "fr": "Je ne peux pas vous aider avec cette demande. Je suis là pour vos questions sur nos produits et votre compte.",
+    "fr": "Je ne peux pas vous aider avec cette demande. "
+    "Je suis là pour vos questions sur nos produits et votre compte.",
     "de": "Dabei kann ich nicht helfen. Ich beantworte gern Fragen zu unseren Produkten und Ihrem Konto.",
     "es": "No puedo ayudar con esa solicitud. Estoy aquí para preguntas sobre nuestros productos y su cuenta.",
     "it": "Non posso aiutarla con questa richiesta. Sono qui per domande sui nostri prodotti e sul suo account.",

@@ -10,7 +10,10 @@ _REDIS_URL = env.str("REDIS_URL", default="")
 
 if _REDIS_URL:
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "apps.core.channel_layers.ResilientRedisChannelLayer", "CONFIG": {"hosts": [_REDIS_URL]}},
+        "default": {
+            "BACKEND": "apps.core.channel_layers.ResilientRedisChannelLayer",
+            "CONFIG": {"hosts": [_REDIS_URL]},
+        },
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

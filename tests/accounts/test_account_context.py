@@ -14,8 +14,13 @@ def make_customer(username: str, plan: str, invoice_number: str) -> object:
     user = get_user_model().objects.create_user(username=username, password="pw")
     account = CustomerAccount.objects.create(user=user, plan=plan, billing_status="past_due", language="fr")
     Invoice.objects.create(
-        account=account, number=invoice_number, amount_cents=14500, currency="USD", status="open",
-        issued_on=date(2026, 11, 1), due_on=date(2026, 11, 15),
+        account=account,
+        number=invoice_number,
+        amount_cents=14500,
+        currency="USD",
+        status="open",
+        issued_on=date(2026, 11, 1),
+        due_on=date(2026, 11, 15),
     )
     SupportTicket.objects.create(user=user, subject=f"{username} sync issue")
     return user

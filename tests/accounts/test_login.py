@@ -22,7 +22,9 @@ def test_password_guessing_is_rate_limited_per_username(client, settings) -> Non
     settings.LOGIN_RATE_LIMIT_PER_MINUTE = 3
     get_user_model().objects.create_user(username="bob", password="demo-password")
     statuses = [
-        client.post("/accounts/login/", {"username": "bob", "password": f"guess-{i}"}, REMOTE_ADDR=f"10.0.0.{i}").status_code
+        client.post(
+            "/accounts/login/", {"username": "bob", "password": f"guess-{i}"}, REMOTE_ADDR=f"10.0.0.{i}"
+        ).status_code
         for i in range(5)
     ]
     assert statuses == [200, 200, 200, 429, 429]  # different IPs: the per-username limit still holds
@@ -32,5 +34,7 @@ def test_password_guessing_is_rate_limited_per_username(client, settings) -> Non
 
 def test_login_attempts_are_rate_limited_per_ip(client, settings) -> None:
     settings.LOGIN_RATE_LIMIT_PER_MINUTE = 2
-    statuses = [client.post("/accounts/login/", {"username": f"user{i}", "password": "x"}).status_code for i in range(4)]
+    statuses = [
+        client.post("/accounts/login/", {"username": f"user{i}", "password": "x"}).status_code for i in range(4)
+    ]
     assert statuses == [200, 200, 429, 429]

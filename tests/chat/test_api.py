@@ -126,8 +126,9 @@ def test_other_users_objects_are_404(alice, mallory, client_for):
     responses = [
         client.get(f"/api/conversations/{theirs.id}/"),
         client.get(f"/api/conversations/{uuid.uuid4()}/"),
-        client.put(f"/api/messages/{answer.pk}/feedback/", {"rating": "up"}, content_type="application/json",
-                   **_csrf(client)),
+        client.put(
+            f"/api/messages/{answer.pk}/feedback/", {"rating": "up"}, content_type="application/json", **_csrf(client)
+        ),
         client.post(f"/api/conversations/{theirs.id}/handoff/", **_csrf(client)),
     ]
 

@@ -63,7 +63,7 @@ def test_customer_chats_stops_an_answer_and_leaves_feedback(bob, llm_upstream, a
 
     # 3. Thumbs up on the first answer.
     first.get_by_role("button", name="Helpful", exact=True).click()
-    page.wait_for_selector(f'{ANSWER} .fb-comment:not([hidden])')
+    page.wait_for_selector(f"{ANSWER} .fb-comment:not([hidden])")
     assert first.get_by_role("button", name="Helpful", exact=True).get_attribute("aria-pressed") == "true"
     feedback = off_loop(Feedback.objects.get, message=answer)
     assert (feedback.rating, feedback.user_id) == ("up", bob.pk)

@@ -110,7 +110,10 @@ def _mock_client(replies: list[str], seen: list[dict]) -> anthropic.Anthropic:
 
 def test_invalid_json_is_retried_once_with_the_error_then_accepted(monkeypatch):
     seen: list[dict] = []
-    good = '{"category": "account", "resolved": false, "sentiment": "neutral", "escalation_needed": true, "language": "de", "summary": "2FA reset."}'
+    good = (
+        '{"category": "account", "resolved": false, "sentiment": "neutral", "escalation_needed": true, '
+        '"language": "de", "summary": "2FA reset."}'
+    )
     client = _mock_client(['Sure! {"category": "account", "resolved": "maybe"}', good], seen)
     monkeypatch.setattr(gateway, "get_client", lambda: client)
     result = complete_json(prompt=classifier_prompt(), user_text=TRANSCRIPT, schema=Classification)
@@ -135,7 +138,10 @@ def test_parse_json_reply_rejects_prose_bad_json_and_wrong_keys(text):
 
 
 def test_parse_json_reply_accepts_fenced_json():
-    text = '```json\n{"category": "other", "resolved": true, "sentiment": "positive", "escalation_needed": false, "language": "en", "summary": "hi"}\n```'
+    text = (
+        '```json\n{"category": "other", "resolved": true, "sentiment": "positive", "escalation_needed": false, '
+        '"language": "en", "summary": "hi"}\n```'
+    )
     assert parse_json_reply(text, Classification).category == "other"
 
 

@@ -67,10 +67,13 @@ def test_history_prefix_renders_identically_in_the_next_request():
     turns = (Turn("user", "first"), Turn("assistant", "answer one"))
     now = chat_messages(ChatRequestFactory(history=turns))
     later = chat_messages(ChatRequestFactory(history=(*turns, Turn("user", "second"), Turn("assistant", "answer two"))))
-    strip = lambda message: {
-        "role": message["role"],
-        "content": [{k: v for k, v in b.items() if k != "cache_control"} for b in message["content"]],
-    }
+
+    def strip(message: dict) -> dict:
+        return {
+            "role": message["role"],
+            "content": [{k: v for k, v in b.items() if k != "cache_control"} for b in message["content"]],
+        }
+
     assert json.dumps(strip(later[0])) == json.dumps(strip(now[0]))
     assert json.dumps(strip(later[1])) == json.dumps(strip(now[1]))
 

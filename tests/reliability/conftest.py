@@ -56,14 +56,18 @@ async def chat_once(user, text: str, *, timeout: float = 30.0) -> ChatRun:
 
     cookie, conversation_id = await _cookie_and_new_conversation(user)
     communicator = WebsocketCommunicator(
-        application, f"/ws/chat/?conversation={conversation_id}", headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)]
+        application,
+        f"/ws/chat/?conversation={conversation_id}",
+        headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", cookie)],
     )
     connected, _ = await communicator.connect(timeout=10)
     assert connected
     run = ChatRun()
     try:
         run.frames.append(await communicator.receive_json_from(timeout=10))  # conversation
-        await communicator.send_to(text_data=json.dumps({"type": "message", "text": text, "client_id": str(uuid.uuid4())}))
+        await communicator.send_to(
+            text_data=json.dumps({"type": "message", "text": text, "client_id": str(uuid.uuid4())})
+        )
         while True:
             frame = await communicator.receive_json_from(timeout=timeout)
             run.frames.append(frame)

@@ -75,9 +75,21 @@ async def chat_across_a_restart(port: int, cookie: str, redis_server: Disposable
 def test_chat_survives_a_redis_restart(customer, llm_upstream, disposable_redis) -> None:
     port = free_port()
     server = start_server(
-        ["-m", "uvicorn", "supportbot.asgi:application", "--port", str(port), "--lifespan", "off",
-         "--ws-per-message-deflate", "false", "--log-level", "warning",
-         "--timeout-graceful-shutdown", "10"],  # as `manage.py serve` bounds it in production
+        [
+            "-m",
+            "uvicorn",
+            "supportbot.asgi:application",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--ws-per-message-deflate",
+            "false",
+            "--log-level",
+            "warning",
+            "--timeout-graceful-shutdown",
+            "10",
+        ],  # as `manage.py serve` bounds it in production
         port,
         server_env(llm_upstream.base_url, REDIS_URL=disposable_redis.url),
     )

@@ -44,12 +44,27 @@ def serving_two_processes(redis_url: str, upstream, **server_settings: str) -> I
     processes = []
     try:
         for port in ports:
-            processes.append(start_server(
-                ["-m", "uvicorn", "supportbot.asgi:application", "--port", str(port),
-                 "--ws-per-message-deflate", "false", "--lifespan", "off", "--log-level", "warning",
-                 "--timeout-graceful-shutdown", "10"],
-                port, env,
-            ))
+            processes.append(
+                start_server(
+                    [
+                        "-m",
+                        "uvicorn",
+                        "supportbot.asgi:application",
+                        "--port",
+                        str(port),
+                        "--ws-per-message-deflate",
+                        "false",
+                        "--lifespan",
+                        "off",
+                        "--log-level",
+                        "warning",
+                        "--timeout-graceful-shutdown",
+                        "10",
+                    ],
+                    port,
+                    env,
+                )
+            )
         yield ports
     finally:
         for process in processes:

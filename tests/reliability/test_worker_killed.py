@@ -34,9 +34,25 @@ TASK = "apps.triage.tasks.submit_nightly_classification"
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "supportbot", "worker", "-P", "solo", "-l", "info",
-         "--without-heartbeat", "--without-gossip", "--without-mingle"],
-        cwd=PROJECT_DIR, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "supportbot",
+            "worker",
+            "-P",
+            "solo",
+            "-l",
+            "info",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -50,8 +66,10 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 
 def batch_create_received(upstream) -> bool:
-    return any(r.get("path") == "/v1/messages/batches" and r.get("method") == "POST"
-               for r in received_requests(upstream, limit=100))
+    return any(
+        r.get("path") == "/v1/messages/batches" and r.get("method") == "POST"
+        for r in received_requests(upstream, limit=100)
+    )
 
 
 def test_a_killed_worker_s_task_is_redelivered_and_submits_once(llm_upstream, redis_url, tmp_path, settings) -> None:

@@ -67,8 +67,9 @@ def test_every_object_endpoint_is_404_for_another_user(client, victims_objects, 
     intruder = CustomerAccountFactory(user__username="intruder").user
     client.force_login(intruder)
     for route in object_routes():
-        response = getattr(client, method)(fill(route, conversation, answer), data={"rating": "up"},
-                                           content_type="application/json")
+        response = getattr(client, method)(
+            fill(route, conversation, answer), data={"rating": "up"}, content_type="application/json"
+        )
         assert response.status_code in (404, 405), (route, method, response.status_code)
         assert b"INV-2026-00777" not in response.content and b"secret" not in response.content
     conversation.refresh_from_db()

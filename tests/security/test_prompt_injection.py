@@ -38,10 +38,22 @@ def user_turn_text(request: dict) -> str:
 def make_customers():
     bob = CustomerAccountFactory(user__username="bob", plan="pro")
     carol = CustomerAccountFactory(user__username="carol", plan="enterprise")
-    Invoice.objects.create(account=bob, number="INV-2026-00111", amount_cents=2900, status="open",
-                           issued_on=date(2026, 11, 1), due_on=date(2026, 11, 15))
-    Invoice.objects.create(account=carol, number="INV-2026-00222", amount_cents=79000, status="paid",
-                           issued_on=date(2026, 11, 1), due_on=date(2026, 11, 15))
+    Invoice.objects.create(
+        account=bob,
+        number="INV-2026-00111",
+        amount_cents=2900,
+        status="open",
+        issued_on=date(2026, 11, 1),
+        due_on=date(2026, 11, 15),
+    )
+    Invoice.objects.create(
+        account=carol,
+        number="INV-2026-00222",
+        amount_cents=79000,
+        status="paid",
+        issued_on=date(2026, 11, 1),
+        due_on=date(2026, 11, 15),
+    )
     return bob.user
 
 

@@ -23,7 +23,9 @@ def everything_stored() -> str:
     for model in apps.get_models():
         if not model.__module__.startswith("apps.") or not model._meta.managed or model._meta.proxy:
             continue
-        text_fields = [f.name for f in model._meta.fields if f.get_internal_type() in ("CharField", "TextField", "JSONField")]
+        text_fields = [
+            f.name for f in model._meta.fields if f.get_internal_type() in ("CharField", "TextField", "JSONField")
+        ]
         for row in model.objects.values_list(*text_fields):
             chunks.append(repr(row))
     return "\n".join(chunks)

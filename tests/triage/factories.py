@@ -68,7 +68,9 @@ UNRESOLVED_TURNS = [
 ]
 
 
-def classifier_version(*, major: int = 1, minor: int = 0, output_format: str | None = None, weight: int = 100) -> PromptVersion:
+def classifier_version(
+    *, major: int = 1, minor: int = 0, output_format: str | None = None, weight: int = 100
+) -> PromptVersion:
     """An active transcript-classifier version built from the demo content (optionally with another output format)."""
     prompt, _ = Prompt.objects.get_or_create(slug=CLASSIFIER_SLUG, defaults={"name": "Transcript classifier"})
     return PromptVersion.objects.create(
@@ -80,7 +82,9 @@ def classifier_version(*, major: int = 1, minor: int = 0, output_format: str | N
         weight=weight,
         persona=demo_content.load_text("classifier_persona"),
         business_rules=demo_content.load_text("classifier_rules"),
-        output_format=output_format if output_format is not None else demo_content.load_text("classifier_output_format"),
+        output_format=output_format
+        if output_format is not None
+        else demo_content.load_text("classifier_output_format"),
         few_shot_examples=demo_content.load_text("classifier_few_shot"),
         model_tier="haiku",
         max_tokens=400,

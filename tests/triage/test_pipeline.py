@@ -55,7 +55,11 @@ def test_a_day_is_classified_costed_and_reported(emulator, classifier, day):
     assert by_conversation[billing.pk].category == "billing"
     verdict = by_conversation[unresolved.pk]
     assert (verdict.status, verdict.category, verdict.resolved, verdict.escalation_needed, verdict.sentiment) == (
-        Status.CLASSIFIED, "technical", False, True, "negative"
+        Status.CLASSIFIED,
+        "technical",
+        False,
+        True,
+        "negative",
     )
     assert verdict.prompt_version == "1.0.0" and verdict.summary
     calls = LLMCall.objects.filter(is_batch=True, task_type="classification")
@@ -205,8 +209,10 @@ def _user_text(request: dict) -> str:
 
 def test_invalid_output_twice_is_unclassifiable_with_the_raw_text_kept(emulator, day):
     # Asks for an extra key the schema forbids: valid JSON, invalid classification, every time.
-    classifier_version(output_format='Respond with ONLY a JSON object: {"category": "billing|account|technical|other", '
-                       '"priority": "low|high"}')
+    classifier_version(
+        output_format='Respond with ONLY a JSON object: {"category": "billing|account|technical|other", '
+        '"priority": "low|high"}'
+    )
     conversation = conversation_on(day, BILLING_TURNS)
 
     services.classification_day_submit(for_date=day)

@@ -33,28 +33,56 @@ def llm_call(when, **fields) -> LLMCall:
 def known_day(day):
     """Four classified conversations and one unclassifiable; two calls that count, two that do not."""
     paid = classification(day, category="billing", resolved=True, sentiment="positive", escalation_needed=False)
-    classification(day, category="billing", resolved=False, sentiment="negative", escalation_needed=True,
-                    summary="Refund refused")
-    classification(day, category="technical", resolved=False, sentiment="neutral", escalation_needed=False,
-                   language="de", summary="Sync fails")
+    classification(
+        day, category="billing", resolved=False, sentiment="negative", escalation_needed=True, summary="Refund refused"
+    )
+    classification(
+        day,
+        category="technical",
+        resolved=False,
+        sentiment="neutral",
+        escalation_needed=False,
+        language="de",
+        summary="Sync fails",
+    )
     classification(day, category="account", resolved=True, sentiment="positive", escalation_needed=False, language="fr")
     classification(day, status="unclassifiable", summary="", language="")
     classification(day - timedelta(days=1), category="other", resolved=False)  # another day
 
     # Chat on the day: $0.01, 10,000 cache-read tokens on Sonnet ($3/MTok) saved 10,000 × 3 × 0.9 / 1e6 = $0.027.
-    llm_call(noon(day), task_type="chat", model="claude-sonnet-4-6", prompt_slug="support-assistant",
-             prompt_version="1.0.0", cost_usd=Decimal("0.01"), cache_read_input_tokens=10_000)
+    llm_call(
+        noon(day),
+        task_type="chat",
+        model="claude-sonnet-4-6",
+        prompt_slug="support-assistant",
+        prompt_version="1.0.0",
+        cost_usd=Decimal("0.01"),
+        cache_read_input_tokens=10_000,
+    )
     llm_call(noon(day - timedelta(days=1)), task_type="chat", model="claude-sonnet-4-6", cost_usd=Decimal(5))
     # The batch call that classified one of the day's conversations, made the next night: $0.002, and
     # 4,000 cache-read tokens on Haiku ($1/MTok) at batch rates saved 4,000 × 1 × 0.9 × 0.5 / 1e6 = $0.0018.
-    batch_call = llm_call(noon(day + timedelta(days=1)), task_type="classification", model="claude-haiku-4-5",
-                          prompt_slug="transcript-classifier", prompt_version="1.0.0", is_batch=True,
-                          cost_usd=Decimal("0.002"), cache_read_input_tokens=4_000)
+    batch_call = llm_call(
+        noon(day + timedelta(days=1)),
+        task_type="classification",
+        model="claude-haiku-4-5",
+        prompt_slug="transcript-classifier",
+        prompt_version="1.0.0",
+        is_batch=True,
+        cost_usd=Decimal("0.002"),
+        cache_read_input_tokens=4_000,
+    )
     batch = ClassificationBatch.objects.create(for_date=day, status="ingested", request_count=1)
-    ClassificationBatchItem.objects.create(batch=batch, classification=paid, custom_id="tb1-c1-a1", attempt=1,
-                                           outcome="succeeded", llm_call=batch_call)
-    llm_call(noon(day + timedelta(days=1)), task_type="classification", model="claude-haiku-4-5", is_batch=True,
-             cost_usd=Decimal(7))  # another day's classification
+    ClassificationBatchItem.objects.create(
+        batch=batch, classification=paid, custom_id="tb1-c1-a1", attempt=1, outcome="succeeded", llm_call=batch_call
+    )
+    llm_call(
+        noon(day + timedelta(days=1)),
+        task_type="classification",
+        model="claude-haiku-4-5",
+        is_batch=True,
+        cost_usd=Decimal(7),
+    )  # another day's classification
     return day
 
 
@@ -64,17 +92,24 @@ def test_report_figures_match_hand_computed_values(known_day, settings, tmp_path
 
     assert data["volumes"] == {"conversations": 5, "classified": 4, "unclassifiable": 1, "pending": 0}
     assert {row["category"]: (row["count"], row["share"]) for row in data["categories"]} == {
-        "billing": (2, 0.5), "account": (1, 0.25), "technical": (1, 0.25), "other": (0, 0.0)
+        "billing": (2, 0.5),
+        "account": (1, 0.25),
+        "technical": (1, 0.25),
+        "other": (0, 0.0),
     }
     assert data["resolution"] == {"resolved": 2, "unresolved": 2, "rate": 0.5}
     assert data["escalations"] == {"count": 1, "rate": 0.25}
     assert {row["sentiment"]: row["count"] for row in data["sentiment"]} == {"positive": 2, "neutral": 1, "negative": 1}
     assert [(t["category"], t["count"], t["escalated"]) for t in data["top_unresolved"]] == [
-        ("billing", 1, 1), ("technical", 1, 0)
+        ("billing", 1, 1),
+        ("technical", 1, 0),
     ]
     assert data["top_unresolved"][0]["examples"][0]["summary"] == "Refund refused"
     assert data["costs"] == {
-        "calls": 2, "chat_usd": "0.010000", "batch_usd": "0.002000", "total_usd": "0.012000",
+        "calls": 2,
+        "chat_usd": "0.010000",
+        "batch_usd": "0.002000",
+        "total_usd": "0.012000",
         "cache_savings_usd": "0.028800",
     }
     per_version = {(row["slug"], row["version"]): row for row in data["prompt_versions"]}

@@ -80,7 +80,7 @@ def test_raw_sse_event_order(upstream: RunningUpstream, raw: httpx.Client) -> No
     assert names[:3] == ["message_start", "content_block_start", "ping"]
     assert set(names[3:-3]) == {"content_block_delta"}
     assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
-    assert all(payload["type"] == name for name, payload in zip(names, payloads))
+    assert all(payload["type"] == name for name, payload in zip(names, payloads, strict=True))
 
     start = payloads[0]["message"]
     assert start["stop_reason"] is None and start["usage"]["output_tokens"] == 1

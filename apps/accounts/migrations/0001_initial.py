@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,52 +14,117 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='CustomerAccount',
+            name="CustomerAccount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('plan', models.CharField(choices=[('free', 'Free'), ('pro', 'Pro'), ('enterprise', 'Enterprise')], default='free', help_text='Drives model routing.', max_length=20)),
-                ('billing_status', models.CharField(choices=[('active', 'Active'), ('past_due', 'Past due'), ('canceled', 'Canceled')], default='active', max_length=20)),
-                ('language', models.CharField(default='en', help_text='ISO 639-1 preferred language.', max_length=8)),
-                ('company', models.CharField(blank=True, max_length=200)),
-                ('seats', models.PositiveIntegerField(default=1)),
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='customer_account', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "plan",
+                    models.CharField(
+                        choices=[("free", "Free"), ("pro", "Pro"), ("enterprise", "Enterprise")],
+                        default="free",
+                        help_text="Drives model routing.",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "billing_status",
+                    models.CharField(
+                        choices=[("active", "Active"), ("past_due", "Past due"), ("canceled", "Canceled")],
+                        default="active",
+                        max_length=20,
+                    ),
+                ),
+                ("language", models.CharField(default="en", help_text="ISO 639-1 preferred language.", max_length=8)),
+                ("company", models.CharField(blank=True, max_length=200)),
+                ("seats", models.PositiveIntegerField(default=1)),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="customer_account",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['user__username'],
+                "ordering": ["user__username"],
             },
         ),
         migrations.CreateModel(
-            name='Invoice',
+            name="Invoice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=40, unique=True)),
-                ('amount_cents', models.PositiveIntegerField()),
-                ('currency', models.CharField(default='USD', max_length=3)),
-                ('status', models.CharField(choices=[('paid', 'Paid'), ('open', 'Open'), ('void', 'Void')], max_length=10)),
-                ('issued_on', models.DateField()),
-                ('due_on', models.DateField()),
-                ('account', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='invoices', to='accounts.customeraccount')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.CharField(max_length=40, unique=True)),
+                ("amount_cents", models.PositiveIntegerField()),
+                ("currency", models.CharField(default="USD", max_length=3)),
+                (
+                    "status",
+                    models.CharField(choices=[("paid", "Paid"), ("open", "Open"), ("void", "Void")], max_length=10),
+                ),
+                ("issued_on", models.DateField()),
+                ("due_on", models.DateField()),
+                (
+                    "account",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="invoices",
+                        to="accounts.customeraccount",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-issued_on', '-id'],
-                'indexes': [models.Index(fields=['account', '-issued_on'], name='accounts_in_account_806fcb_idx')],
+                "ordering": ["-issued_on", "-id"],
+                "indexes": [models.Index(fields=["account", "-issued_on"], name="accounts_in_account_806fcb_idx")],
             },
         ),
         migrations.CreateModel(
-            name='SupportTicket',
+            name="SupportTicket",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('conversation_id', models.CharField(blank=True, db_index=True, help_text='Chat conversation this ticket came from, if any.', max_length=64)),
-                ('subject', models.CharField(max_length=200)),
-                ('body', models.TextField(blank=True, help_text='Transcript or description for the human agent.')),
-                ('status', models.CharField(choices=[('open', 'Open'), ('pending', 'Pending'), ('closed', 'Closed')], default='open', max_length=10)),
-                ('source', models.CharField(choices=[('manual', 'Opened by staff'), ('handoff', 'User asked for a human'), ('degraded', 'Assistant unavailable')], default='manual', max_length=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='support_tickets', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "conversation_id",
+                    models.CharField(
+                        blank=True,
+                        db_index=True,
+                        help_text="Chat conversation this ticket came from, if any.",
+                        max_length=64,
+                    ),
+                ),
+                ("subject", models.CharField(max_length=200)),
+                ("body", models.TextField(blank=True, help_text="Transcript or description for the human agent.")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("open", "Open"), ("pending", "Pending"), ("closed", "Closed")],
+                        default="open",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("manual", "Opened by staff"),
+                            ("handoff", "User asked for a human"),
+                            ("degraded", "Assistant unavailable"),
+                        ],
+                        default="manual",
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="support_tickets",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['user', 'status'], name='accounts_su_user_id_6e2a91_idx')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [models.Index(fields=["user", "status"], name="accounts_su_user_id_6e2a91_idx")],
             },
         ),
     ]

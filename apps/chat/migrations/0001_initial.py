@@ -8,90 +8,180 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('prompts', '0001_initial'),
+        ("prompts", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Conversation',
+            name="Conversation",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('title', models.CharField(blank=True, help_text='The start of the first question.', max_length=120)),
-                ('status', models.CharField(choices=[('open', 'Open'), ('needs_human', 'Needs a human'), ('closed', 'Closed')], default='open', help_text='needs_human once a ticket was opened (handoff or degraded answer).', max_length=20)),
-                ('summary', models.TextField(blank=True, help_text='Compressed older history, written by the gateway.')),
-                ('summary_turns', models.PositiveIntegerField(default=0, help_text='How many of the oldest history turns `summary` covers.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True, help_text='Last activity.')),
-                ('prompt_version', models.ForeignKey(blank=True, help_text='Assigned on the first answer and kept (sticky A/B assignment).', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='conversations', to='prompts.promptversion')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='conversations', to=settings.AUTH_USER_MODEL)),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("title", models.CharField(blank=True, help_text="The start of the first question.", max_length=120)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("open", "Open"), ("needs_human", "Needs a human"), ("closed", "Closed")],
+                        default="open",
+                        help_text="needs_human once a ticket was opened (handoff or degraded answer).",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "summary",
+                    models.TextField(blank=True, help_text="Compressed older history, written by the gateway."),
+                ),
+                (
+                    "summary_turns",
+                    models.PositiveIntegerField(
+                        default=0, help_text="How many of the oldest history turns `summary` covers."
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True, help_text="Last activity.")),
+                (
+                    "prompt_version",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Assigned on the first answer and kept (sticky A/B assignment).",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="conversations",
+                        to="prompts.promptversion",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="conversations",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-updated_at'],
+                "ordering": ["-updated_at"],
             },
         ),
         migrations.CreateModel(
-            name='Message',
+            name="Message",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('user', 'User'), ('assistant', 'Assistant')], max_length=10)),
-                ('text', models.TextField(blank=True)),
-                ('status', models.CharField(choices=[('streaming', 'Streaming'), ('complete', 'Complete'), ('incomplete', 'Incomplete'), ('failed', 'Failed'), ('degraded', 'Degraded (apology, ticket opened)')], default='complete', max_length=12)),
-                ('client_id', models.UUIDField(blank=True, help_text="The client's id for a user message; a resend never duplicates it.", null=True)),
-                ('model', models.CharField(blank=True, help_text='Model that produced the final text.', max_length=80)),
-                ('prompt_version', models.CharField(blank=True, help_text='Prompt version "x.y.z" used.', max_length=20)),
-                ('ttft_ms', models.PositiveIntegerField(blank=True, help_text='Time to the first delta sent.', null=True)),
-                ('latency_ms', models.PositiveIntegerField(blank=True, help_text='Time to the terminal frame.', null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='chat.conversation')),
-                ('reply_to', models.ForeignKey(blank=True, help_text='For an assistant message: the user message it answers.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='replies', to='chat.message')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("role", models.CharField(choices=[("user", "User"), ("assistant", "Assistant")], max_length=10)),
+                ("text", models.TextField(blank=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("streaming", "Streaming"),
+                            ("complete", "Complete"),
+                            ("incomplete", "Incomplete"),
+                            ("failed", "Failed"),
+                            ("degraded", "Degraded (apology, ticket opened)"),
+                        ],
+                        default="complete",
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "client_id",
+                    models.UUIDField(
+                        blank=True,
+                        help_text="The client's id for a user message; a resend never duplicates it.",
+                        null=True,
+                    ),
+                ),
+                ("model", models.CharField(blank=True, help_text="Model that produced the final text.", max_length=80)),
+                (
+                    "prompt_version",
+                    models.CharField(blank=True, help_text='Prompt version "x.y.z" used.', max_length=20),
+                ),
+                (
+                    "ttft_ms",
+                    models.PositiveIntegerField(blank=True, help_text="Time to the first delta sent.", null=True),
+                ),
+                (
+                    "latency_ms",
+                    models.PositiveIntegerField(blank=True, help_text="Time to the terminal frame.", null=True),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="messages", to="chat.conversation"
+                    ),
+                ),
+                (
+                    "reply_to",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="For an assistant message: the user message it answers.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="replies",
+                        to="chat.message",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Feedback',
+            name="Feedback",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rating', models.CharField(choices=[('up', 'Thumbs up'), ('down', 'Thumbs down')], max_length=4)),
-                ('comment', models.TextField(blank=True, max_length=2000)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chat_feedback', to=settings.AUTH_USER_MODEL)),
-                ('message', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='feedback', to='chat.message')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("rating", models.CharField(choices=[("up", "Thumbs up"), ("down", "Thumbs down")], max_length=4)),
+                ("comment", models.TextField(blank=True, max_length=2000)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="chat_feedback",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "message",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="feedback", to="chat.message"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.AddIndex(
-            model_name='conversation',
-            index=models.Index(fields=['user', '-updated_at'], name='chat_conver_user_id_e2a76b_idx'),
+            model_name="conversation",
+            index=models.Index(fields=["user", "-updated_at"], name="chat_conver_user_id_e2a76b_idx"),
         ),
         migrations.AddIndex(
-            model_name='conversation',
-            index=models.Index(fields=['status', 'updated_at'], name='chat_conver_status_787f4e_idx'),
+            model_name="conversation",
+            index=models.Index(fields=["status", "updated_at"], name="chat_conver_status_787f4e_idx"),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['conversation', 'created_at'], name='chat_messag_convers_3154fc_idx'),
+            model_name="message",
+            index=models.Index(fields=["conversation", "created_at"], name="chat_messag_convers_3154fc_idx"),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['status', 'created_at'], name='chat_messag_status_649adf_idx'),
+            model_name="message",
+            index=models.Index(fields=["status", "created_at"], name="chat_messag_status_649adf_idx"),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.UniqueConstraint(fields=('conversation', 'client_id'), name='chat_message_unique_client_id'),
+            model_name="message",
+            constraint=models.UniqueConstraint(
+                fields=("conversation", "client_id"), name="chat_message_unique_client_id"
+            ),
         ),
         migrations.AddIndex(
-            model_name='feedback',
-            index=models.Index(fields=['rating', 'created_at'], name='chat_feedba_rating_da113d_idx'),
+            model_name="feedback",
+            index=models.Index(fields=["rating", "created_at"], name="chat_feedba_rating_da113d_idx"),
         ),
     ]

@@ -5,108 +5,265 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('chat', '0001_initial'),
-        ('llm', '0002_seed_routing_rules'),
+        ("chat", "0001_initial"),
+        ("llm", "0002_seed_routing_rules"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DailyReport',
+            name="DailyReport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('date', models.DateField(unique=True)),
-                ('data', models.JSONField(help_text='See apps.triage.reports.report_data_build for the shape.')),
-                ('generated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("date", models.DateField(unique=True)),
+                ("data", models.JSONField(help_text="See apps.triage.reports.report_data_build for the shape.")),
+                ("generated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['-date'],
+                "ordering": ["-date"],
             },
         ),
         migrations.CreateModel(
-            name='ClassificationBatch',
+            name="ClassificationBatch",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('for_date', models.DateField(help_text='The day whose conversations this batch classifies.')),
-                ('status', models.CharField(choices=[('preparing', 'Preparing'), ('submitted', 'Submitted'), ('ingested', 'Ingested'), ('failed', 'Failed')], default='preparing', max_length=20)),
-                ('anthropic_batch_id', models.CharField(blank=True, help_text='The upstream msgbatch_… id once known.', max_length=100, null=True, unique=True)),
-                ('request_count', models.PositiveIntegerField(default=0)),
-                ('size_bytes', models.PositiveBigIntegerField(default=0, help_text='Serialised size of the requests.')),
-                ('prompt_slug', models.CharField(blank=True, max_length=100)),
-                ('prompt_version', models.CharField(blank=True, help_text='Classifier prompt version sent (x.y.z).', max_length=32)),
-                ('prompt_version_id', models.IntegerField(blank=True, help_text='prompts.PromptVersion id: a re-send uses exactly this version.', null=True)),
-                ('submit_attempted_at', models.DateTimeField(blank=True, help_text='Set just before batches.create: from then on the batch may exist upstream.', null=True)),
-                ('upstream_status', models.CharField(blank=True, help_text='Last processing_status seen.', max_length=20)),
-                ('request_counts', models.JSONField(blank=True, default=dict, help_text='Last request_counts seen upstream.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('submitted_at', models.DateTimeField(blank=True, null=True)),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('ingested_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("for_date", models.DateField(help_text="The day whose conversations this batch classifies.")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("preparing", "Preparing"),
+                            ("submitted", "Submitted"),
+                            ("ingested", "Ingested"),
+                            ("failed", "Failed"),
+                        ],
+                        default="preparing",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "anthropic_batch_id",
+                    models.CharField(
+                        blank=True,
+                        help_text="The upstream msgbatch_… id once known.",
+                        max_length=100,
+                        null=True,
+                        unique=True,
+                    ),
+                ),
+                ("request_count", models.PositiveIntegerField(default=0)),
+                ("size_bytes", models.PositiveBigIntegerField(default=0, help_text="Serialised size of the requests.")),
+                ("prompt_slug", models.CharField(blank=True, max_length=100)),
+                (
+                    "prompt_version",
+                    models.CharField(blank=True, help_text="Classifier prompt version sent (x.y.z).", max_length=32),
+                ),
+                (
+                    "prompt_version_id",
+                    models.IntegerField(
+                        blank=True,
+                        help_text="prompts.PromptVersion id: a re-send uses exactly this version.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "submit_attempted_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="Set just before batches.create: from then on the batch may exist upstream.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "upstream_status",
+                    models.CharField(blank=True, help_text="Last processing_status seen.", max_length=20),
+                ),
+                (
+                    "request_counts",
+                    models.JSONField(blank=True, default=dict, help_text="Last request_counts seen upstream."),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("submitted_at", models.DateTimeField(blank=True, null=True)),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                ("ingested_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'verbose_name_plural': 'classification batches',
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['status'], name='triage_batch_status')],
+                "verbose_name_plural": "classification batches",
+                "ordering": ["-created_at", "-id"],
+                "indexes": [models.Index(fields=["status"], name="triage_batch_status")],
             },
         ),
         migrations.CreateModel(
-            name='TranscriptClassification',
+            name="TranscriptClassification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('for_date', models.DateField(help_text="The day (TIME_ZONE) of the conversation's last activity.")),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('submitted', 'Submitted'), ('classified', 'Classified'), ('unclassifiable', 'Unclassifiable')], default='pending', max_length=20)),
-                ('category', models.CharField(blank=True, choices=[('billing', 'Billing'), ('account', 'Account'), ('technical', 'Technical'), ('other', 'Other')], max_length=20)),
-                ('resolved', models.BooleanField(help_text="Did the assistant resolve the customer's issue?", null=True)),
-                ('sentiment', models.CharField(blank=True, help_text='positive / neutral / negative.', max_length=20)),
-                ('escalation_needed', models.BooleanField(help_text='Should a human follow up?', null=True)),
-                ('language', models.CharField(blank=True, help_text='ISO 639-1 code of the conversation.', max_length=8)),
-                ('summary', models.CharField(blank=True, help_text='One line, in English.', max_length=300)),
-                ('prompt_version', models.CharField(blank=True, help_text='Classifier prompt version (x.y.z).', max_length=32)),
-                ('prompt_version_id', models.IntegerField(blank=True, help_text='prompts.PromptVersion id, if any.', null=True)),
-                ('model', models.CharField(blank=True, help_text='Model that produced the classification.', max_length=100)),
-                ('attempts', models.PositiveSmallIntegerField(default=0, help_text='How many times it was sent in a batch.')),
-                ('needs_clarification', models.BooleanField(default=False, help_text='The last answer was not valid JSON: the next attempt adds a clarifying instruction.')),
-                ('raw_output', models.TextField(blank=True, help_text="Claude's last raw answer (kept for unclassifiable ones).")),
-                ('last_error', models.CharField(blank=True, help_text='Why the last attempt failed.', max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('conversation', models.ForeignKey(help_text='The transcript.', on_delete=django.db.models.deletion.CASCADE, related_name='classifications', to='chat.conversation')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("for_date", models.DateField(help_text="The day (TIME_ZONE) of the conversation's last activity.")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("submitted", "Submitted"),
+                            ("classified", "Classified"),
+                            ("unclassifiable", "Unclassifiable"),
+                        ],
+                        default="pending",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "category",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("billing", "Billing"),
+                            ("account", "Account"),
+                            ("technical", "Technical"),
+                            ("other", "Other"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "resolved",
+                    models.BooleanField(help_text="Did the assistant resolve the customer's issue?", null=True),
+                ),
+                ("sentiment", models.CharField(blank=True, help_text="positive / neutral / negative.", max_length=20)),
+                ("escalation_needed", models.BooleanField(help_text="Should a human follow up?", null=True)),
+                (
+                    "language",
+                    models.CharField(blank=True, help_text="ISO 639-1 code of the conversation.", max_length=8),
+                ),
+                ("summary", models.CharField(blank=True, help_text="One line, in English.", max_length=300)),
+                (
+                    "prompt_version",
+                    models.CharField(blank=True, help_text="Classifier prompt version (x.y.z).", max_length=32),
+                ),
+                (
+                    "prompt_version_id",
+                    models.IntegerField(blank=True, help_text="prompts.PromptVersion id, if any.", null=True),
+                ),
+                (
+                    "model",
+                    models.CharField(blank=True, help_text="Model that produced the classification.", max_length=100),
+                ),
+                (
+                    "attempts",
+                    models.PositiveSmallIntegerField(default=0, help_text="How many times it was sent in a batch."),
+                ),
+                (
+                    "needs_clarification",
+                    models.BooleanField(
+                        default=False,
+                        help_text="The last answer was not valid JSON: the next attempt adds a clarifying instruction.",
+                    ),
+                ),
+                (
+                    "raw_output",
+                    models.TextField(blank=True, help_text="Claude's last raw answer (kept for unclassifiable ones)."),
+                ),
+                ("last_error", models.CharField(blank=True, help_text="Why the last attempt failed.", max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        help_text="The transcript.",
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="classifications",
+                        to="chat.conversation",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-for_date', 'id'],
+                "ordering": ["-for_date", "id"],
             },
         ),
         migrations.CreateModel(
-            name='ClassificationBatchItem',
+            name="ClassificationBatchItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('custom_id', models.CharField(help_text='tb<batch>-c<classification>-a<attempt>.', max_length=64, unique=True)),
-                ('attempt', models.PositiveSmallIntegerField(help_text='1-based attempt number for this classification.')),
-                ('clarifying', models.BooleanField(default=False, help_text='Sent with the clarifying instruction.')),
-                ('model', models.CharField(blank=True, help_text='Model the request was routed to.', max_length=100)),
-                ('outcome', models.CharField(blank=True, choices=[('', 'Waiting'), ('succeeded', 'Succeeded'), ('invalid', 'Invalid output'), ('errored', 'Errored'), ('expired', 'Expired'), ('canceled', 'Canceled'), ('missing', 'Missing from results')], default='', max_length=20)),
-                ('ingested_at', models.DateTimeField(blank=True, help_text='Set once, in the same transaction as its effects: re-ingesting is a no-op.', null=True)),
-                ('batch', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='triage.classificationbatch')),
-                ('llm_call', models.ForeignKey(blank=True, help_text='Cost record.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='triage_items', to='llm.llmcall')),
-                ('classification', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='triage.transcriptclassification')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "custom_id",
+                    models.CharField(help_text="tb<batch>-c<classification>-a<attempt>.", max_length=64, unique=True),
+                ),
+                (
+                    "attempt",
+                    models.PositiveSmallIntegerField(help_text="1-based attempt number for this classification."),
+                ),
+                ("clarifying", models.BooleanField(default=False, help_text="Sent with the clarifying instruction.")),
+                ("model", models.CharField(blank=True, help_text="Model the request was routed to.", max_length=100)),
+                (
+                    "outcome",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "Waiting"),
+                            ("succeeded", "Succeeded"),
+                            ("invalid", "Invalid output"),
+                            ("errored", "Errored"),
+                            ("expired", "Expired"),
+                            ("canceled", "Canceled"),
+                            ("missing", "Missing from results"),
+                        ],
+                        default="",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "ingested_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="Set once, in the same transaction as its effects: re-ingesting is a no-op.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "batch",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="items",
+                        to="triage.classificationbatch",
+                    ),
+                ),
+                (
+                    "llm_call",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Cost record.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="triage_items",
+                        to="llm.llmcall",
+                    ),
+                ),
+                (
+                    "classification",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="items",
+                        to="triage.transcriptclassification",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.AddIndex(
-            model_name='transcriptclassification',
-            index=models.Index(fields=['for_date', 'status'], name='triage_cls_date_status'),
+            model_name="transcriptclassification",
+            index=models.Index(fields=["for_date", "status"], name="triage_cls_date_status"),
         ),
         migrations.AddConstraint(
-            model_name='transcriptclassification',
-            constraint=models.UniqueConstraint(fields=('conversation', 'for_date'), name='triage_one_classification_per_day'),
+            model_name="transcriptclassification",
+            constraint=models.UniqueConstraint(
+                fields=("conversation", "for_date"), name="triage_one_classification_per_day"
+            ),
         ),
         migrations.AddIndex(
-            model_name='classificationbatchitem',
-            index=models.Index(fields=['batch', 'ingested_at'], name='triage_item_batch_ingested'),
+            model_name="classificationbatchitem",
+            index=models.Index(fields=["batch", "ingested_at"], name="triage_item_batch_ingested"),
         ),
     ]

@@ -31,7 +31,9 @@ class Command(BaseCommand):
         deadline = time.monotonic() + options["timeout"]
         while not selectors.day_is_complete(for_date=for_date):
             if time.monotonic() > deadline:
-                raise CommandError(f"{for_date} is not complete after {options['timeout']:.0f} s; the poll task will finish it")
+                raise CommandError(
+                    f"{for_date} is not complete after {options['timeout']:.0f} s; the poll task will finish it"
+                )
             time.sleep(options["poll_seconds"])
             summary = services.batches_poll_open()
             if summary.ingested or summary.submitted:
@@ -43,7 +45,7 @@ class Command(BaseCommand):
         counts = selectors.classification_counts(for_date=for_date)
         self.stdout.write(
             self.style.SUCCESS(
-                f"{for_date}: {counts.get('classified', 0)} classified, {counts.get('unclassifiable', 0)} unclassifiable;"
-                " report written"
+                f"{for_date}: {counts.get('classified', 0)} classified, "
+                f"{counts.get('unclassifiable', 0)} unclassifiable; report written"
             )
         )
