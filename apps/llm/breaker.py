@@ -85,6 +85,11 @@ class CircuitBreaker:
         if failures >= settings.LLM_BREAKER_FAILURE_THRESHOLD:
             self._open()
 
+    def release_probe(self) -> None:
+        """The half-open probe ended without telling whether the model recovered (the request itself was
+        refused, e.g. a 400): let the next caller probe instead of waiting for the lock to expire."""
+        self.store.delete(self._key("probe"))
+
     def _open(self) -> None:
         # Kept well past the reset period so half-open is observable; a success deletes it.
         self.store.set(self._key("opened_at"), self.clock(), timeout=int(self.reset_seconds * 20) + 60)
@@ -121,6 +126,14 @@ def record_success(model: str) -> None:
         breaker_for(model).record_success()
     except _STORE_ERRORS:
         logger.warning("circuit breaker store unavailable; success of %s not recorded", model)
+
+
+def record_inconclusive(model: str) -> None:
+    """An attempt failed for a reason that says nothing about the model's health (see `release_probe`)."""
+    try:
+        breaker_for(model).release_probe()
+    except _STORE_ERRORS:
+        logger.warning("circuit breaker store unavailable; probe of %s not released", model)
 
 
 def record_failure(model: str) -> None:

@@ -321,6 +321,8 @@ def _create_with_fallback(
                 )
                 if _counts_against_breaker(exc):
                     breaker.record_failure(model)
+                else:
+                    breaker.record_inconclusive(model)
                 if status_of(exc) in (400, 401, 403):
                     raise UpstreamUnavailable(last_error=last_error) from exc  # no other model would do better
                 if not policy.should_retry(exc, attempt):
@@ -770,6 +772,8 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
             logger.warning("chat attempt failed: model=%s attempt=%d error=%s", model, attempt, _error_type(error))
             if _counts_against_breaker(error):
                 await _off_loop(breaker.record_failure)(model)
+            else:
+                await _off_loop(breaker.record_inconclusive)(model)
             if _is_prompt_too_long(error) and not overflow_handled and request.history:
                 # Our estimate was off: fold history the same way as before sending, then start over.
                 overflow_handled = True

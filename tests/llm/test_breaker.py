@@ -34,6 +34,21 @@ def test_opens_after_threshold_consecutive_failures():
     assert is_open("claude-opus-4-6")
 
 
+def test_an_inconclusive_probe_lets_the_next_caller_probe():
+    """A probe refused for its own request (a 400) neither closes nor re-opens the circuit."""
+    clock = FakeClock()
+    breaker = CircuitBreaker("claude-opus-4-6", clock=clock)
+    for _ in range(3):
+        breaker.record_failure()
+    clock.now += 31
+    assert breaker.allow()  # the probe
+    assert not breaker.allow()
+    breaker.release_probe()
+    assert breaker.state() == "half_open"
+    assert breaker.allow()  # the next caller probes at once, not after the probe lock's expiry
+    assert not breaker.allow()
+
+
 def test_a_success_resets_the_consecutive_count():
     breaker = CircuitBreaker("claude-opus-4-6", clock=FakeClock())
     breaker.record_failure()
