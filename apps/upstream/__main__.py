@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import uvicorn
 
 from .app import create_app
-from .config import EmulatorConfig
+from .config import KEEP_ALIVE_SECONDS, EmulatorConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +52,14 @@ def config_from_arguments(arguments: argparse.Namespace) -> EmulatorConfig:
 
 def serve(arguments: argparse.Namespace) -> None:
     app = create_app(config_from_arguments(arguments))
-    uvicorn.run(app, host=arguments.host, port=arguments.port, log_level=arguments.log_level, lifespan="off")
+    uvicorn.run(
+        app,
+        host=arguments.host,
+        port=arguments.port,
+        log_level=arguments.log_level,
+        lifespan="off",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

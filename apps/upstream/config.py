@@ -14,6 +14,13 @@ BATCH_MAX_REQUEST_BYTES = 256 * 1024 * 1024
 BATCH_MAX_REQUESTS = 100_000
 
 
+# Idle keep-alive of the emulator's HTTP connections: longer than clients keep idle connections
+# (httpx: 5 s). Uvicorn's default is also 5 s, so a pooled connection could be reused the instant the
+# server closed it: a spurious "server disconnected" error (and a retry with backoff) on a healthy
+# upstream, seen under load (bench/load_soak.py).
+KEEP_ALIVE_SECONDS = 30
+
+
 @dataclass
 class EmulatorConfig:
     api_key: str | None = None  # None: any non-empty key is accepted

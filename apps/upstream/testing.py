@@ -20,7 +20,7 @@ import httpx
 import uvicorn
 
 from .app import create_app
-from .config import EmulatorConfig
+from .config import KEEP_ALIVE_SECONDS, EmulatorConfig
 from .faults import FaultConfig
 from .state import EmulatorState
 
@@ -106,7 +106,9 @@ def start_upstream_in_thread(
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, timeout_keep_alive=30)
+        uvicorn.Config(
+            app, log_level="warning", lifespan="off", access_log=False, timeout_keep_alive=KEEP_ALIVE_SECONDS
+        )
     )
     thread = threading.Thread(
         target=lambda: asyncio.run(server.serve(sockets=[sock])), name=f"upstream-emulator-{bound_port}", daemon=True
