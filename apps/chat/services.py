@@ -40,7 +40,7 @@ class Submission:
     question: Message
     reply: Message | None
     duplicate: bool
-    conversation: Conversation | None = None
+    conversation: Conversation
 
 
 def check_message_text(text: object) -> str:
@@ -161,9 +161,7 @@ def message_reply_request(*, user: AbstractBaseUser, submission: Submission) -> 
     Raises `ApplicationError` if no prompt version is available.
     """
     question, reply = submission.question, submission.reply
-    conversation = submission.conversation or Conversation.objects.select_related("prompt_version__prompt").get(
-        pk=question.conversation_id
-    )
+    conversation = submission.conversation
     version = conversation_prompt_version_assign(conversation=conversation)
     account = account_context_for_user(user)
     history = conversation_history_turns(conversation, before=question)[conversation.summary_turns :]
