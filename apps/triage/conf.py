@@ -12,7 +12,7 @@ DEFAULTS: dict[str, Any] = {
     "TRIAGE_BATCH_MAX_REQUESTS": API_MAX_REQUESTS,
     # Far below the API's 256 MB on purpose: the SDK serialises a whole batch body in memory before sending it,
     # so this figure bounds the submitting process's memory. More, smaller batches cost nothing extra.
-    "TRIAGE_BATCH_MAX_BYTES": 8 * 1024 * 1024,
+    "TRIAGE_BATCH_MAX_BYTES": 4 * 1024 * 1024,
     "TRIAGE_MAX_ATTEMPTS": 3,
     # A batch whose create call started less than this long ago may still be in flight in another process:
     # it is not reconciled (and so never re-sent) before then. Longer than the create call's timeout.

@@ -148,7 +148,7 @@ REPORT_EMAIL_TO = env.list("REPORT_EMAIL_TO", default=[])
 TRIAGE_MASK_PII = env.bool("TRIAGE_MASK_PII", default=True)
 # Batch limits (the API allows 100,000 requests / 256 MB; bytes default lower to bound memory, see docs/triage.md).
 TRIAGE_BATCH_MAX_REQUESTS = env.int("TRIAGE_BATCH_MAX_REQUESTS", default=100_000)
-TRIAGE_BATCH_MAX_BYTES = env.int("TRIAGE_BATCH_MAX_BYTES", default=8 * 1024 * 1024)
+TRIAGE_BATCH_MAX_BYTES = env.int("TRIAGE_BATCH_MAX_BYTES", default=4 * 1024 * 1024)
 TRIAGE_MAX_ATTEMPTS = env.int("TRIAGE_MAX_ATTEMPTS", default=3)
 TRIAGE_SUBMIT_GRACE_SECONDS = env.int("TRIAGE_SUBMIT_GRACE_SECONDS", default=300)
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
