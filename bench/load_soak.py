@@ -444,12 +444,7 @@ def main() -> int:
         )
         return 1 if (stats.errors or wrong or mismatched or stats.unexpected or too_steep) else 0
     finally:
-        for process in reversed(processes):
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        ws_bench.stop_processes(processes)
         tmp.cleanup()
 
 

@@ -130,6 +130,16 @@ def start_server(port: int, env: dict[str, str], *, deflate: bool = False) -> su
     return process
 
 
+def stop_processes(processes: list[subprocess.Popen], timeout: float = 15) -> None:
+    """Terminate the bench's children, newest first (server before emulator); kill what ignores it."""
+    for process in reversed(processes):
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -261,39 +271,35 @@ def gateway_params() -> dict:
     return params
 
 
-async def sdk_first_tokens(upstream_url: str, n: int, params: dict) -> list[float]:
-    """The emulator's own time to first token through the bare SDK (the gateway's request body), N at once."""
+def sdk_client(upstream_url: str):
     import anthropic
 
-    client = anthropic.AsyncAnthropic(base_url=upstream_url, api_key="offline-emulator-key", max_retries=0)
-    results: list[float] = []
+    return anthropic.AsyncAnthropic(base_url=upstream_url, api_key="offline-emulator-key", max_retries=0)
 
-    async def one() -> None:
-        started = time.perf_counter()
-        async with client.messages.stream(**params) as stream:
-            async for _ in stream.text_stream:
-                results.append(time.perf_counter() - started)
-                break
-            await stream.close()
 
-    await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
+async def sdk_first_token(client, params: dict) -> float:
+    """Seconds from sending `params` to the first text token, read with the bare SDK."""
+    started = time.perf_counter()
+    async with client.messages.stream(**params) as stream:
+        async for _ in stream.text_stream:
+            break
+        elapsed = time.perf_counter() - started
+        await stream.close()
+    return elapsed
+
+
+async def sdk_first_tokens(upstream_url: str, n: int, params: dict) -> list[float]:
+    """The emulator's own time to first token through the bare SDK (the gateway's request body), N at once."""
+    client = sdk_client(upstream_url)
+    results = await asyncio.gather(*(sdk_first_token(client, params) for _ in range(n)), return_exceptions=True)
     await client.close()
-    return results
+    return [r for r in results if isinstance(r, float)]
 
 
 async def sequential_sdk(upstream_url: str, count: int, params: dict) -> list[float]:
     """The bare SDK's time to first token for `count` requests one after another (one warm client)."""
-    import anthropic
-
-    client = anthropic.AsyncAnthropic(base_url=upstream_url, api_key="offline-emulator-key", max_retries=0)
-    results: list[float] = []
-    for _ in range(count):
-        started = time.perf_counter()
-        async with client.messages.stream(**params) as stream:
-            async for _ in stream.text_stream:
-                results.append(time.perf_counter() - started)
-                break
-            await stream.close()
+    client = sdk_client(upstream_url)
+    results = [await sdk_first_token(client, params) for _ in range(count)]
     await client.close()
     return results
 
@@ -490,12 +496,7 @@ def main() -> None:
                     )
                 )
     finally:
-        for process in reversed(processes):
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(processes)
         tmp.cleanup()
 
 

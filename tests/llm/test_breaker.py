@@ -23,6 +23,14 @@ def breaker_settings(settings):
     cache.clear()
 
 
+def opened_breaker(clock: FakeClock) -> CircuitBreaker:
+    """A breaker whose circuit the threshold's worth of failures (3) has just opened."""
+    breaker = CircuitBreaker("claude-opus-4-6", clock=clock)
+    for _ in range(3):
+        breaker.record_failure()
+    return breaker
+
+
 def test_opens_after_threshold_consecutive_failures():
     breaker = CircuitBreaker("claude-opus-4-6", clock=FakeClock())
     for _ in range(2):
@@ -37,9 +45,7 @@ def test_opens_after_threshold_consecutive_failures():
 def test_an_inconclusive_probe_lets_the_next_caller_probe():
     """A probe refused for its own request (a 400) neither closes nor re-opens the circuit."""
     clock = FakeClock()
-    breaker = CircuitBreaker("claude-opus-4-6", clock=clock)
-    for _ in range(3):
-        breaker.record_failure()
+    breaker = opened_breaker(clock)
     clock.now += 31
     assert breaker.allow()  # the probe
     assert not breaker.allow()
@@ -61,9 +67,7 @@ def test_a_success_resets_the_consecutive_count():
 
 def test_half_open_admits_one_probe_then_closes_on_success():
     clock = FakeClock()
-    breaker = CircuitBreaker("claude-opus-4-6", clock=clock)
-    for _ in range(3):
-        breaker.record_failure()
+    breaker = opened_breaker(clock)
     clock.now += 29
     assert not breaker.allow()
     clock.now += 2
@@ -77,9 +81,7 @@ def test_half_open_admits_one_probe_then_closes_on_success():
 
 def test_failed_probe_reopens_for_a_full_period():
     clock = FakeClock()
-    breaker = CircuitBreaker("claude-opus-4-6", clock=clock)
-    for _ in range(3):
-        breaker.record_failure()
+    breaker = opened_breaker(clock)
     clock.now += 31
     assert breaker.allow()
     breaker.record_failure()
