@@ -100,7 +100,6 @@ async def run_traffic(prompt, conversations: int, turns: int) -> None:
                 plan_tier="pro",
                 language="en",
                 conversation_id=f"bench-{conversation}",
-                message_id=None,
             )
             answer = ""
             async for event in chat_stream(request):

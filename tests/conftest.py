@@ -10,6 +10,13 @@ from django.core.cache import cache
 from apps.upstream.testing import RunningUpstream, start_upstream_in_thread
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    """The cache outlives a test's rollback: cached rows (account contexts) must not reach the next test,
+    whose users may reuse the same ids."""
+    cache.clear()
+
+
 @pytest.fixture(scope="session")
 def upstream() -> Iterator[RunningUpstream]:
     """One emulator for the whole run, on a free loopback port."""

@@ -87,16 +87,17 @@ def message_feedback(message: Message) -> Feedback | None:
     return Feedback.objects.filter(message=message).first()
 
 
-def conversation_history_turns(conversation: Conversation, *, before: Message) -> tuple[Turn, ...]:
-    """Earlier complete exchanges, oldest first, for the model.
+def conversation_history_turns(conversation: Conversation, *, before: Message | None = None) -> tuple[Turn, ...]:
+    """Exchanges before the question `before` (all of them without it), oldest first, for the model.
 
     An exchange counts only when its answer was usable (complete or incomplete): a question whose answer
     failed or was an apology is left out with it, so turns always alternate user/assistant. The list is
     deterministic, so `summary_turns` (how many of its oldest turns the summary covers) stays valid.
     """
-    questions = list(
-        conversation.messages.filter(role=Message.Role.USER, pk__lt=before.pk).order_by("created_at", "id")
-    )
+    questions = conversation.messages.filter(role=Message.Role.USER)
+    if before is not None:
+        questions = questions.filter(pk__lt=before.pk)
+    questions = list(questions.order_by("created_at", "id"))
     replies = {
         reply.reply_to_id: reply
         for reply in Message.objects.filter(

@@ -4,6 +4,7 @@ All functions are synchronous ORM code; the websocket consumer calls them throug
 `database_sync_to_async`, so each one does its work in as few short queries as it can.
 """
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 
@@ -23,7 +24,8 @@ from apps.chat.selectors import (
     message_streaming_is_stale,
 )
 from apps.core.exceptions import ApplicationError
-from apps.llm.types import ChatRequest
+from apps.llm.types import ChatRequest, PromptParts, ReplyRef, Turn
+from apps.prompts.models import PromptVersion
 
 PROMPT_SLUG = "support-assistant"
 TITLE_CHARS = 80
@@ -98,12 +100,7 @@ def message_submit(*, conversation: Conversation, text: str, client_id: uuid.UUI
 def _message_submit_locked(*, conversation: Conversation, text: str, client_id: uuid.UUID | None) -> Submission:
     with transaction.atomic():
         # The row lock serialises submissions per conversation (two tabs, a resend racing the original).
-        # The prompt version comes along for `message_reply_request` (only the conversation row is locked).
-        locked = (
-            Conversation.objects.select_related("prompt_version__prompt")
-            .select_for_update(of=("self",))
-            .get(pk=conversation.pk)
-        )
+        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
         # One read answers both questions: was this client_id stored before, is an answer still streaming?
         pending = Q(role=Message.Role.ASSISTANT, status=Message.Status.STREAMING)
         if client_id is not None:
@@ -122,7 +119,12 @@ def _message_submit_locked(*, conversation: Conversation, text: str, client_id: 
         )
         if not locked.title:
             locked.title = text[:TITLE_CHARS]
-        locked.save(update_fields=["title", "updated_at"])
+        if locked.prompt_version_id is None:
+            # Assigned in this transaction, under the row lock: one write fewer before the upstream call.
+            # Without an active version the question is still stored; building its request reports it.
+            with contextlib.suppress(ApplicationError):
+                locked.prompt_version = _prompt_version_pick(locked)
+        locked.save(update_fields=["title", "prompt_version", "updated_at"])
     conversation.title = locked.title
     return Submission(question=question, reply=reply, duplicate=False, conversation=locked)
 
@@ -137,16 +139,14 @@ def _submission_for_question(question: Message, conversation: Conversation) -> S
     return Submission(question=question, reply=reply, duplicate=True, conversation=conversation)
 
 
-def conversation_prompt_version_assign(*, conversation: Conversation):
+def conversation_prompt_version_assign(*, conversation: Conversation) -> PromptVersion:
     """The conversation's prompt version, chosen once (A/B) and then kept for every later answer.
 
     Raises whatever `prompts.selectors.prompt_version_for_conversation` raises when no version is active.
     """
-    from apps.prompts.selectors import prompt_version_for_conversation
-
     if conversation.prompt_version_id is not None:
         return conversation.prompt_version
-    version = prompt_version_for_conversation(slug=PROMPT_SLUG, conversation_key=str(conversation.id))
+    version = _prompt_version_pick(conversation)
     # Conditional update: a concurrent first answer cannot overwrite an assignment already made.
     if Conversation.objects.filter(pk=conversation.pk, prompt_version__isnull=True).update(prompt_version=version):
         conversation.prompt_version = version
@@ -155,27 +155,132 @@ def conversation_prompt_version_assign(*, conversation: Conversation):
     return conversation.prompt_version
 
 
-def message_reply_request(*, user: AbstractBaseUser, submission: Submission) -> ChatRequest:
-    """The gateway request for `submission.reply`, for the authenticated `user` only (their account context).
+def _prompt_version_pick(conversation: Conversation) -> PromptVersion:
+    """The version a conversation without one gets: deterministic per conversation id, so a pick made
+    before the assignment (`chat_context_load`) equals the assignment."""
+    from apps.prompts.selectors import prompt_version_for_conversation
 
-    Raises `ApplicationError` if no prompt version is available.
+    return prompt_version_for_conversation(slug=PROMPT_SLUG, conversation_key=str(conversation.id))
+
+
+@dataclass(frozen=True)
+class ChatContext:
+    """Everything a question's gateway request is built from, except the question itself.
+
+    The websocket consumer loads one per socket before the question arrives (`chat_context_load`) and
+    drafts the question's request from it, so the upstream call can start while the question is being
+    stored; the request built after the commit (`message_reply_request`, from the same function) is the
+    authoritative one, and a draft that differs from it is discarded (docs/architecture.md).
     """
-    question, reply = submission.question, submission.reply
-    conversation = submission.conversation
-    version = conversation_prompt_version_assign(conversation=conversation)
-    account = account_context_for_user(user)
-    history = conversation_history_turns(conversation, before=question)[conversation.summary_turns :]
-    return ChatRequest(
-        prompt=version.to_parts(),  # cached per process for published versions
+
+    conversation_id: str
+    prompt: PromptParts
+    history: tuple[Turn, ...]  # usable turns after those the summary covers
+    summary: str
+    summary_turns: int
+    account_context: str  # rendered and delimited by accounts
+    plan_tier: str
+    language: str
+    last_message_id: int  # the newest message the history was read from (0: none)
+
+    def request(self, text: str, *, reply: ReplyRef | None = None) -> ChatRequest:
+        return ChatRequest(
+            prompt=self.prompt,
+            history=self.history,
+            summary=self.summary,
+            user_text=text,
+            account_context=self.account_context,
+            plan_tier=self.plan_tier,
+            language=self.language,
+            conversation_id=self.conversation_id,
+            reply=reply or ReplyRef(),
+        )
+
+
+def _chat_context(
+    *,
+    user: AbstractBaseUser,
+    conversation: Conversation,
+    prompt: PromptParts,
+    before: Message | None,
+    history: tuple[Turn, ...] | None = None,
+    last_message_id: int = 0,
+) -> ChatContext:
+    account = account_context_for_user(user)  # cached
+    if history is None:
+        history = conversation_history_turns(conversation, before=before)[conversation.summary_turns :]
+    return ChatContext(
+        conversation_id=str(conversation.id),
+        prompt=prompt,
         history=history,
         summary=conversation.summary,
-        user_text=question.text,
+        summary_turns=conversation.summary_turns,
         account_context=account.render(),
         plan_tier=str(account.plan_tier),
         language=account.language,
-        conversation_id=str(conversation.id),
-        message_id=reply.pk if reply else None,
+        last_message_id=last_message_id,
     )
+
+
+def _history_unchanged(context: ChatContext, conversation: Conversation, *, before: Message) -> bool:
+    """Whether `context.history` is still the history before `before`: same summary, no message since.
+
+    One indexed query instead of re-reading the transcript. (A reply that was still streaming when the
+    context was read would change it silently: `chat_context_load` returns no context then.)
+    """
+    return (
+        context.conversation_id == str(conversation.id)
+        and (context.summary, context.summary_turns) == (conversation.summary, conversation.summary_turns)
+        and not conversation.messages.filter(pk__gt=context.last_message_id, pk__lt=before.pk).exists()
+    )
+
+
+def chat_context_load(*, user: AbstractBaseUser, conversation: Conversation) -> ChatContext | None:
+    """The context the next question in `conversation` would be answered with, as of now (writes nothing).
+
+    For the authenticated `user` only. None when no prompt version is active: the question then takes
+    the ordinary path, which reports that error.
+    """
+    current = Conversation.objects.select_related("prompt_version__prompt").get(pk=conversation.pk)
+    if current.messages.filter(status=Message.Status.STREAMING).exists():
+        return None  # an answer in progress will change the history
+    try:
+        version = current.prompt_version if current.prompt_version_id is not None else _prompt_version_pick(current)
+    except ApplicationError:
+        return None
+    last_message_id = current.messages.order_by("-pk").values_list("pk", flat=True).first() or 0
+    return _chat_context(
+        user=user,
+        conversation=current,
+        prompt=version.to_parts(),  # cached per process for published versions
+        before=None,
+        last_message_id=last_message_id,
+    )
+
+
+def message_reply_request(
+    *, user: AbstractBaseUser, submission: Submission, known: ChatContext | None = None
+) -> ChatRequest:
+    """The gateway request for `submission.reply`, for the authenticated `user` only (their account context).
+
+    `known`: a context read earlier (`chat_context_load`); its history is reused when no message was
+    written since. Raises `ApplicationError` if no prompt version is available.
+    """
+    question, reply = submission.question, submission.reply
+    conversation = submission.conversation
+    if known is not None and known.prompt.immutable and known.prompt.version_id == conversation.prompt_version_id:
+        prompt = known.prompt  # the same published version: its parts never change
+    else:
+        prompt = conversation_prompt_version_assign(conversation=conversation).to_parts()
+    reusable = known is not None and _history_unchanged(known, conversation, before=question)
+    context = _chat_context(
+        user=user,
+        conversation=conversation,
+        prompt=prompt,
+        before=question,
+        history=known.history if reusable and known is not None else None,
+    )
+    return context.request(question.text, reply=ReplyRef(reply.pk if reply else None))
 
 
 def conversation_summary_store(*, conversation_id: uuid.UUID, summary: str, turns_covered: int) -> None:

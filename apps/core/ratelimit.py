@@ -4,7 +4,8 @@ import logging
 import time
 
 from django.core.cache import cache
-from redis.exceptions import RedisError
+
+from apps.core.cache import CACHE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +18,7 @@ def rate_limit_hit(*, key: str, limit: int, window_seconds: int = 60) -> bool:
     """
     try:
         return _count(key=key, limit=limit, window_seconds=window_seconds)
-    except (RedisError, OSError):
+    except CACHE_ERRORS:
         logger.warning("rate limit store unavailable; not limiting %s", key.split(":", 1)[0])
         return False
 

@@ -21,7 +21,8 @@ from typing import Literal
 
 from django.conf import settings
 from django.core.cache import BaseCache, cache
-from redis.exceptions import RedisError
+
+from apps.core.cache import CACHE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def breaker_for(model: str) -> CircuitBreaker:
 
 # The breaker lives in the shared cache (Redis when configured). If that store is unreachable, the
 # breaker behaves as closed and forgets failures: a Redis outage must not stop every answer.
-_STORE_ERRORS = (RedisError, OSError)
+_STORE_ERRORS = CACHE_ERRORS
 
 
 def is_open(model: str) -> bool:

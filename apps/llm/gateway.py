@@ -13,7 +13,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ from asgiref.sync import SyncToAsync
 from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from django.conf import settings
 
+from apps.core.cache import cache_is_local
 from apps.core.exceptions import ApplicationError
 from apps.llm import breaker, routing
 from apps.llm.clients import get_async_client, get_client
@@ -48,6 +49,7 @@ from apps.llm.types import (
     JsonResult,
     PreviewResult,
     PromptParts,
+    ReplyRef,
     Reset,
     RouteDecision,
     TextDelta,
@@ -73,6 +75,15 @@ def _off_loop(function: Any) -> Any:
 
 
 SchemaT = TypeVar("SchemaT", bound=pydantic.BaseModel)
+ResultT = TypeVar("ResultT")
+
+
+async def _breaker(function: Callable[[str], ResultT], model: str) -> ResultT:
+    """A circuit-breaker call: on the loop when its store is process memory, else on a worker thread."""
+    if cache_is_local():
+        return function(model)
+    return await _off_loop(function)(model)
+
 
 # Shown when no model could answer at all; the caller also opens a ticket.
 APOLOGIES: dict[str, str] = {
@@ -222,7 +233,7 @@ class _CallMeta:
     task_type: str
     prompt: PromptParts | None
     conversation_id: str | None
-    message_id: int | None
+    reply: ReplyRef | None  # read when an attempt is logged: the chat consumer may fill it in late
     route_reason: str
 
 
@@ -260,7 +271,7 @@ def _record_kwargs(
         "prompt_version": prompt.version if prompt else "",
         "prompt_version_id": prompt.version_id if prompt else None,
         "conversation_id": meta.conversation_id or "",
-        "message_id": meta.message_id,
+        "message_id": meta.reply.message_id if meta.reply else None,
         "route_reason": meta.route_reason,
         "attempt": attempt,
         "fallback_step": fallback_step,
@@ -600,14 +611,18 @@ async def _open_raw_stream(client: anthropic.AsyncAnthropic, params: dict[str, A
     """`messages.create(stream=True)` whose events are the decoded JSON dicts, not SDK models.
 
     The same request, headers, status-error mapping and SSE `error`-event handling as
-    `client.messages.create(**params, stream=True)` (both go through the SDK's `post`); only the per-event
-    pydantic construction is skipped (`cast_to=object` returns the JSON as is). That construction was
-    ~30 µs per event, 6-8 ms of CPU per 200-token answer: most of the SDK's cost in the chat path
-    (bench/ws_bench.py, README "Performance").
+    `client.messages.create(**params, stream=True)` (both go through the SDK's `post`); two costs are
+    skipped. Events: `cast_to=object` returns the JSON as is instead of a pydantic model per event
+    (~30 µs each, 6-8 ms of CPU per 200-token answer). The body: our params are plain JSON already,
+    so it is encoded once here and passed as `content`; the SDK's generic preparation (a deep copy
+    looking for file inputs, then its own encoder) of the ~60 KB system prompt cost ~0.4 ms of CPU on
+    the event loop before every request (bench/ws_bench.py, README "Performance").
     """
+    body = json.dumps({**params, "stream": True}, ensure_ascii=False, separators=(",", ":")).encode()
     return await client.post(
         "/v1/messages",
-        body={**params, "stream": True},
+        content=body,
+        options={"headers": {"Content-Type": "application/json"}},
         cast_to=object,
         stream=True,
         stream_cls=anthropic.AsyncStream[object],  # object: the SDK returns the JSON as is
@@ -680,6 +695,28 @@ async def _record_abandoned(meta: _CallMeta, *, error: BaseException, **kwargs: 
         logger.exception("could not log an abandoned chat attempt")
 
 
+# The background refresh of expired routing rules, if one is running (a strong reference: asyncio keeps
+# only weak ones to tasks).
+_rules_refresh: asyncio.Task[Any] | None = None
+
+
+async def _route_chat(route_kwargs: dict[str, Any]) -> RouteDecision:
+    """Route without making the answer wait for the database whenever a copy of the rules exists.
+
+    Fresh, routing is pure computation. Expired, the copy is used once more while a worker thread reads
+    the rules again: users think longer than the TTL between questions, so otherwise nearly every answer
+    would queue a thread hop (behind other sockets' ORM work) before its upstream call.
+    """
+    global _rules_refresh
+    if routing.rules_cached():
+        return route(**route_kwargs)
+    if routing.rules_expired():
+        if _rules_refresh is None or _rules_refresh.done():
+            _rules_refresh = asyncio.ensure_future(_db(routing.rules_refresh)())
+        return route(**route_kwargs, allow_stale=True)
+    return await _db(route)(**route_kwargs)
+
+
 async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None) -> AsyncIterator[GatewayEvent]:
     """Stream one chat answer: TextDelta…, maybe Reset / HistorySummarised, then exactly one Finished.
 
@@ -698,13 +735,12 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
         "override": request.model_override,
         "prompt_tier": prompt.model_tier,
     }
-    # With the rules cached (the common case) routing is pure computation: no thread hop for it.
-    decision = route(**route_kwargs) if routing.rules_cached() else await _db(route)(**route_kwargs)
+    decision = await _route_chat(route_kwargs)
     request, folded = await _shrink_to_fit(request, decision.model, force=False)
     if folded:
         yield HistorySummarised(summary=request.summary, turns_covered=folded)
 
-    meta = _CallMeta(TaskType.CHAT, prompt, request.conversation_id, request.message_id, decision.reason)
+    meta = _CallMeta(TaskType.CHAT, prompt, request.conversation_id, request.reply, decision.reason)
     shown = ""  # what the client currently displays
     first_text_ms: int | None = None  # time to first visible text, retries included (what the user felt)
     final_model = decision.model
@@ -715,7 +751,7 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
         model = chain[step]
         attempt = 0
         advance = True
-        while await _off_loop(breaker.allow)(model):
+        while await _breaker(breaker.allow, model):
             if time.monotonic() >= deadline:
                 break
             attempt += 1
@@ -751,7 +787,7 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
                 **_record_kwargs(meta, model=model, attempt=attempt, fallback_step=step, meter=meter, error=error)
             )
             if error is None:
-                await _off_loop(breaker.record_success)(model)
+                await _breaker(breaker.record_success, model)
                 outcome = ChatOutcome(
                     status="complete",
                     text=shown,
@@ -771,9 +807,9 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
             final_model = model
             logger.warning("chat attempt failed: model=%s attempt=%d error=%s", model, attempt, _error_type(error))
             if _counts_against_breaker(error):
-                await _off_loop(breaker.record_failure)(model)
+                await _breaker(breaker.record_failure, model)
             else:
-                await _off_loop(breaker.record_inconclusive)(model)
+                await _breaker(breaker.record_inconclusive, model)
             if _is_prompt_too_long(error) and not overflow_handled and request.history:
                 # Our estimate was off: fold history the same way as before sending, then start over.
                 overflow_handled = True
@@ -838,7 +874,6 @@ def preview_request(
         plan_tier=plan_tier,
         language="en",
         conversation_id=None,
-        message_id=None,
     )
     if not model:
         model = route(

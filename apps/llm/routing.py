@@ -74,12 +74,23 @@ def rules_cached() -> bool:
     return cached is not None and time.monotonic() < cached[0]
 
 
-def enabled_rules() -> tuple[RoutingRule, ...]:
-    """The enabled rules in priority order (one query at most per TTL)."""
-    global _rules_cache
+def rules_expired() -> bool:
+    """True when the in-process copy is past its TTL: `route(..., allow_stale=True)` still needs no query."""
     cached = _rules_cache
-    if cached is not None and time.monotonic() < cached[0]:
+    return cached is not None and time.monotonic() >= cached[0]
+
+
+def enabled_rules(*, allow_stale: bool = False) -> tuple[RoutingRule, ...]:
+    """The enabled rules in priority order (one query at most per TTL; none with `allow_stale` and a copy)."""
+    cached = _rules_cache
+    if cached is not None and (allow_stale or time.monotonic() < cached[0]):
         return cached[1]
+    return rules_refresh()
+
+
+def rules_refresh() -> tuple[RoutingRule, ...]:
+    """Read the enabled rules and keep them for the TTL."""
+    global _rules_cache
     rules = tuple(RoutingRule.objects.filter(enabled=True).order_by("priority", "id"))
     ttl = _rules_ttl()
     with _rules_lock:
@@ -98,12 +109,21 @@ post_delete.connect(rules_cache_clear, sender=RoutingRule, dispatch_uid="llm.rou
 
 
 def route(
-    *, task_type: str, plan_tier: str, prompt_tokens: int, override: str = "", prompt_tier: str = ""
+    *,
+    task_type: str,
+    plan_tier: str,
+    prompt_tokens: int,
+    override: str = "",
+    prompt_tier: str = "",
+    allow_stale: bool = False,
 ) -> RouteDecision:
-    """Choose the model and fallback chain for one request (a short query on RoutingRule, cached briefly)."""
+    """Choose the model and fallback chain for one request (a short query on RoutingRule, cached briefly).
+
+    `allow_stale`: an expired in-process copy of the rules will do (see `enabled_rules`).
+    """
     if override.strip():
         return _decision(model_for(override), f"override:{override.strip()}")
-    for rule in enabled_rules():
+    for rule in enabled_rules(allow_stale=allow_stale):
         if rule.matches(task_type=task_type, plan_tier=plan_tier, prompt_tokens=prompt_tokens):
             model = rule.model_id.strip() or model_for(rule.model_tier)
             return _decision(model, f"rule:{rule.name}", rule.fallback_chain)

@@ -5,7 +5,7 @@ Callers build these from their own models; the gateway never imports chat, promp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import pydantic
@@ -36,6 +36,18 @@ class Turn:
     text: str
 
 
+@dataclass
+class ReplyRef:
+    """The stored assistant message an answer is for, named on every `LLMCall` row of that answer.
+
+    Mutable on purpose: the chat consumer may start the upstream call while the question is still being
+    stored (docs/architecture.md, "Starting the answer while the question is stored") and fills in
+    `message_id` once the row exists. Attempts are logged when they end, after that.
+    """
+
+    message_id: int | None = None
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     prompt: PromptParts
@@ -46,8 +58,12 @@ class ChatRequest:
     plan_tier: str  # "free" | "pro" | "enterprise"
     language: str  # ISO 639-1 preference
     conversation_id: str | None
-    message_id: int | None  # the assistant Message row being produced
     model_override: str = ""
+    reply: ReplyRef = field(default_factory=ReplyRef)  # the assistant Message row being produced
+
+    def same_call(self, other: ChatRequest) -> bool:
+        """True when both send the same upstream request: they differ at most in the reply they are for."""
+        return replace(self, reply=other.reply) == other
 
 
 OutcomeStatus = Literal["complete", "incomplete", "degraded"]

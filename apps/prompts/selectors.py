@@ -12,13 +12,17 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, DecimalField, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from apps.core.exceptions import NotFound
@@ -57,14 +61,39 @@ def prompt_version_get(*, version_id: int) -> PromptVersion:
     return version
 
 
+# Every new conversation picks a version, and versions are published a few times a month: each process
+# keeps the active list for PROMPT_ACTIVE_VERSIONS_CACHE_SECONDS instead of querying it before every
+# first answer. A save or delete in this process (the admin's publish, retire, weight) drops the copy at
+# once; other processes see it within the TTL (the same contract as the routing rules).
+_active_lock = threading.Lock()
+_active_cache: dict[str, tuple[float, tuple[PromptVersion, ...]]] = {}
+
+
 def prompt_versions_active(*, slug: str) -> list[PromptVersion]:
     """Active versions with traffic, in assignment order (oldest id first, so ranges stay put).
 
     Documents are not prefetched: an active version is published, so `to_parts()` is served from the
-    per-process cache and reads them only the first time (this runs for every new conversation).
+    per-process cache and reads them only the first time.
     """
+    cached = _active_cache.get(slug)
+    if cached is not None and time.monotonic() < cached[0]:
+        return list(cached[1])
     versions = PromptVersion.objects.select_related("prompt")
-    return list(versions.filter(prompt__slug=slug, status=Status.ACTIVE, weight__gt=0).order_by("pk"))
+    active = tuple(versions.filter(prompt__slug=slug, status=Status.ACTIVE, weight__gt=0).order_by("pk"))
+    ttl = float(settings.PROMPT_ACTIVE_VERSIONS_CACHE_SECONDS)
+    if ttl > 0:
+        with _active_lock:
+            _active_cache[slug] = (time.monotonic() + ttl, active)
+    return list(active)
+
+
+def active_versions_cache_clear(**_: object) -> None:
+    with _active_lock:
+        _active_cache.clear()
+
+
+post_save.connect(active_versions_cache_clear, sender=PromptVersion, dispatch_uid="prompts.active_cache.save")
+post_delete.connect(active_versions_cache_clear, sender=PromptVersion, dispatch_uid="prompts.active_cache.delete")
 
 
 def bucket_for_key(*, slug: str, key: str, total_weight: int) -> int:

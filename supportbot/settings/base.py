@@ -140,6 +140,12 @@ SPECTACULAR_SETTINGS = {
 # Chat limits (see docs/protocol.md).
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=4000)
 CHAT_RATE_LIMIT_PER_MINUTE = env.int("CHAT_RATE_LIMIT_PER_MINUTE", default=20)
+# Upper bound on how long a change to a customer's account that bypasses model signals (a queryset
+# update) can stay unseen by the assistant; saves and deletes refresh it at once (apps.accounts.signals).
+ACCOUNT_CONTEXT_CACHE_SECONDS = env.int("ACCOUNT_CONTEXT_CACHE_SECONDS", default=300)
+# How long another process may keep assigning new conversations by the previous active versions after
+# a publish, retire or weight change (the process that made the change sees it at once).
+PROMPT_ACTIVE_VERSIONS_CACHE_SECONDS = env.float("PROMPT_ACTIVE_VERSIONS_CACHE_SECONDS", default=5.0)
 LOGIN_RATE_LIMIT_PER_MINUTE = env.int("LOGIN_RATE_LIMIT_PER_MINUTE", default=10)
 
 # Nightly transcript classification and report.

@@ -34,3 +34,4 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     (BASE_DIR / "var").mkdir(exist_ok=True)
 # Test transactions roll rule changes back without signals: read the rules on every route.
 LLM_ROUTING_RULES_CACHE_SECONDS = 0.0
+PROMPT_ACTIVE_VERSIONS_CACHE_SECONDS = 0.0

@@ -2,9 +2,10 @@ from datetime import date
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 
 from apps.accounts.models import CustomerAccount, Invoice, SupportTicket
-from apps.accounts.selectors import account_context_for_user, neutralise_tags
+from apps.accounts.selectors import account_context_cache_key, account_context_for_user, neutralise_tags
 from apps.accounts.services import ticket_open
 
 pytestmark = pytest.mark.django_db
@@ -63,3 +64,53 @@ def test_ticket_open_is_idempotent_per_conversation_and_source() -> None:
     again = ticket_open(user=bob, subject="Help", body="t", source="handoff", conversation_id="c1")
     other = ticket_open(user=bob, subject="Help", body="t", source="degraded", conversation_id="c1")
     assert first.pk == again.pk != other.pk
+
+
+def test_the_cached_context_follows_every_save_of_what_it_is_built_from() -> None:
+    """Cached between questions, yet never stale after an ORM write (apps/accounts/signals.py)."""
+    bob = make_customer("bob", "pro", "INV-2026-00001")
+    assert "plan: pro" in account_context_for_user(bob).render()  # now cached
+
+    account = CustomerAccount.objects.get(user=bob)
+    account.plan = "enterprise"
+    account.save()
+    assert "plan: enterprise" in account_context_for_user(bob).render()
+
+    invoice = Invoice.objects.get(number="INV-2026-00001")
+    invoice.status = "paid"
+    invoice.save()
+    assert "INV-2026-00001: 145.00 USD, paid" in account_context_for_user(bob).render()
+
+    ticket_open(user=bob, subject="Printer on fire", body="", source=SupportTicket.Source.HANDOFF)
+    assert "Printer on fire" in account_context_for_user(bob).render()
+
+    SupportTicket.objects.get(subject="Printer on fire").delete()
+    assert "Printer on fire" not in account_context_for_user(bob).render()
+
+    bob.username = "robert"
+    bob.save()
+    assert "customer: robert" in account_context_for_user(bob).render()
+
+
+def test_a_write_that_bypasses_signals_is_seen_once_the_entry_expires() -> None:
+    bob = make_customer("bob", "pro", "INV-2026-00001")
+    assert "plan: pro" in account_context_for_user(bob).render()
+
+    CustomerAccount.objects.filter(user=bob).update(plan="enterprise")  # a queryset update sends no signal
+
+    assert "plan: pro" in account_context_for_user(bob).render()  # the documented window
+    cache.delete(account_context_cache_key(bob.pk))  # what ACCOUNT_CONTEXT_CACHE_SECONDS does at the latest
+    assert "plan: enterprise" in account_context_for_user(bob).render()
+
+
+def test_with_the_cache_unreachable_the_context_is_read_and_writes_still_succeed(settings) -> None:
+    bob = make_customer("bob", "pro", "INV-2026-00001")
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+
+    account = CustomerAccount.objects.get(user=bob)
+    account.plan = "enterprise"
+    account.save()  # the signal's cache delete fails open
+
+    assert "plan: enterprise" in account_context_for_user(bob).render()

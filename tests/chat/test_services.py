@@ -10,7 +10,7 @@ from apps.chat import services
 from apps.chat.models import Message
 from apps.core.exceptions import ApplicationError
 from apps.prompts.services import prompt_seed_defaults
-from tests.chat.factories import ConversationFactory, CustomerAccountFactory
+from tests.chat.factories import ConversationFactory, CustomerAccountFactory, exchange
 
 pytestmark = pytest.mark.django_db
 
@@ -58,16 +58,19 @@ def test_a_client_id_committed_by_another_process_in_between_is_a_duplicate(conv
 def test_storing_a_question_and_building_its_request_is_a_bounded_number_of_queries(conversation) -> None:
     prompt_seed_defaults()
 
+    context = services.chat_context_load(user=conversation.user, conversation=conversation)
+
     with CaptureQueriesContext(connection) as queries:
         submission = services.message_submit(conversation=conversation, text="Where is my invoice?", client_id=None)
-        request = services.message_reply_request(user=conversation.user, submission=submission)
+        request = services.message_reply_request(user=conversation.user, submission=submission, known=context)
 
-    assert request.user_text == "Where is my invoice?" and request.message_id == submission.reply.pk
-    # lock + pending check + 2 inserts + title, version pick + assignment, account (3), history: each one a
-    # round trip before the first token, so a new one here should be a deliberate choice.
+    assert request.user_text == "Where is my invoice?" and request.reply.message_id == submission.reply.pk
+    # lock + pending check + 2 inserts + title and version (+ the version pick: its per-process cache is
+    # off in tests) + "anything written since the context was read": the account context is cached.
+    # The question's first token waits for these, so a new one here should be a deliberate choice.
     statements = [q["sql"] for q in queries.captured_queries]
     bookkeeping = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE SAVEPOINT")
-    assert len([sql for sql in statements if not sql.startswith(bookkeeping)]) <= 12, statements
+    assert len([sql for sql in statements if not sql.startswith(bookkeeping)]) <= 7, statements
 
 
 def test_integrity_errors_other_than_a_duplicate_are_not_swallowed(conversation, monkeypatch) -> None:
@@ -78,3 +81,69 @@ def test_integrity_errors_other_than_a_duplicate_are_not_swallowed(conversation,
 
     with pytest.raises(IntegrityError):
         services.message_submit(conversation=conversation, text="Hello?", client_id=uuid.uuid4())
+
+
+# -- the context a socket drafts its next question's request from (docs/architecture.md) -------------
+
+
+def test_a_draft_from_the_loaded_context_is_the_request_built_after_the_commit(conversation) -> None:
+    prompt_seed_defaults()
+    user = conversation.user
+    for text in ("Where is my invoice?", "And the one before?"):  # a new conversation, then a follow-up
+        context = services.chat_context_load(user=user, conversation=conversation)
+        draft = context.request(text)
+
+        submission = services.message_submit(conversation=conversation, text=text, client_id=uuid.uuid4())
+        request = services.message_reply_request(user=user, submission=submission, known=context)
+
+        assert draft.same_call(request) and draft.reply.message_id is None
+        assert request.reply.message_id == submission.reply.pk
+        services.message_reply_finish(reply=submission.reply, text=f"Answer to {text}", status="complete")
+    assert [turn.text for turn in request.history] == ["Where is my invoice?", "Answer to Where is my invoice?"]
+
+
+def test_a_context_read_before_another_tab_wrote_is_not_reused(conversation) -> None:
+    prompt_seed_defaults()
+    user = conversation.user
+    context = services.chat_context_load(user=user, conversation=conversation)
+    exchange(conversation, "Asked in another tab", "Answered there")  # after the context was read
+
+    submission = services.message_submit(conversation=conversation, text="Hello?", client_id=uuid.uuid4())
+    request = services.message_reply_request(user=user, submission=submission, known=context)
+
+    assert [turn.text for turn in request.history] == ["Asked in another tab", "Answered there"]
+    assert not context.request("Hello?").same_call(request)
+
+
+def test_an_account_change_after_the_context_was_read_makes_the_draft_differ(conversation) -> None:
+    prompt_seed_defaults()
+    user = conversation.user
+    context = services.chat_context_load(user=user, conversation=conversation)
+    account = user.customer_account
+    account.plan = "enterprise"
+    account.save()
+
+    submission = services.message_submit(conversation=conversation, text="Hello?", client_id=uuid.uuid4())
+    request = services.message_reply_request(user=user, submission=submission, known=context)
+
+    assert "plan: enterprise" in request.account_context and request.plan_tier == "enterprise"
+    assert not context.request("Hello?").same_call(request)
+
+
+def test_no_context_while_an_answer_is_being_written(conversation) -> None:
+    prompt_seed_defaults()
+    services.message_submit(conversation=conversation, text="First", client_id=uuid.uuid4())
+
+    assert services.chat_context_load(user=conversation.user, conversation=conversation) is None
+
+
+def test_the_prompt_version_is_assigned_with_the_first_question(conversation) -> None:
+    prompt_seed_defaults()
+    context = services.chat_context_load(user=conversation.user, conversation=conversation)
+    conversation.refresh_from_db()
+    assert conversation.prompt_version_id is None  # loading a context writes nothing
+
+    services.message_submit(conversation=conversation, text="Hello?", client_id=uuid.uuid4())
+
+    conversation.refresh_from_db()
+    assert conversation.prompt_version_id == context.prompt.version_id

@@ -4,7 +4,7 @@ import factory
 from factory.django import DjangoModelFactory
 
 from apps.llm.models import RoutingRule
-from apps.llm.types import ChatRequest, PromptParts, Turn
+from apps.llm.types import ChatRequest, PromptParts, ReplyRef, Turn
 
 # About 5,000 tokens of stable reference text: above every model's minimum cacheable prefix.
 _DOC_PARAGRAPH = (
@@ -46,7 +46,7 @@ class ChatRequestFactory(factory.Factory):
     plan_tier = "pro"
     language = "en"
     conversation_id = factory.Sequence(lambda n: f"00000000-0000-0000-0000-{n:012d}")
-    message_id = factory.Sequence(lambda n: n + 1)
+    reply = factory.Sequence(lambda n: ReplyRef(n + 1))
     model_override = ""
 
 

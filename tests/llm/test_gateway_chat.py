@@ -60,7 +60,7 @@ async def test_streams_an_answer_and_logs_the_call(llm_upstream):
     [call] = await calls()
     assert (call.task_type, call.model, call.status, call.attempt, call.fallback_step) == ("chat", SONNET, "ok", 1, 0)
     assert call.prompt_slug == "support-assistant" and call.prompt_version == "2.1.0" and call.prompt_version_id == 7
-    assert call.conversation_id == request.conversation_id and call.message_id == request.message_id
+    assert call.conversation_id == request.conversation_id and call.message_id == request.reply.message_id
     assert call.route_reason == "default:plan:pro"
     assert call.ttft_ms is not None and call.latency_ms >= call.ttft_ms
     assert call.output_tokens > 0 and call.cost_usd > 0 and call.output_chars == len(outcome.text)

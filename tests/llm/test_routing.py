@@ -94,3 +94,27 @@ def test_model_ids_come_from_settings(no_rules, settings):
 
 def test_prompt_version_tier_applies_when_no_rule_matches(no_rules):
     assert default_route(task_type="chat", plan_tier="free", prompt_tokens=10, prompt_tier="sonnet").model == SONNET
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_expired_copy_of_the_rules_serves_once_more_while_a_thread_refreshes_it(settings, monkeypatch):
+    """Users think longer than the TTL between questions: an answer must not wait for the rules query."""
+    from channels.db import database_sync_to_async
+
+    from apps.llm import gateway, routing
+
+    settings.LLM_ROUTING_RULES_CACHE_SECONDS = 60
+    await database_sync_to_async(RoutingRuleFactory)(name="all chat on opus", priority=0, model_tier="opus")
+    await database_sync_to_async(routing.rules_refresh)()
+    # Another process moves chat to haiku (no signal reaches this one), and this copy expires.
+    await database_sync_to_async(
+        lambda: RoutingRule.objects.filter(name="all chat on opus").update(model_tier="haiku")
+    )()
+    expires_at, rules = routing._rules_cache
+    monkeypatch.setattr(routing, "_rules_cache", (0.0, rules))
+    kwargs = {"task_type": "chat", "plan_tier": "pro", "prompt_tokens": 100}
+
+    assert routing.rules_expired()
+    assert (await gateway._route_chat(kwargs)).model == OPUS  # no query on the way: the expired copy
+    await gateway._rules_refresh
+    assert routing.rules_cached() and (await gateway._route_chat(kwargs)).model == HAIKU

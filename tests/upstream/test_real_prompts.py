@@ -67,7 +67,6 @@ def chat(
         plan_tier="pro",
         language="en",
         conversation_id=None,
-        message_id=None,
     )
     return _text(client, system=system_blocks(SUPPORT), messages=chat_messages(request))
 
