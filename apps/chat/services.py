@@ -272,14 +272,8 @@ def message_reply_request(
         prompt = known.prompt  # the same published version: its parts never change
     else:
         prompt = conversation_prompt_version_assign(conversation=conversation).to_parts()
-    reusable = known is not None and _history_unchanged(known, conversation, before=question)
-    context = _chat_context(
-        user=user,
-        conversation=conversation,
-        prompt=prompt,
-        before=question,
-        history=known.history if reusable and known is not None else None,
-    )
+    history = known.history if known is not None and _history_unchanged(known, conversation, before=question) else None
+    context = _chat_context(user=user, conversation=conversation, prompt=prompt, before=question, history=history)
     return context.request(question.text, reply=ReplyRef(reply.pk if reply else None))
 
 

@@ -711,7 +711,11 @@ async def _route_chat(route_kwargs: dict[str, Any]) -> RouteDecision:
     if routing.rules_cached():
         return route(**route_kwargs)
     if routing.rules_expired():
-        if _rules_refresh is None or _rules_refresh.done():
+        if (
+            _rules_refresh is None
+            or _rules_refresh.done()
+            or _rules_refresh.get_loop() is not asyncio.get_running_loop()
+        ):
             _rules_refresh = asyncio.ensure_future(_db(routing.rules_refresh)())
         return route(**route_kwargs, allow_stale=True)
     return await _db(route)(**route_kwargs)

@@ -110,7 +110,7 @@ async def test_an_expired_copy_of_the_rules_serves_once_more_while_a_thread_refr
     await database_sync_to_async(
         lambda: RoutingRule.objects.filter(name="all chat on opus").update(model_tier="haiku")
     )()
-    expires_at, rules = routing._rules_cache
+    _, rules = routing._rules_cache
     monkeypatch.setattr(routing, "_rules_cache", (0.0, rules))
     kwargs = {"task_type": "chat", "plan_tier": "pro", "prompt_tokens": 100}
 
