@@ -121,7 +121,7 @@ def _call_figures(slug: str, since: datetime, until: datetime) -> dict[str, dict
     rows = calls.values("prompt_version").annotate(
         calls=Count("id"),
         conversations=Count("conversation_id", distinct=True, filter=~Q(conversation_id="")),
-        errors=Count("id", filter=Q(status="error")),
+        errors=Count("id", filter=llm_call.failed()),
         fallbacks=Count("id", filter=Q(fallback_step__gt=0)),
         refusals=Count("id", filter=Q(refused=True)),
         cost=Sum("cost_usd"),
@@ -287,7 +287,7 @@ def daily_calls(*, slug: str, since: datetime, until: datetime) -> dict[str, dic
         llm_call.objects.filter(prompt_slug=slug, created_at__gte=since, created_at__lt=until)
         .annotate(day=TruncDate("created_at"))
         .values("prompt_version", "day")
-        .annotate(calls=Count("id"), errors=Count("id", filter=Q(status="error")))
+        .annotate(calls=Count("id"), errors=Count("id", filter=llm_call.failed()))
         .order_by("day")
     )
     series: dict[str, dict[date, tuple[int, int]]] = defaultdict(dict)

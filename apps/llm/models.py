@@ -75,6 +75,16 @@ class LLMCall(models.Model):
     def __str__(self) -> str:
         return f"{self.task_type} {self.model} #{self.attempt} {self.status}"
 
+    @classmethod
+    def failed(cls) -> models.Q:
+        """Attempts that failed on the upstream's side: what an error rate counts.
+
+        An attempt we stopped ourselves (`error_type="cancelled"`: the user's stop, a closed tab, an
+        answer started before its question was stored and replaced after the commit, a shutdown) is
+        logged for its cost but says nothing about the model or the prompt version.
+        """
+        return models.Q(status=cls.Status.ERROR) & ~models.Q(error_type="cancelled")
+
 
 class RoutingRule(models.Model):
     """Which model answers which requests. The enabled rule with the lowest priority that matches wins."""

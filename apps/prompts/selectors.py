@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, DecimalField, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, DecimalField, F, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Sum
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
@@ -351,7 +351,7 @@ def prompt_versions_with_call_summary(queryset: QuerySet[PromptVersion], *, sinc
 
     return queryset.annotate(
         m_calls=figure(Count("id"), IntegerField()),
-        m_errors=figure(Count("id", filter=Q(status="error")), IntegerField()),
+        m_errors=figure(Count("id", filter=llm_call.failed()), IntegerField()),
         m_cost=figure(Sum("cost_usd"), DecimalField(max_digits=20, decimal_places=8)),
         m_input=figure(
             Sum(F("input_tokens") + F("cache_creation_input_tokens") + F("cache_read_input_tokens")), IntegerField()

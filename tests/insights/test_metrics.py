@@ -14,6 +14,7 @@ from apps.chat.models import Conversation, Feedback, Message
 from apps.insights import selectors
 from apps.llm.models import LLMCall
 from apps.prompts.models import PromptVersion
+from apps.prompts.selectors import prompt_versions_with_call_summary
 from apps.triage.models import TranscriptClassification
 from tests.prompts.factories import PromptFactory, PromptVersionFactory, StaffFactory, UserFactory
 
@@ -231,3 +232,19 @@ def test_csv_export(client, data):
         "3000",
     )
     assert (v1["thumbs_up_rate"], v1["feedback_count"]) == ("0.500000", "4")
+
+
+def test_attempts_we_cancelled_are_not_upstream_errors(data):
+    """A user's stop, a closed tab or a draft replaced after the commit says nothing about the version."""
+    v1 = data["v1"]
+    before = metrics_for("support-assistant")["1.0.0"]
+    call(v1, "", status="error", error_type="cancelled", latency_ms=50)
+    call(v1, "", status="error", error_type="overloaded_error", latency_ms=50)
+
+    after = metrics_for("support-assistant")["1.0.0"]
+    assert after.calls == before.calls + 2  # both are logged, and priced
+    assert after.errors == selectors.Rate(before.errors.hits + 1, before.calls + 2)
+    changelist = prompt_versions_with_call_summary(
+        PromptVersion.objects.filter(pk=v1.pk), since=timezone.now() - timedelta(days=7)
+    )
+    assert changelist.get().m_errors == before.errors.hits + 1
