@@ -232,6 +232,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise ApplicationError("An answer is still being written; wait for it or stop it.", code="busy")
         early = self._start_early(text, client_key)
         try:
+            if early is not None:
+                # Let the draft's task run first: it hands its request to the socket, then waits on the
+                # network. Started first, the worker thread would hold the GIL and the request would only
+                # leave once the question is stored, serialising the two instead of overlapping them.
+                await asyncio.sleep(0)
             submission, prepared = await db(_submit_and_prepare)(
                 user=self.user, conversation=self.conversation, text=text, client_id=client_id, known=self._context
             )

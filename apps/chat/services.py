@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.models import SupportTicket
@@ -23,6 +22,7 @@ from apps.chat.selectors import (
     conversation_transcript,
     message_streaming_is_stale,
 )
+from apps.core import db
 from apps.core.exceptions import ApplicationError
 from apps.llm.types import ChatRequest, PromptParts, ReplyRef, Turn
 from apps.prompts.models import PromptVersion
@@ -98,25 +98,26 @@ def message_submit(*, conversation: Conversation, text: str, client_id: uuid.UUI
 
 
 def _message_submit_locked(*, conversation: Conversation, text: str, client_id: uuid.UUID | None) -> Submission:
+    # Statements written out (apps.core.db): this transaction is the work left between a question and
+    # its first token, and compiling it through the ORM doubled its CPU time (held under the GIL).
     with transaction.atomic():
         # The row lock serialises submissions per conversation (two tabs, a resend racing the original).
-        locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        locked = db.row_for_update(Conversation, conversation.pk)
+        if locked is None:
+            raise Conversation.DoesNotExist(conversation.pk)
         # One read answers both questions: was this client_id stored before, is an answer still streaming?
-        pending = Q(role=Message.Role.ASSISTANT, status=Message.Status.STREAMING)
-        if client_id is not None:
-            pending |= Q(role=Message.Role.USER, client_id=client_id)
-        found = list(locked.messages.filter(pending))
-        for message in found:
+        for message in _pending_messages(locked, client_id):
             if message.role == Message.Role.USER:
                 return _submission_for_question(message, locked)
-        for streaming in found:  # every other row found is an assistant row still streaming
-            if not message_streaming_is_stale(streaming):
+            if not message_streaming_is_stale(message):  # an assistant row still streaming
                 raise ApplicationError("An answer is still being written; wait for it or stop it.", code="busy")
-            _message_close(streaming, status=Message.Status.FAILED)
-        question = Message.objects.create(conversation=locked, role=Message.Role.USER, text=text, client_id=client_id)
-        reply = Message.objects.create(
+            _message_close(message, status=Message.Status.FAILED)
+        question = Message(conversation=locked, role=Message.Role.USER, text=text, client_id=client_id)
+        db.insert(question)
+        reply = Message(
             conversation=locked, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING, reply_to=question
         )
+        db.insert(reply)
         if not locked.title:
             locked.title = text[:TITLE_CHARS]
         if locked.prompt_version_id is None:
@@ -124,9 +125,22 @@ def _message_submit_locked(*, conversation: Conversation, text: str, client_id: 
             # Without an active version the question is still stored; building its request reports it.
             with contextlib.suppress(ApplicationError):
                 locked.prompt_version = _prompt_version_pick(locked)
-        locked.save(update_fields=["title", "prompt_version", "updated_at"])
+        db.update(locked, ["title", "prompt_version", "updated_at"])
     conversation.title = locked.title
     return Submission(question=question, reply=reply, duplicate=False, conversation=locked)
+
+
+def _pending_messages(conversation: Conversation, client_id: uuid.UUID | None) -> list[Message]:
+    """The question already stored under `client_id` (first), and the answers still streaming."""
+    conversation_column, role, status = (db.column(Message, name) for name in ("conversation", "role", "status"))
+    # Names come from the model, every value is a bound parameter.
+    sql = f"SELECT * FROM {db.table(Message)} WHERE {conversation_column} = %s AND (({role} = %s AND {status} = %s)"  # noqa: S608
+    params = [db.value(Message, "conversation", conversation.pk), Message.Role.ASSISTANT, Message.Status.STREAMING]
+    if client_id is not None:
+        sql += f" OR ({role} = %s AND {db.column(Message, 'client_id')} = %s)"
+        params += [Message.Role.USER, db.value(Message, "client_id", client_id)]
+    found = list(Message.objects.raw(sql + ")", params))
+    return sorted(found, key=lambda message: message.role != Message.Role.USER)
 
 
 def _submission_for_client_id(conversation: Conversation, client_id: uuid.UUID | None) -> Submission | None:

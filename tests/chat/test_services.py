@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.chat import services
 from apps.chat.models import Message
+from apps.core import db
 from apps.core.exceptions import ApplicationError
 from apps.prompts.services import prompt_seed_defaults
 from tests.chat.factories import ConversationFactory, CustomerAccountFactory, exchange
@@ -74,10 +75,10 @@ def test_storing_a_question_and_building_its_request_is_a_bounded_number_of_quer
 
 
 def test_integrity_errors_other_than_a_duplicate_are_not_swallowed(conversation, monkeypatch) -> None:
-    def broken(**fields):
+    def broken(instance):
         raise IntegrityError("some other constraint")
 
-    monkeypatch.setattr(Message.objects, "create", broken)
+    monkeypatch.setattr(db, "insert", broken)
 
     with pytest.raises(IntegrityError):
         services.message_submit(conversation=conversation, text="Hello?", client_id=uuid.uuid4())
