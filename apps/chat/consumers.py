@@ -30,6 +30,7 @@ from apps.core.exceptions import ApplicationError, RateLimited
 from apps.core.logging import conversation_id_var
 from apps.core.metrics import CHAT_MESSAGES, WEBSOCKET_CONNECTIONS
 from apps.core.ratelimit import rate_limit_hit
+from apps.llm.clients import request_sent_signal
 from apps.llm.gateway import chat_stream
 from apps.llm.types import ChatOutcome, ChatRequest, Finished, GatewayEvent, HistorySummarised, Reset, TextDelta
 
@@ -38,6 +39,9 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 FINISHED_EVENT = "chat.reply_finished"
+# The longest a question's storage waits for its early upstream request to be sent; the request's own
+# CPU work is ~1 ms, a connection being opened releases the wait at once, so this only bounds odd cases.
+EARLY_SEND_WAIT_SECONDS = 0.02
 
 # asyncio keeps only weak references to tasks: an answer that outlives its socket (the user
 # disconnected mid-answer) must stay referenced until it is stored.
@@ -83,15 +87,28 @@ def conversation_group(conversation_id: object) -> str:
 class _EarlyStream:
     """A gateway stream started from a draft request before its question is committed.
 
-    Awaiting the first event in a task of its own sends the upstream request now, while the question's
-    transaction runs in a worker thread; the consumer then either keeps the stream (the draft equals
-    the request built after the commit) or discards it. Its events reach nobody before that decision.
+    Awaiting the first event in a task of its own sends the upstream request now; `wait_sent()` lets
+    the consumer start the question's transaction only once the request is on its way, so the two do
+    not compete for the GIL (the emulator or the API then works while the question is stored). The
+    consumer then either keeps the stream (the draft equals the request built after the commit) or
+    discards it. Its events reach nobody before that decision.
     """
 
     def __init__(self, request: ChatRequest) -> None:
         self.request = request
+        self._sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._events = chat_stream(request)
-        self._first: asyncio.Future[GatewayEvent] = asyncio.ensure_future(anext(self._events))
+        with request_sent_signal(self._sent):  # the task below inherits it
+            self._first: asyncio.Future[GatewayEvent] = asyncio.ensure_future(anext(self._events))
+        self._first.add_done_callback(self._mark_sent)  # no request at all (an open circuit, an error)
+
+    def _mark_sent(self, _: object) -> None:
+        if not self._sent.done():
+            self._sent.set_result(None)
+
+    async def wait_sent(self, timeout: float) -> None:
+        """Until the request has left (or the connection is being opened, or it failed); at most `timeout`."""
+        await asyncio.wait([self._sent], timeout=timeout)
 
     async def events(self) -> AsyncIterator[GatewayEvent]:
         try:
@@ -233,10 +250,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         early = self._start_early(text, client_key)
         try:
             if early is not None:
-                # Let the draft's task run first: it hands its request to the socket, then waits on the
-                # network. Started first, the worker thread would hold the GIL and the request would only
-                # leave once the question is stored, serialising the two instead of overlapping them.
-                await asyncio.sleep(0)
+                # Let the draft's task send its request first (~1 ms of CPU): started at once, the worker
+                # thread would compete with it for the GIL, delaying the request by as long as the
+                # question takes to store, serialising the two instead of overlapping them.
+                await early.wait_sent(timeout=EARLY_SEND_WAIT_SECONDS)
             submission, prepared = await db(_submit_and_prepare)(
                 user=self.user, conversation=self.conversation, text=text, client_id=client_id, known=self._context
             )

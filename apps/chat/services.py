@@ -36,13 +36,15 @@ class Submission:
     """A stored question and the assistant row that answers it. `duplicate`: the client_id was seen before.
 
     `conversation` is the row as read under the submission's lock (with its prompt version), so building
-    the gateway request needs no second read of it.
+    the gateway request needs no second read of it; `previous_message_id` is the conversation's newest
+    message before the question (0: none), read under the same lock.
     """
 
     question: Message
     reply: Message | None
     duplicate: bool
     conversation: Conversation
+    previous_message_id: int = 0
 
 
 def check_message_text(text: object) -> str:
@@ -105,8 +107,10 @@ def _message_submit_locked(*, conversation: Conversation, text: str, client_id: 
         locked = db.row_for_update(Conversation, conversation.pk)
         if locked is None:
             raise Conversation.DoesNotExist(conversation.pk)
-        # One read answers both questions: was this client_id stored before, is an answer still streaming?
-        for message in _pending_messages(locked, client_id):
+        # One read answers: was this client_id stored before, is an answer still streaming, which is the
+        # newest message (it tells whether a history read earlier is still current)?
+        pending, previous_message_id = _pending_messages(locked, client_id)
+        for message in pending:
             if message.role == Message.Role.USER:
                 return _submission_for_question(message, locked)
             if not message_streaming_is_stale(message):  # an assistant row still streaming
@@ -127,20 +131,40 @@ def _message_submit_locked(*, conversation: Conversation, text: str, client_id: 
                 locked.prompt_version = _prompt_version_pick(locked)
         db.update(locked, ["title", "prompt_version", "updated_at"])
     conversation.title = locked.title
-    return Submission(question=question, reply=reply, duplicate=False, conversation=locked)
+    return Submission(
+        question=question,
+        reply=reply,
+        duplicate=False,
+        conversation=locked,
+        previous_message_id=previous_message_id,
+    )
 
 
-def _pending_messages(conversation: Conversation, client_id: uuid.UUID | None) -> list[Message]:
-    """The question already stored under `client_id` (first), and the answers still streaming."""
+def _pending_messages(conversation: Conversation, client_id: uuid.UUID | None) -> tuple[list[Message], int]:
+    """(the question already stored under `client_id` (first) and the answers still streaming, the id
+    of the conversation's newest message or 0), in one query."""
+    table, pk = db.table(Message), db.column(Message, "id")
     conversation_column, role, status = (db.column(Message, name) for name in ("conversation", "role", "status"))
+    conversation_value = db.value(Message, "conversation", conversation.pk)
     # Names come from the model, every value is a bound parameter.
-    sql = f"SELECT * FROM {db.table(Message)} WHERE {conversation_column} = %s AND (({role} = %s AND {status} = %s)"  # noqa: S608
-    params = [db.value(Message, "conversation", conversation.pk), Message.Role.ASSISTANT, Message.Status.STREAMING]
+    sql = (
+        f"SELECT * FROM {table} WHERE {conversation_column} = %s AND ("  # noqa: S608
+        f"{pk} = (SELECT MAX({pk}) FROM {table} WHERE {conversation_column} = %s)"
+        f" OR ({role} = %s AND {status} = %s)"
+    )
+    params = [conversation_value, conversation_value, Message.Role.ASSISTANT, Message.Status.STREAMING]
     if client_id is not None:
         sql += f" OR ({role} = %s AND {db.column(Message, 'client_id')} = %s)"
         params += [Message.Role.USER, db.value(Message, "client_id", client_id)]
     found = list(Message.objects.raw(sql + ")", params))
-    return sorted(found, key=lambda message: message.role != Message.Role.USER)
+    newest = max((message.pk for message in found), default=0)
+    pending = [
+        message
+        for message in found
+        if (message.role, message.status) == (Message.Role.ASSISTANT, Message.Status.STREAMING)
+        or (client_id is not None and message.role == Message.Role.USER and message.client_id == client_id)
+    ]
+    return sorted(pending, key=lambda message: message.role != Message.Role.USER), newest
 
 
 def _submission_for_client_id(conversation: Conversation, client_id: uuid.UUID | None) -> Submission | None:
@@ -236,16 +260,18 @@ def _chat_context(
     )
 
 
-def _history_unchanged(context: ChatContext, conversation: Conversation, *, before: Message) -> bool:
-    """Whether `context.history` is still the history before `before`: same summary, no message since.
+def _history_unchanged(context: ChatContext, submission: Submission) -> bool:
+    """Whether `context.history` is still the history before the submitted question: same summary, and
+    its newest message is still the newest before the question (read under the submission's lock).
 
-    One indexed query instead of re-reading the transcript. (A reply that was still streaming when the
-    context was read would change it silently: `chat_context_load` returns no context then.)
+    No query: the transcript is not read again. (A reply that was still streaming when the context was
+    read would change it silently: `chat_context_load` returns no context then.)
     """
+    conversation = submission.conversation
     return (
         context.conversation_id == str(conversation.id)
         and (context.summary, context.summary_turns) == (conversation.summary, conversation.summary_turns)
-        and not conversation.messages.filter(pk__gt=context.last_message_id, pk__lt=before.pk).exists()
+        and context.last_message_id == submission.previous_message_id
     )
 
 
@@ -286,7 +312,7 @@ def message_reply_request(
         prompt = known.prompt  # the same published version: its parts never change
     else:
         prompt = conversation_prompt_version_assign(conversation=conversation).to_parts()
-    history = known.history if known is not None and _history_unchanged(known, conversation, before=question) else None
+    history = known.history if known is not None and _history_unchanged(known, submission) else None
     context = _chat_context(user=user, conversation=conversation, prompt=prompt, before=question, history=history)
     return context.request(question.text, reply=ReplyRef(reply.pk if reply else None))
 

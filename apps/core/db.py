@@ -11,11 +11,12 @@ the way back), so these follow migrations like any ORM call. SQLite (3.35+) and 
 have `RETURNING`.
 """
 
+import functools
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Field, Model
 
 ModelT = TypeVar("ModelT", bound=Model)
 
@@ -52,15 +53,22 @@ def row_for_update(model: type[ModelT], pk: object) -> ModelT | None:
     return next(iter(model.objects.raw(sql, [pk_value(model, pk)])), None)
 
 
-def insert(instance: Model) -> None:
-    """INSERT `instance` as `save()` would (field defaults, `auto_now_add`, value preparation); sets its
-    auto-increment primary key. Sends no model signals."""
-    meta = instance._meta
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
-    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+@functools.cache
+def _insert_statement(model: type[Model], vendor: str) -> tuple[tuple[Field, ...], str]:
+    """(the fields an INSERT writes, its SQL), made once per model and database backend."""
+    meta = model._meta
+    fields = tuple(field for field in meta.concrete_fields if not field.primary_key)
     columns = ", ".join(_quote(field.column) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     sql = f"INSERT INTO {_quote(meta.db_table)} ({columns}) VALUES ({placeholders}) RETURNING {_quote(meta.pk.column)}"
+    return fields, sql
+
+
+def insert(instance: Model) -> None:
+    """INSERT `instance` as `save()` would (field defaults, `auto_now_add`, value preparation); sets its
+    auto-increment primary key. Sends no model signals."""
+    fields, sql = _insert_statement(type(instance), connection.vendor)
+    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
         instance.pk = cursor.fetchone()[0]

@@ -11,8 +11,11 @@ Three configurations (see supportbot/settings/anthropic.py):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import weakref
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 import anthropic
@@ -58,6 +61,44 @@ def _client_kwargs(*, streaming: bool) -> dict[str, Any]:
     return kwargs
 
 
+# Resolved once the request made in this context has left: its body is written, or the connection has to
+# be opened first (the wait is then on the network), or it failed. See `request_sent_signal`.
+_request_sent: ContextVar[asyncio.Future[None] | None] = ContextVar("request_sent", default=None)
+_SENT_TRACE_EVENTS = ("send_request_body.complete", "send_request_body.failed", "connect_tcp.started")
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+@contextlib.contextmanager
+def request_sent_signal(future: asyncio.Future[None]) -> Iterator[None]:
+    """Resolve `future` when the next upstream request of a task created inside this block has been sent.
+
+    For work that should not compete for the GIL with writing a request (the chat consumer stores the
+    question only once the upstream call is on its way). Tasks copy the context when they are created.
+    """
+    token = _request_sent.set(future)
+    try:
+        yield
+    finally:
+        _request_sent.reset(token)
+
+
+async def _signal_when_sent(request: httpx2.Request) -> None:
+    """httpx2 request hook: attach a transport trace that resolves the context's `_request_sent`."""
+    future = _request_sent.get()
+    if future is None or future.done():
+        return
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event.endswith(_SENT_TRACE_EVENTS):
+            _resolve(future)
+
+    request.extensions = {**request.extensions, "trace": trace}
+
+
 def get_client() -> anthropic.Anthropic:
     """The process-wide synchronous client (JSON tasks, summaries, token counts, batches)."""
     global _sync_client
@@ -81,7 +122,8 @@ def get_async_client() -> anthropic.AsyncAnthropic:
             return _loopless_async_client
         client = _async_clients.get(loop)
         if client is None:
-            client = anthropic.AsyncAnthropic(**_client_kwargs(streaming=True))
+            http_client = anthropic.DefaultAsyncHttpxClient(event_hooks={"request": [_signal_when_sent]})
+            client = anthropic.AsyncAnthropic(**_client_kwargs(streaming=True), http_client=http_client)
             _async_clients[loop] = client
         return client
 

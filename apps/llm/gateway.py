@@ -29,7 +29,7 @@ from apps.core.exceptions import ApplicationError
 from apps.llm import breaker, routing
 from apps.llm.clients import get_async_client, get_client
 from apps.llm.models import LLMCall, TaskType
-from apps.llm.prompting import chat_messages, single_turn_messages, system_blocks
+from apps.llm.prompting import chat_messages, json_compact, single_turn_messages, system_blocks, system_blocks_json
 from apps.llm.retry import (
     FirstTokenTimeout,
     RetryPolicy,
@@ -509,6 +509,13 @@ def _chat_params(request: ChatRequest, model: str) -> dict[str, Any]:
     }
 
 
+def _chat_body(request: ChatRequest, model: str) -> bytes:
+    """`_chat_params` with `stream` as the JSON request body, the system prompt's encoding reused."""
+    head = json_compact({"model": model, "max_tokens": request.prompt.max_tokens, "stream": True})[:-1]
+    system, messages = system_blocks_json(request.prompt), json_compact(chat_messages(request))
+    return f'{head},"system":{system},"messages":{messages}}}'.encode()
+
+
 async def _fits(params: dict[str, Any], model: str, max_tokens: int) -> bool:
     budget = context_budget(model, max_tokens)
     estimate = estimate_tokens(params)
@@ -607,18 +614,18 @@ class _EventDeadline:
             self._handle = None
 
 
-async def _open_raw_stream(client: anthropic.AsyncAnthropic, params: dict[str, Any]) -> anthropic.AsyncStream[object]:
+async def _open_raw_stream(client: anthropic.AsyncAnthropic, body: bytes) -> anthropic.AsyncStream[object]:
     """`messages.create(stream=True)` whose events are the decoded JSON dicts, not SDK models.
 
     The same request, headers, status-error mapping and SSE `error`-event handling as
     `client.messages.create(**params, stream=True)` (both go through the SDK's `post`); two costs are
     skipped. Events: `cast_to=object` returns the JSON as is instead of a pydantic model per event
-    (~30 µs each, 6-8 ms of CPU per 200-token answer). The body: our params are plain JSON already,
-    so it is encoded once here and passed as `content`; the SDK's generic preparation (a deep copy
-    looking for file inputs, then its own encoder) of the ~60 KB system prompt cost ~0.4 ms of CPU on
-    the event loop before every request (bench/ws_bench.py, README "Performance").
+    (~30 µs each, 6-8 ms of CPU per 200-token answer). The body (`_chat_body`): our params are plain
+    JSON, encoded by us with the system prompt's encoding reused, and passed as `content`; the SDK's
+    generic preparation (a deep copy looking for file inputs, then its own encoder) of the ~60 KB
+    system prompt cost ~0.4 ms of CPU on the event loop before every request (bench/ws_bench.py,
+    README "Performance").
     """
-    body = json.dumps({**params, "stream": True}, ensure_ascii=False, separators=(",", ":")).encode()
     return await client.post(
         "/v1/messages",
         content=body,
@@ -629,7 +636,7 @@ async def _open_raw_stream(client: anthropic.AsyncAnthropic, params: dict[str, A
     )
 
 
-async def _stream_once(params: dict[str, Any], meter: _Meter, deadline: float) -> AsyncIterator[str]:
+async def _stream_once(body: bytes, meter: _Meter, deadline: float) -> AsyncIterator[str]:
     """Yield the text deltas of one streamed attempt, filling `meter`. Raises on any failure."""
     ttft_deadline = meter.started + settings.LLM_FIRST_TOKEN_TIMEOUT_SECONDS
     client = get_async_client()
@@ -642,7 +649,7 @@ async def _stream_once(params: dict[str, Any], meter: _Meter, deadline: float) -
 
     try:
         async with asyncio.timeout(max(time_left(), 0.0)):
-            stream = await _open_raw_stream(client, params)
+            stream = await _open_raw_stream(client, body)
     except TimeoutError as exc:
         raise (FirstTokenTimeout() if time.monotonic() < deadline else exc) from None
     meter.request_id = stream.response.headers.get("request-id", "") or ""
@@ -700,25 +707,28 @@ async def _record_abandoned(meta: _CallMeta, *, error: BaseException, **kwargs: 
 _rules_refresh: asyncio.Task[Any] | None = None
 
 
-async def _route_chat(route_kwargs: dict[str, Any]) -> RouteDecision:
-    """Route without making the answer wait for the database whenever a copy of the rules exists.
+async def _route_chat(route_kwargs: dict[str, Any]) -> tuple[RouteDecision, bool]:
+    """(the route, whether it came from an expired copy of the rules that is due a refresh).
 
-    Fresh, routing is pure computation. Expired, the copy is used once more while a worker thread reads
-    the rules again: users think longer than the TTL between questions, so otherwise nearly every answer
-    would queue a thread hop (behind other sockets' ORM work) before its upstream call.
+    Without making the answer wait for the database whenever a copy of the rules exists. Fresh, routing
+    is pure computation. Expired, the copy is used once more, and the caller refreshes it in a worker
+    thread once its first token is out (`_refresh_routing_rules`): users think longer than the TTL between
+    questions, so otherwise nearly every answer would queue a thread hop (behind other sockets' ORM work)
+    before its upstream call, or have the refresh's query compete with it for the GIL.
     """
-    global _rules_refresh
     if routing.rules_cached():
-        return route(**route_kwargs)
+        return route(**route_kwargs), False
     if routing.rules_expired():
-        if (
-            _rules_refresh is None
-            or _rules_refresh.done()
-            or _rules_refresh.get_loop() is not asyncio.get_running_loop()
-        ):
-            _rules_refresh = asyncio.ensure_future(_db(routing.rules_refresh)())
-        return route(**route_kwargs, allow_stale=True)
-    return await _db(route)(**route_kwargs)
+        return route(**route_kwargs, allow_stale=True), True
+    return await _db(route)(**route_kwargs), False
+
+
+def _refresh_routing_rules() -> asyncio.Task[Any]:
+    """Start reading the routing rules again in a worker thread, unless that is already under way."""
+    global _rules_refresh
+    if _rules_refresh is None or _rules_refresh.done() or _rules_refresh.get_loop() is not asyncio.get_running_loop():
+        _rules_refresh = asyncio.ensure_future(_db(routing.rules_refresh)())
+    return _rules_refresh
 
 
 async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None) -> AsyncIterator[GatewayEvent]:
@@ -739,7 +749,7 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
         "override": request.model_override,
         "prompt_tier": prompt.model_tier,
     }
-    decision = await _route_chat(route_kwargs)
+    decision, rules_refresh_due = await _route_chat(route_kwargs)
     request, folded = await _shrink_to_fit(request, decision.model, force=False)
     if folded:
         yield HistorySummarised(summary=request.summary, turns_covered=folded)
@@ -760,11 +770,11 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
                 break
             attempt += 1
             meter = _Meter(started=time.monotonic())
-            params = _chat_params(request, model)
+            body = _chat_body(request, model)
             reset_pending = bool(shown)
             error: BaseException | None = None
             try:
-                async for text in _stream_once(params, meter, deadline):
+                async for text in _stream_once(body, meter, deadline):
                     if reset_pending:
                         # Never splice two answers: the client drops the partial one first.
                         yield Reset(reason=f"restarted on {model} after an interrupted answer")
@@ -773,6 +783,9 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
                         first_text_ms = int((time.monotonic() - started) * 1000)
                     shown += text
                     yield TextDelta(text=text)
+                    if rules_refresh_due:  # the answer has started: the refresh competes with nothing urgent
+                        _refresh_routing_rules()
+                        rules_refresh_due = False
             except (
                 anthropic.APIError,
                 httpx2.HTTPError,
@@ -836,6 +849,8 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
             break
         step += 1
 
+    if rules_refresh_due:  # no text was shown: the rules may be what needs to change
+        _refresh_routing_rules()
     if shown:
         outcome = ChatOutcome(
             status="incomplete",

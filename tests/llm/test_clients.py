@@ -65,3 +65,25 @@ def test_clients_are_reused_until_reset(settings):
 async def test_one_async_client_per_event_loop(settings):
     settings.USE_OFFLINE_UPSTREAM = True
     assert clients.get_async_client() is clients.get_async_client()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_request_sent_signal_resolves_once_the_request_has_left_not_when_the_answer_comes(llm_upstream):
+    """The chat consumer stores a question only after its early upstream request is written."""
+    import asyncio
+
+    from tests.conftest import set_faults
+
+    set_faults(llm_upstream, {"latency_ms": 400})  # the emulator answers 0.4 s after reading the request
+    client = clients.get_async_client()
+    params = {"model": "claude-haiku-4-5", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+    sent = asyncio.get_running_loop().create_future()
+    untouched = asyncio.get_running_loop().create_future()
+    with clients.request_sent_signal(sent):
+        call = asyncio.ensure_future(client.messages.create(**params))  # the task inherits the signal
+    other = asyncio.ensure_future(client.messages.create(**params))  # made outside the block
+
+    await asyncio.wait_for(sent, timeout=5)
+    assert not call.done()  # resolved by the write, not by the response
+    assert (await call).content and (await other).content
+    assert not untouched.done()

@@ -297,3 +297,19 @@ async def test_malformed_upstream_bodies_end_in_one_outcome(llm_upstream, waits,
     log = await calls()
     assert len(log) == 2 * 2  # sonnet and haiku, two attempts each, every one logged
     assert {c.status for c in log} == {"error"}
+
+
+async def test_the_body_on_the_wire_is_the_documented_request(llm_upstream):
+    """The body is encoded by hand (the system prompt's JSON reused): it must still be exactly the request."""
+    from apps.llm.prompting import chat_messages, system_blocks
+
+    request = ChatRequestFactory(user_text='Quotes " and \\ backslashes, «accents», 日本語')
+    finished(await run(request))
+    [sent] = message_requests(llm_upstream)
+    assert sent["body"] == {
+        "model": SONNET,
+        "max_tokens": request.prompt.max_tokens,
+        "stream": True,
+        "system": system_blocks(request.prompt),
+        "messages": chat_messages(request),
+    }

@@ -112,3 +112,14 @@ def test_consecutive_same_role_turns_are_merged_so_roles_alternate():
 def test_history_opening_with_the_assistant_still_starts_with_a_user_turn():
     request = ChatRequestFactory(history=(Turn("assistant", "Welcome to Acme!"),))
     assert [m["role"] for m in chat_messages(request)] == ["user", "assistant", "user"]
+
+
+def test_system_blocks_json_is_the_blocks_encoded_once_per_published_version():
+    from apps.llm.prompting import json_compact, system_blocks, system_blocks_json
+
+    parts = PromptPartsFactory(immutable=True)
+    encoded = system_blocks_json(parts)
+    assert json.loads(encoded) == system_blocks(parts) and encoded == json_compact(system_blocks(parts))
+    assert system_blocks_json(parts) is encoded  # reused, not encoded again
+    draft = PromptPartsFactory(immutable=False)
+    assert json.loads(system_blocks_json(draft)) == system_blocks(draft)

@@ -115,6 +115,36 @@ async def test_an_expired_copy_of_the_rules_serves_once_more_while_a_thread_refr
     kwargs = {"task_type": "chat", "plan_tier": "pro", "prompt_tokens": 100}
 
     assert routing.rules_expired()
-    assert (await gateway._route_chat(kwargs)).model == OPUS  # no query on the way: the expired copy
+    decision, refresh_due = await gateway._route_chat(kwargs)
+    assert decision.model == OPUS and refresh_due  # no query on the way: the expired copy
+    await gateway._refresh_routing_rules()
+    assert routing.rules_cached() and (await gateway._route_chat(kwargs)) == (gateway.route(**kwargs), False)
+    assert gateway.route(**kwargs).model == HAIKU
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_answer_routed_by_an_expired_copy_refreshes_it_only_after_its_first_token(
+    settings, monkeypatch, llm_upstream
+):
+    """The refresh's query must not compete with the answer's start (its request, the question's storage)."""
+    from channels.db import database_sync_to_async
+
+    from apps.llm import gateway, routing
+    from apps.llm.types import Finished, TextDelta
+    from tests.llm.factories import ChatRequestFactory
+
+    settings.LLM_ROUTING_RULES_CACHE_SECONDS = 60
+    await database_sync_to_async(routing.rules_refresh)()
+    _, rules = routing._rules_cache
+    monkeypatch.setattr(routing, "_rules_cache", (0.0, rules))
+    monkeypatch.setattr(gateway, "_rules_refresh", None)
+
+    events = []
+    async for event in gateway.chat_stream(ChatRequestFactory()):
+        if not events:
+            assert isinstance(event, TextDelta)
+            assert gateway._rules_refresh is None and routing.rules_expired()  # not started yet
+        events.append(event)
+    assert isinstance(events[-1], Finished) and events[-1].outcome.status == "complete"
     await gateway._rules_refresh
-    assert routing.rules_cached() and (await gateway._route_chat(kwargs)).model == HAIKU
+    assert routing.rules_cached()
