@@ -24,7 +24,7 @@ from django.conf import settings
 
 from apps.chat import selectors, services
 from apps.chat.models import Conversation, Message
-from apps.chat.streaming import DeltaCoalescer
+from apps.chat.streaming import DeltaCoalescer, questions_first
 from apps.core.cache import cache_is_local
 from apps.core.exceptions import ApplicationError, RateLimited
 from apps.core.logging import conversation_id_var
@@ -249,14 +249,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise ApplicationError("An answer is still being written; wait for it or stop it.", code="busy")
         early = self._start_early(text, client_key)
         try:
-            if early is not None:
-                # Let the draft's task send its request first (~1 ms of CPU): started at once, the worker
-                # thread would compete with it for the GIL, delaying the request by as long as the
-                # question takes to store, serialising the two instead of overlapping them.
-                await early.wait_sent(timeout=EARLY_SEND_WAIT_SECONDS)
-            submission, prepared = await db(_submit_and_prepare)(
-                user=self.user, conversation=self.conversation, text=text, client_id=client_id, known=self._context
-            )
+            with questions_first().storing():  # answers already streaming let this one start first
+                if early is not None:
+                    # Let the draft's task send its request first (~1 ms of CPU): started at once, the
+                    # worker thread would compete with it for the GIL, delaying the request by as long as
+                    # the question takes to store, serialising the two instead of overlapping them.
+                    await early.wait_sent(timeout=EARLY_SEND_WAIT_SECONDS)
+                submission, prepared = await db(_submit_and_prepare)(
+                    user=self.user, conversation=self.conversation, text=text, client_id=client_id, known=self._context
+                )
         except BaseException:
             if early is not None:
                 await early.discard()
@@ -310,6 +311,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if reply is None:  # only duplicates lack a reply, and they never start an answer
             raise RuntimeError("An answer needs its assistant row.")
         coalescer = DeltaCoalescer(self._emit_delta)
+        gate = questions_first()
         ttft_ms: int | None = None
         prompt_version = ""
         try:
@@ -322,6 +324,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     if isinstance(event, TextDelta):
                         if ttft_ms is None:
                             ttft_ms = _ms_since(started)
+                        else:
+                            await gate.relay_turn()
                         answer.seen.append(event.text)
                         await coalescer.add(event.text)
                     elif isinstance(event, Reset):

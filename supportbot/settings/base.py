@@ -86,12 +86,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
 
-# The cache backs rate limits and circuit breakers: shared across processes through Redis when
-# configured, per-process otherwise.
+# The cache backs rate limits, circuit breakers and account contexts: shared across processes through
+# Redis when configured, per-process otherwise. The local cache's default of 300 entries is two keys
+# (account context, rate limit) for only ~150 active users: beyond that it culls a third of its entries
+# at a time and questions rebuild their account context (three queries before the upstream call).
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "OPTIONS": {"MAX_ENTRIES": env.int("LOCAL_CACHE_MAX_ENTRIES", default=20_000)},
+        }
+    }
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
