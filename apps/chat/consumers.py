@@ -232,10 +232,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 raise ApplicationError(f"Unknown frame type {frame.get('type')!r}.", code="unknown_type")
             await handler(frame)
         except ApplicationError as exc:
-            error = exc.as_frame()
-            if isinstance(frame, dict) and isinstance(frame.get("client_id"), str):
-                error["client_id"] = frame["client_id"]
-            await self._emit(error)
+            await self._emit_frame_error(exc.as_frame(), frame)
+        except Exception:  # e.g. the database is unreachable: nothing was stored, the client may resend
+            logger.exception("could not handle a chat frame")
+            await self._emit_frame_error(
+                {"type": "error", "code": "server_error", "message": "That did not go through. Please send it again."},
+                frame,
+            )
+
+    async def _emit_frame_error(self, error: dict[str, Any], frame: Any) -> None:
+        if isinstance(frame, dict) and isinstance(frame.get("client_id"), str):
+            error["client_id"] = frame["client_id"]
+        await self._emit(error)
 
     async def on_message(self, frame: dict[str, Any]) -> None:
         text = services.check_message_text(frame.get("text"))

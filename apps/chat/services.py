@@ -48,7 +48,10 @@ class Submission:
 
 
 def check_message_text(text: object) -> str:
-    """The text of a user message, trimmed. Raises `ApplicationError` ("empty_message", "message_too_long")."""
+    """The text of a user message, trimmed.
+
+    Raises `ApplicationError` ("empty_message", "message_too_long", "invalid_text").
+    """
     if not isinstance(text, str) or not text.strip():
         raise ApplicationError("The message is empty.", code="empty_message")
     text = text.strip()
@@ -57,7 +60,19 @@ def check_message_text(text: object) -> str:
         raise ApplicationError(
             f"The message is longer than {limit} characters.", code="message_too_long", extra={"limit": limit}
         )
+    # JSON can escape what text cannot hold: a lone UTF-16 surrogate ("\ud800") cannot be encoded to be
+    # stored or sent upstream, and PostgreSQL refuses NUL characters (Django's forms refuse them too).
+    if "\x00" in text or not _is_encodable(text):
+        raise ApplicationError("The message contains invalid characters.", code="invalid_text")
     return text
+
+
+def _is_encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_client_id(client_id: object) -> uuid.UUID | None:

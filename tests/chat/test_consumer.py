@@ -1,5 +1,6 @@
 """The chat websocket end to end: ASGI app → consumer → gateway → SDK → offline emulator over HTTP."""
 
+import json
 import uuid
 
 import pytest
@@ -110,6 +111,9 @@ async def test_unauthenticated_socket_gets_error_and_4401(chat_env):
         ({"type": "message", "text": "   ", "client_id": str(uuid.uuid4())}, "empty_message"),
         ({"type": "message", "text": "x" * 4001, "client_id": str(uuid.uuid4())}, "message_too_long"),
         ({"type": "message", "text": "hi", "client_id": "not-a-uuid"}, "invalid_client_id"),
+        # ASCII on the wire ("\\ud800"), but JSON's escape decodes to a lone surrogate: unstorable, unsendable.
+        (json.dumps({"type": "message", "text": "hi \ud800 there", "client_id": str(uuid.uuid4())}), "invalid_text"),
+        ({"type": "message", "text": "hi \u0000 there", "client_id": str(uuid.uuid4())}, "invalid_text"),
     ],
 )
 async def test_bad_frames_get_an_error_frame_and_the_socket_keeps_working(chat_env, customer, frame, code):
@@ -122,6 +126,33 @@ async def test_bad_frames_get_an_error_frame_and_the_socket_keeps_working(chat_e
     await socket.ask("Still there?")
     assert (await socket.until_terminal())[-1]["type"] == "done"
     await socket.close()
+
+
+async def test_a_question_the_server_cannot_store_gets_an_error_to_resend_and_the_socket_stays(
+    chat_env, customer, monkeypatch
+):
+    from django.db import OperationalError
+
+    from apps.chat import consumers
+
+    store = consumers._submit_and_prepare
+
+    def database_down(**kwargs):
+        raise OperationalError("could not connect to server")
+
+    socket = await ChatSocket.open(customer)
+    conversation_id = (await socket.receive())["id"]
+    monkeypatch.setattr(consumers, "_submit_and_prepare", database_down)
+    client_id = await socket.ask(QUESTION)
+    error = await socket.receive()
+    assert (error["type"], error["code"], error["client_id"]) == ("error", "server_error", client_id)
+    assert await messages_of(conversation_id) == []
+
+    monkeypatch.setattr(consumers, "_submit_and_prepare", store)  # the database is back: resend
+    await socket.ask(QUESTION, client_id=client_id)
+    frames = await socket.until_terminal()
+    await socket.close()
+    assert frames[0]["type"] == "ack" and not frames[0]["duplicate"] and frames[-1]["status"] == "complete"
 
 
 async def test_binary_frame_is_malformed(chat_env, customer):
