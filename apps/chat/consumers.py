@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -21,6 +22,8 @@ from asgiref.sync import sync_to_async
 from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
+from django.utils.crypto import constant_time_compare
 
 from apps.chat import selectors, services
 from apps.chat.models import Conversation, Message
@@ -39,6 +42,10 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 FINISHED_EVENT = "chat.reply_finished"
+SESSION_ENDED_EVENT = "chat.session_ended"
+# How often an open socket checks that its login session is still valid (it expired, or the password
+# changed); a logout ends the session's sockets at once (apps.chat.signals).
+SESSION_CHECK_SECONDS = 60
 # The longest a question's storage waits for its early upstream request to be sent; the request's own
 # CPU work is ~1 ms, a connection being opened releases the wait at once, so this only bounds odd cases.
 EARLY_SEND_WAIT_SECONDS = 0.02
@@ -82,6 +89,11 @@ def _ms_since(started: float) -> int:
 
 def conversation_group(conversation_id: object) -> str:
     return f"chat.conversation.{conversation_id}"
+
+
+def session_group(session_key: str) -> str:
+    """The sockets opened with one login session: apps.chat.signals ends them at logout."""
+    return f"chat.session.{session_key}"
 
 
 class _EarlyStream:
@@ -169,6 +181,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # What the next question's request is drafted from; None while an answer may be changing it.
         self._context: services.ChatContext | None = None
         self._client_ids: set[str] = set()  # questions stored in this conversation that this socket knows of
+        self._session_key: str | None = None
+        self._session_checked_at = 0.0  # time.monotonic() of the last check that the session is valid
+        self._session_ended = False
 
     # -- connection -------------------------------------------------------------------------
 
@@ -183,6 +198,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user = user
+        self._session_key = getattr(self.scope.get("session"), "session_key", None)
+        self._session_checked_at = time.monotonic()  # the auth middleware has just checked it
+        if self._session_key and self.channel_layer is not None:
+            await self.channel_layer.group_add(session_group(self._session_key), self.channel_name)
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         requested = query.get("conversation", [None])[0]
         try:
@@ -214,13 +233,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
             WEBSOCKET_CONNECTIONS.dec()
             self._counted = False
         self._connected = False
-        if self._group is not None and self.channel_layer is not None:
-            await self.channel_layer.group_discard(self._group, self.channel_name)
+        if self.channel_layer is not None:
+            groups = (self._group, session_group(self._session_key) if self._session_key else None)
+            for group in filter(None, groups):
+                await self.channel_layer.group_discard(group, self.channel_name)
 
     # -- client frames ----------------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.conversation is None:  # closing after a refused connect
+        if self.conversation is None or self._session_ended:  # closing after a refused connect or a logout
+            return
+        if not await self._session_still_valid():
+            await self._end_session("Your session has expired. Log in again; your message was not sent.")
             return
         frame: Any = None
         try:
@@ -239,6 +263,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 {"type": "error", "code": "server_error", "message": "That did not go through. Please send it again."},
                 frame,
             )
+
+    async def _session_still_valid(self) -> bool:
+        """Whether the login session this socket was opened with is still valid, checked at most every
+        SESSION_CHECK_SECONDS (a worker-thread hop; logouts are announced at once instead)."""
+        if not self._session_key or time.monotonic() - self._session_checked_at < SESSION_CHECK_SECONDS:
+            return True
+        if not await db(_session_valid_for)(self._session_key, self.user):
+            return False
+        self._session_checked_at = time.monotonic()
+        return True
+
+    async def chat_session_ended(self, event: dict[str, Any]) -> None:
+        """Channel-layer handler for SESSION_ENDED_EVENT: the user logged out (in any tab)."""
+        await self._end_session("You were logged out. Log in again to go on chatting.")
+
+    async def _end_session(self, message: str) -> None:
+        """Refuse further frames; the client logs in again and resends what was not acknowledged.
+
+        An answer being written goes on and is stored: its question was asked while logged in.
+        """
+        if self._session_ended:
+            return
+        self._session_ended = True
+        await self._emit({"type": "error", "code": "unauthenticated", "message": message})
+        await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def _emit_frame_error(self, error: dict[str, Any], frame: Any) -> None:
         if isinstance(frame, dict) and isinstance(frame.get("client_id"), str):
@@ -595,6 +644,20 @@ def _submit_and_prepare(
         return submission, services.message_reply_request(user=user, submission=submission, known=known)
     except Exception as exc:  # handed to _generate, which reports and stores it
         return submission, exc
+
+
+def _session_valid_for(session_key: str, user: Any) -> bool:
+    """The session still exists, has not expired and still logs in `user`, decided as Django's
+    `auth.get_user` decides for a request: the user re-read through their backend (a deactivated user
+    is refused), the session's hash checked against the current password's."""
+    data = import_module(settings.SESSION_ENGINE).SessionStore(session_key).load()
+    backend_path = data.get(BACKEND_SESSION_KEY)
+    if str(data.get(SESSION_KEY)) != str(user.pk) or backend_path not in settings.AUTHENTICATION_BACKENDS:
+        return False
+    current = load_backend(backend_path).get_user(user.pk)
+    return current is not None and constant_time_compare(
+        data.get(HASH_SESSION_KEY, ""), current.get_session_auth_hash()
+    )
 
 
 async def _conversation_open(

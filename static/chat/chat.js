@@ -214,7 +214,7 @@
       loadConversations();
     },
     error: function (f) {
-      if (f.code === "unauthenticated") { location.href = "/accounts/login/?next=/"; return; }
+      if (f.code === "unauthenticated") { toLogin(); return; }
       if (f.code === "conversation_not_found") { conversationId = null; showNotice("That conversation was not found; starting a new one."); return; }
       if (f.message_id && replies[f.message_id]) {          // the answer to a stored question failed
         var li = replies[f.message_id];
@@ -258,7 +258,7 @@
     };
     sock.onclose = function (ev) {
       if (sock !== ws) return;      // replaced on purpose (switched conversation)
-      if (ev.code === 4401) { location.href = "/accounts/login/?next=/"; return; }
+      if (ev.code === 4401) { toLogin(); return; }
       if (ev.code === 4404) conversationId = null;
       if (streaming) { streaming.el.classList.remove("is-streaming"); }
       setStreaming(false);
@@ -353,6 +353,26 @@
       markActive();
     }, function () {});
   }
+
+  /* ---- logged out (session ended, expired or logged out in another tab) ---- */
+
+  // What was typed or sent but not acknowledged goes back into the box after the login, in this tab.
+  var UNSENT = "supportbot.unsent";
+  function toLogin() {
+    var texts = pending.map(function (p) { return p.text; });
+    if (input.value.trim()) texts.push(input.value.trim());
+    try { if (texts.length) sessionStorage.setItem(UNSENT, texts.join("\n\n")); } catch (e) { /* storage off */ }
+    location.href = "/accounts/login/?next=" + encodeURIComponent("/" + (conversationId ? "?c=" + conversationId : ""));
+  }
+  try {
+    var unsent = sessionStorage.getItem(UNSENT);
+    if (unsent) {
+      sessionStorage.removeItem(UNSENT);
+      input.value = unsent;
+      updateCount();
+      showNotice("Your message was not sent before you were logged out: it is back in the box.");
+    }
+  } catch (e) { /* storage off */ }
 
   connect();
   loadConversations();

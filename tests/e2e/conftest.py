@@ -63,8 +63,9 @@ def browser_page(asgi_server):
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.set_default_timeout(15_000)
+        context = browser.new_context()  # a context of its own: tests may open a second tab in it
+        context.set_default_timeout(15_000)
+        page = context.new_page()
         yield page
         browser.close()
 

@@ -22,15 +22,20 @@ def bob(llm_upstream, transactional_db):
     return CustomerAccountFactory(user__username="bob").user
 
 
-def test_customer_chats_stops_an_answer_and_leaves_feedback(bob, llm_upstream, asgi_server, browser_page):
-    page = browser_page
-
-    page.goto(f"{asgi_server}/")
+def log_in(page) -> None:
+    """Fill the login form the chat page redirected to; wait until the chat's socket is open."""
     assert "/accounts/login/" in page.url  # the chat page needs a login
     page.get_by_label("Username").fill("bob")
     page.get_by_label("Password").fill(DEMO_PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_selector('#conn-state[data-state="open"]')
+
+
+def test_customer_chats_stops_an_answer_and_leaves_feedback(bob, llm_upstream, asgi_server, browser_page):
+    page = browser_page
+
+    page.goto(f"{asgi_server}/")
+    log_in(page)
 
     # 1. A question; the answer appears while it streams, then completes.
     set_faults(llm_upstream, {"token_ms": 25})
@@ -70,3 +75,19 @@ def test_customer_chats_stops_an_answer_and_leaves_feedback(bob, llm_upstream, a
 
     # The sidebar lists the conversation (from the API).
     assert page.locator("#conversation-list button").first.text_content() == "How do I download my last invoice?"
+
+
+def test_a_logout_in_another_tab_sends_this_one_to_the_login_and_keeps_what_was_typed(bob, asgi_server, browser_page):
+    page = browser_page
+    page.goto(f"{asgi_server}/")
+    log_in(page)
+    page.get_by_label("Your message").fill("A question typed before the logout")
+
+    other_tab = page.context.new_page()  # same browser, same login session
+    other_tab.goto(f"{asgi_server}/")
+    other_tab.get_by_role("button", name="Log out").click()
+
+    page.wait_for_url("**/accounts/login/**")  # the open chat was ended at once, not at its next frame
+    log_in(page)
+    assert page.get_by_label("Your message").input_value() == "A question typed before the logout"
+    assert "back in the box" in page.locator("#notice").text_content()
