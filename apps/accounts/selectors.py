@@ -2,10 +2,13 @@
 
 import contextlib
 from dataclasses import dataclass
+from importlib import import_module
 
 from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
+from django.utils.crypto import constant_time_compare
 
 from apps.accounts.models import CustomerAccount, Invoice, PlanTier, SupportTicket
 from apps.core.cache import CACHE_ERRORS
@@ -108,3 +111,20 @@ def _account_context_build(user: AbstractBaseUser) -> AccountContext:
         invoices=invoices,
         open_tickets=open_tickets,
     )
+
+
+def session_logs_in(session_key: str, user: AbstractBaseUser) -> bool:
+    """Whether the login session `session_key` still logs in `user`: it exists, has not expired, and
+    Django's `auth.get_user` would accept it for a request — the user re-read through their backend (a
+    deactivated one is refused) and the session's hash checked against the current password's.
+
+    For connections that outlive a request (the chat websocket).
+    """
+    data = import_module(settings.SESSION_ENGINE).SessionStore(session_key).load()
+    backend_path = data.get(BACKEND_SESSION_KEY)
+    if str(data.get(SESSION_KEY)) != str(user.pk) or backend_path not in settings.AUTHENTICATION_BACKENDS:
+        return False
+    current = load_backend(backend_path).get_user(user.pk)
+    if current is None:
+        return False
+    return constant_time_compare(data.get(HASH_SESSION_KEY, ""), current.get_session_auth_hash())

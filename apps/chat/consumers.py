@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from importlib import import_module
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -22,9 +21,8 @@ from asgiref.sync import sync_to_async
 from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
-from django.utils.crypto import constant_time_compare
 
+from apps.accounts.selectors import session_logs_in
 from apps.chat import selectors, services
 from apps.chat.models import Conversation, Message
 from apps.chat.streaming import DeltaCoalescer, questions_first
@@ -243,11 +241,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.conversation is None or self._session_ended:  # closing after a refused connect or a logout
             return
-        if not await self._session_still_valid():
-            await self._end_session("Your session has expired. Log in again; your message was not sent.")
-            return
         frame: Any = None
         try:
+            if not await self._session_still_valid():
+                await self._end_session("Your session has expired. Log in again; your message was not sent.")
+                return
             if await _rate_limited(self.user):
                 raise RateLimited(retry_after=60)
             frame = _parse_frame(text_data)
@@ -269,7 +267,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         SESSION_CHECK_SECONDS (a worker-thread hop; logouts are announced at once instead)."""
         if not self._session_key or time.monotonic() - self._session_checked_at < SESSION_CHECK_SECONDS:
             return True
-        if not await db(_session_valid_for)(self._session_key, self.user):
+        if not await db(session_logs_in)(self._session_key, self.user):
             return False
         self._session_checked_at = time.monotonic()
         return True
@@ -644,20 +642,6 @@ def _submit_and_prepare(
         return submission, services.message_reply_request(user=user, submission=submission, known=known)
     except Exception as exc:  # handed to _generate, which reports and stores it
         return submission, exc
-
-
-def _session_valid_for(session_key: str, user: Any) -> bool:
-    """The session still exists, has not expired and still logs in `user`, decided as Django's
-    `auth.get_user` decides for a request: the user re-read through their backend (a deactivated user
-    is refused), the session's hash checked against the current password's."""
-    data = import_module(settings.SESSION_ENGINE).SessionStore(session_key).load()
-    backend_path = data.get(BACKEND_SESSION_KEY)
-    if str(data.get(SESSION_KEY)) != str(user.pk) or backend_path not in settings.AUTHENTICATION_BACKENDS:
-        return False
-    current = load_backend(backend_path).get_user(user.pk)
-    return current is not None and constant_time_compare(
-        data.get(HASH_SESSION_KEY, ""), current.get_session_auth_hash()
-    )
 
 
 async def _conversation_open(
