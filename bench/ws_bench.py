@@ -87,7 +87,6 @@ def server_env(db_url: str, upstream_url: str) -> dict[str, str]:
         SUPPORTBOT_UPSTREAM_URL=upstream_url,
         CHAT_RATE_LIMIT_PER_MINUTE="1000000",
         LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-        DB_CONN_MAX_AGE=os.environ.get("DB_CONN_MAX_AGE", "60"),  # reuse connections, as in production
         PYTHONPATH=str(ROOT),
     )
     return env
