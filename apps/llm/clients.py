@@ -67,11 +67,6 @@ _request_sent: ContextVar[asyncio.Future[None] | None] = ContextVar("request_sen
 _SENT_TRACE_EVENTS = ("send_request_body.complete", "send_request_body.failed", "connect_tcp.started")
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
 @contextlib.contextmanager
 def request_sent_signal(future: asyncio.Future[None]) -> Iterator[None]:
     """Resolve `future` when the next upstream request of a task created inside this block has been sent.
@@ -93,8 +88,8 @@ async def _signal_when_sent(request: httpx2.Request) -> None:
         return
 
     async def trace(event: str, info: dict[str, Any]) -> None:
-        if event.endswith(_SENT_TRACE_EVENTS):
-            _resolve(future)
+        if event.endswith(_SENT_TRACE_EVENTS) and not future.done():
+            future.set_result(None)
 
     request.extensions = {**request.extensions, "trace": trace}
 
