@@ -8,7 +8,6 @@ client that reconnects (possibly to another process) while an answer is still be
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import time
@@ -17,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from asgiref.sync import sync_to_async
 from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -26,11 +24,10 @@ from apps.accounts.selectors import session_logs_in
 from apps.chat import selectors, services
 from apps.chat.models import Conversation, Message
 from apps.chat.streaming import DeltaCoalescer, questions_first
-from apps.core.cache import cache_is_local
 from apps.core.exceptions import ApplicationError, RateLimited
 from apps.core.logging import conversation_id_var
 from apps.core.metrics import CHAT_MESSAGES, WEBSOCKET_CONNECTIONS
-from apps.core.ratelimit import rate_limit_hit
+from apps.core.ratelimit import rate_limit_hit_async
 from apps.llm.clients import request_sent_signal
 from apps.llm.gateway import chat_stream
 from apps.llm.types import ChatOutcome, ChatRequest, Finished, GatewayEvent, HistorySummarised, Reset, TextDelta
@@ -597,9 +594,7 @@ def _parse_frame(text_data: str | None) -> dict[str, Any]:
 
 
 async def _rate_limited(user: Any) -> bool:
-    count = functools.partial(rate_limit_hit, key=f"chat:user:{user.pk}", limit=settings.CHAT_RATE_LIMIT_PER_MINUTE)
-    # With Redis the counter is a network round trip: off the event loop then.
-    return count() if cache_is_local() else await sync_to_async(count, thread_sensitive=False)()
+    return await rate_limit_hit_async(key=f"chat:user:{user.pk}", limit=settings.CHAT_RATE_LIMIT_PER_MINUTE)
 
 
 async def _aclose_quietly(stream: Any) -> None:

@@ -5,7 +5,7 @@ import time
 
 from django.core.cache import cache
 
-from apps.core.cache import CACHE_ERRORS
+from apps.core.cache import CACHE_ERRORS, async_redis, cache_is_local, redis_key
 
 logger = logging.getLogger(__name__)
 
@@ -19,13 +19,34 @@ def rate_limit_hit(*, key: str, limit: int, window_seconds: int = 60) -> bool:
     try:
         return _count(key=key, limit=limit, window_seconds=window_seconds)
     except CACHE_ERRORS:
-        logger.warning("rate limit store unavailable; not limiting %s", key.split(":", 1)[0])
+        _log_unavailable(key)
         return False
 
 
+async def rate_limit_hit_async(*, key: str, limit: int, window_seconds: int = 60) -> bool:
+    """`rate_limit_hit` for async code: the same counter, counted on the event loop (no thread hop).
+
+    Same fail-open rule.
+    """
+    if cache_is_local():  # process memory: no I/O to wait for
+        return rate_limit_hit(key=key, limit=limit, window_seconds=window_seconds)
+    counter = redis_key(_window_key(key, window_seconds))
+    try:
+        # One round trip: create the counter with its expiry if this is the window's first event, count.
+        async with async_redis().pipeline(transaction=True) as pipe:
+            _, count = await pipe.set(counter, 0, ex=window_seconds + 1, nx=True).incr(counter).execute()
+    except CACHE_ERRORS:
+        _log_unavailable(key)
+        return False
+    return count > limit
+
+
+def _window_key(key: str, window_seconds: int) -> str:
+    return f"ratelimit:{key}:{int(time.time() // window_seconds)}"
+
+
 def _count(*, key: str, limit: int, window_seconds: int) -> bool:
-    window = int(time.time() // window_seconds)
-    cache_key = f"ratelimit:{key}:{window}"
+    cache_key = _window_key(key, window_seconds)
     # add() is atomic on Redis and locmem: only the first event of a window creates the counter.
     if cache.add(cache_key, 1, timeout=window_seconds + 1):
         return limit < 1
@@ -35,3 +56,7 @@ def _count(*, key: str, limit: int, window_seconds: int) -> bool:
         cache.add(cache_key, 1, timeout=window_seconds + 1)
         count = 1
     return count > limit
+
+
+def _log_unavailable(key: str) -> None:
+    logger.warning("rate limit store unavailable; not limiting %s", key.split(":", 1)[0])

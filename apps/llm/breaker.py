@@ -22,7 +22,7 @@ from typing import Literal
 from django.conf import settings
 from django.core.cache import BaseCache, cache
 
-from apps.core.cache import CACHE_ERRORS
+from apps.core.cache import CACHE_ERRORS, async_redis, cache_call, cache_is_local, redis_key
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,10 @@ KEY_PREFIX = "llm:breaker"
 FAILURE_MEMORY_SECONDS = 600
 
 
+def _key(model: str, name: str) -> str:
+    return f"{KEY_PREFIX}:{model}:{name}"
+
+
 @dataclass
 class CircuitBreaker:
     model: str
@@ -39,7 +43,7 @@ class CircuitBreaker:
     clock: Callable[[], float] = time.time
 
     def _key(self, name: str) -> str:
-        return f"{KEY_PREFIX}:{self.model}:{name}"
+        return _key(self.model, name)
 
     @property
     def reset_seconds(self) -> float:
@@ -142,3 +146,38 @@ def record_failure(model: str) -> None:
         breaker_for(model).record_failure()
     except _STORE_ERRORS:
         logger.warning("circuit breaker store unavailable; failure of %s not recorded", model)
+
+
+# Async code (the chat gateway) checks the breaker before every attempt and reports every success: the
+# common case, a closed circuit, is one read on the event loop (apps.core.cache explains why no thread).
+
+
+async def allow_async(model: str) -> bool:
+    """`allow` for async code."""
+    if cache_is_local():
+        return allow(model)
+    try:
+        opened = await async_redis().exists(redis_key(_key(model, "opened_at")))
+    except _STORE_ERRORS:
+        logger.warning("circuit breaker store unavailable; allowing %s", model)
+        return True
+    if not opened:  # closed
+        return True
+    return await cache_call(allow, model)  # open or half-open: the full check, with its probe lock
+
+
+async def record_success_async(model: str) -> None:
+    """`record_success` for async code."""
+    if cache_is_local():
+        record_success(model)
+        return
+    try:
+        opened_at, failures = await async_redis().mget(
+            [redis_key(_key(model, "opened_at")), redis_key(_key(model, "failures"))]
+        )
+    except _STORE_ERRORS:
+        logger.warning("circuit breaker store unavailable; success of %s not recorded", model)
+        return
+    if opened_at is None and not int(failures or 0):
+        return  # closed, no failures counted: nothing to write (as in `CircuitBreaker.record_success`)
+    await cache_call(record_success, model)

@@ -20,11 +20,10 @@ from typing import Any, TypeVar
 import anthropic
 import httpx2
 import pydantic
-from asgiref.sync import SyncToAsync
 from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from django.conf import settings
 
-from apps.core.cache import cache_is_local
+from apps.core.cache import cache_call
 from apps.core.exceptions import ApplicationError
 from apps.llm import breaker, routing
 from apps.llm.clients import get_async_client, get_client
@@ -69,20 +68,13 @@ def _db(function: Any) -> Any:
     return DatabaseSyncToAsync(function, thread_sensitive=False)
 
 
-def _off_loop(function: Any) -> Any:
-    """Blocking non-ORM work (the breaker's cache, Redis in production) on any worker thread."""
-    return SyncToAsync(function, thread_sensitive=False)
-
-
 SchemaT = TypeVar("SchemaT", bound=pydantic.BaseModel)
 ResultT = TypeVar("ResultT")
 
 
 async def _breaker(function: Callable[[str], ResultT], model: str) -> ResultT:
-    """A circuit-breaker call: on the loop when its store is process memory, else on a worker thread."""
-    if cache_is_local():
-        return function(model)
-    return await _off_loop(function)(model)
+    """A circuit-breaker call (its state lives in the cache, Redis in production)."""
+    return await cache_call(function, model)
 
 
 # Shown when no model could answer at all; the caller also opens a ticket.
@@ -765,7 +757,7 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
         model = chain[step]
         attempt = 0
         advance = True
-        while await _breaker(breaker.allow, model):
+        while await breaker.allow_async(model):
             if time.monotonic() >= deadline:
                 break
             attempt += 1
@@ -804,7 +796,7 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
                 **_record_kwargs(meta, model=model, attempt=attempt, fallback_step=step, meter=meter, error=error)
             )
             if error is None:
-                await _breaker(breaker.record_success, model)
+                await breaker.record_success_async(model)
                 outcome = ChatOutcome(
                     status="complete",
                     text=shown,
