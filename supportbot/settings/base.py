@@ -11,6 +11,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 PORT = env.int("PORT", default=8000)
 # On SIGTERM, streaming answers get this long to finish before they are stored as incomplete.
 SHUTDOWN_GRACE_SECONDS = env.float("SHUTDOWN_GRACE_SECONDS", default=25.0)
+# Server processes `manage.py serve` runs (one event loop, one GIL each); more than one needs REDIS_URL.
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=1)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

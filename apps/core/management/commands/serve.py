@@ -2,11 +2,20 @@
 
 Uvicorn runs with permessage-deflate off: answers are streamed as many tiny frames, where compression
 costs ~250 KiB more memory per socket and a measurable share of CPU for almost no saving (see README).
+
+`--workers N` (or WEB_CONCURRENCY) runs N server processes on one listening socket, so a machine's
+cores share the work (one process has one GIL: a burst of questions queues on one core otherwise).
+They share state through PostgreSQL and Redis, so more than one needs REDIS_URL (docs/operations.md).
 """
 
 import logging
+import multiprocessing
+import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -41,14 +50,82 @@ class DrainingServer(uvicorn.Server):
         self.on_stopped()
 
 
+def _worker_main(config: uvicorn.Config, listener: socket.socket) -> None:
+    """A server process: its own event loop and GIL, serving connections from the shared socket."""
+    # Its own process group: a Ctrl+C in the terminal reaches the supervisor only, which stops the
+    # workers once, with SIGTERM (a second signal would make uvicorn skip the drain).
+    os.setpgrp()
+    config.configure_logging()
+    DrainingServer(config).run(sockets=[listener])
+
+
+class WorkerSupervisor:
+    """Runs `count` draining server processes on one listening socket and keeps them running.
+
+    SIGTERM or SIGINT stops them with SIGTERM (each drains its streaming answers) and waits for them.
+    """
+
+    def __init__(self, config: uvicorn.Config, count: int) -> None:
+        self.config = config
+        self.count = count
+        self._stopping = threading.Event()
+        self._context = multiprocessing.get_context("spawn")
+
+    def run(self) -> None:
+        listener = self.config.bind_socket()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self._stopping.set())
+        workers = [self._start(listener) for _ in range(self.count)]
+        logger.info("serving with %d worker processes: %s", self.count, [w.pid for w in workers])
+        try:
+            while not self._stopping.wait(0.5):
+                for index, worker in enumerate(workers):
+                    if not worker.is_alive():
+                        logger.error("worker %s exited (%s); starting another", worker.pid, worker.exitcode)
+                        workers[index] = self._start(listener)
+        finally:
+            self._stop(workers)
+            listener.close()
+
+    def _start(self, listener: socket.socket) -> multiprocessing.process.BaseProcess:
+        worker = self._context.Process(target=_worker_main, args=(self.config, listener), daemon=False)
+        worker.start()
+        return worker
+
+    def _stop(self, workers: list[multiprocessing.process.BaseProcess]) -> None:
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()  # SIGTERM: drain, then exit
+        deadline = time.monotonic() + settings.SHUTDOWN_GRACE_SECONDS + 10
+        for worker in workers:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                logger.error("worker %s did not stop in time; killing it", worker.pid)
+                worker.kill()
+                worker.join()
+
+
 class Command(BaseCommand):
     help = "Serve supportbot over HTTP and websockets; starts the offline upstream when no API key is set."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=settings.PORT)
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=settings.WEB_CONCURRENCY,
+            help="server processes sharing the port (default WEB_CONCURRENCY, 1); more than one needs REDIS_URL",
+        )
 
-    def handle(self, *args, host: str, port: int, **options) -> None:
+    def handle(self, *args, host: str, port: int, workers: int, **options) -> None:
+        if workers < 1:
+            raise CommandError("--workers must be at least 1.")
+        if workers > 1 and not settings.REDIS_URL:
+            raise CommandError(
+                "Several server processes need REDIS_URL: the channel layer (resuming an answer on another "
+                "process, logouts), rate limits and the circuit breaker are shared through Redis."
+            )
         upstream = self._start_offline_upstream() if settings.USE_OFFLINE_UPSTREAM else None
         self.stdout.write(f"supportbot on http://{host}:{port}/ (log in as alice, bob or carol / demo-password)")
         config = uvicorn.Config(
@@ -67,7 +144,10 @@ class Command(BaseCommand):
                 upstream.wait(timeout=10)
 
         try:
-            DrainingServer(config, on_stopped=stop_upstream).run()
+            if workers == 1:
+                DrainingServer(config, on_stopped=stop_upstream).run()
+            else:
+                WorkerSupervisor(config, workers).run()
         finally:
             stop_upstream()
 
