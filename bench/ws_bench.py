@@ -41,6 +41,7 @@ import json
 import os
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -81,8 +82,10 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
     raise RuntimeError(f"nothing listening on port {port}")
 
 
-def server_env(db_url: str, upstream_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
+def server_env(db_url: str, upstream_url: str, redis_url: str = "") -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "REDIS_URL")}
+    if redis_url:
+        env["REDIS_URL"] = redis_url
     env.update(
         DJANGO_SETTINGS_MODULE="supportbot.settings.local",
         DEBUG="false",
@@ -105,31 +108,24 @@ def start_emulator(port: int) -> subprocess.Popen:
     return process
 
 
-def start_server(port: int, env: dict[str, str], *, deflate: bool = False) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "supportbot.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--ws-per-message-deflate",
-            "true" if deflate else "false",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            "--backlog",
-            "8192",
-        ],
-        cwd=ROOT,
-        env=env,
-        preexec_fn=raise_fd_limit,
-    )
+def start_server(port: int, env: dict[str, str], *, workers: int = 1, deflate: bool = False) -> subprocess.Popen:
+    """The product's own command, `manage.py serve --workers N`; with `deflate`, plain uvicorn with
+    permessage-deflate on instead (a configuration we do not ship, measured for comparison)."""
+    if deflate:
+        args = ["-m", "uvicorn", "supportbot.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+        args += ["--ws-per-message-deflate", "true", "--no-access-log", "--log-level", "warning"]
+    else:
+        args = ["manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    process = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, preexec_fn=raise_fd_limit)
     wait_port(port)
     return process
+
+
+def server_pids(pid: int) -> list[int]:
+    """The server process and its worker processes (`serve --workers N` runs them as children)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    workers = [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    return [pid, *workers]
 
 
 def stop_processes(processes: list[subprocess.Popen], timeout: float = 15) -> None:
@@ -142,11 +138,23 @@ def stop_processes(processes: list[subprocess.Popen], timeout: float = 15) -> No
             process.kill()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process (and, for the server, its workers) has used so far."""
+    total = 0
+    for one in server_pids(pid):
+        fields = Path(f"/proc/{one}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    """Resident memory of the server: the process and its workers."""
+    total = 0
+    for one in server_pids(pid):
+        for line in Path(f"/proc/{one}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
 
 
 # --------------------------------------------------------------------------------------------------
@@ -204,10 +212,34 @@ def idle_conversation(user_id: int) -> str:
 class Run:
     ttfd: list[float] = field(default_factory=list)
     acks: list[float] = field(default_factory=list)
+    after_ack: list[float] = field(default_factory=list)  # from the ack to the first delta
     frames: int = 0
     answers: int = 0
     errors: list[str] = field(default_factory=list)
     shown: dict[int, str] = field(default_factory=dict)  # reply id -> text assembled from deltas
+    connects: list[float] = field(default_factory=list)  # connect -> `conversation` frame, per socket
+    expected: int = 0  # sockets that must be open (or have failed) before the questions go
+    all_open: asyncio.Event = field(default_factory=asyncio.Event)
+    # CPU seconds used by each watched process (server, emulator, this client) while the questions were
+    # being stored: from the burst's start to the last `ack`.
+    watched: dict[str, int] = field(default_factory=dict)
+    cpu_at_go: dict[str, float] = field(default_factory=dict)
+    cpu_to_last_ack: dict[str, float] = field(default_factory=dict)
+
+    def cpu_now(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in self.watched.items()}
+
+    def acked(self, elapsed: float) -> None:
+        self.acks.append(elapsed)
+        if len(self.acks) == len(self.connects) and self.cpu_at_go:
+            now = self.cpu_now()
+            self.cpu_to_last_ack = {name: now[name] - self.cpu_at_go[name] for name in now}
+
+    def connected(self) -> None:
+        """One socket is open (or failed to open); the last one releases the burst."""
+        self.expected -= 1
+        if self.expected <= 0:
+            self.all_open.set()
 
 
 def pct(values: list[float], q: float) -> float:
@@ -217,28 +249,36 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def one_conversation(url: str, cookie: str, run: Run, timeout: float) -> None:
+async def one_conversation(url: str, cookie: str, run: Run, timeout: float, go: asyncio.Event) -> None:
     import websockets
 
     headers = {"Cookie": cookie, "Origin": "http://127.0.0.1"}
+    counted = False
     try:
+        opening = time.perf_counter()
         async with websockets.connect(url, additional_headers=headers, max_size=None, compression=None) as ws:
             hello = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+            run.connects.append(time.perf_counter() - opening)
+            counted = True
+            run.connected()
             if hello.get("type") != "conversation":
                 run.errors.append(f"connect: {hello}")
                 return
+            await go.wait()
             started = time.perf_counter()
             await ws.send(json.dumps({"type": "message", "text": QUESTION, "client_id": str(uuid.uuid4())}))
-            text, first = "", None
+            text, first, acked = "", None, 0.0
             while True:
                 frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
                 run.frames += 1
                 kind = frame.get("type")
                 if kind == "ack":
-                    run.acks.append(time.perf_counter() - started)
+                    acked = time.perf_counter() - started
+                    run.acked(acked)
                 if kind == "delta":
                     if first is None:
                         first = time.perf_counter() - started
+                        run.after_ack.append(first - acked)
                     text += frame["text"]
                 elif kind == "reset":
                     text = ""
@@ -255,6 +295,9 @@ async def one_conversation(url: str, cookie: str, run: Run, timeout: float) -> N
                     return
     except (TimeoutError, OSError, Exception) as exc:
         run.errors.append(type(exc).__name__)
+    finally:
+        if not counted:  # failed before its socket was open: the others must not wait for it
+            run.connected()
 
 
 def gateway_params() -> dict:
@@ -366,13 +409,48 @@ async def sequential(url: str, upstream_url: str, cookie: str, count: int, timeo
 
 
 async def run_level(
-    url: str, upstream_url: str, cookies: list[str], n: int, timeout: float, params: dict
+    url: str, upstream_url: str, cookies: list[str], n: int, timeout: float, params: dict, watched: dict[str, int]
 ) -> tuple[Run, list[float], float]:
     baseline = await sdk_first_tokens(upstream_url, n, params)
-    run = Run()
+    run = Run(expected=n, watched=watched)
+    conversations = [
+        asyncio.ensure_future(one_conversation(url, cookie, run, timeout, run.all_open)) for cookie in cookies[:n]
+    ]
+    await run.all_open.wait()
+    run.cpu_at_go = run.cpu_now()
     started = time.perf_counter()
-    await asyncio.gather(*(one_conversation(url, cookie, run, timeout) for cookie in cookies[:n]))
+    await asyncio.gather(*conversations)
     return run, baseline, time.perf_counter() - started
+
+
+def report_burst(
+    url: str, upstream_url: str, cookies: list[str], n: int, args: argparse.Namespace, params: dict, watched: dict
+) -> float:
+    """One burst of `n` questions: prints its row and details, returns its p99 first-delta overhead (ms)."""
+    run, baseline, elapsed = asyncio.run(run_level(url, upstream_url, cookies, n, args.timeout, params, watched))
+    stored = stored_texts(list(run.shown))
+    mismatched = sum(1 for pk, text in run.shown.items() if stored.get(pk) != text)
+    p50, p99 = pct(run.ttfd, 0.5) * 1000, pct(run.ttfd, 0.99) * 1000
+    b50, b99 = pct(baseline, 0.5) * 1000, pct(baseline, 0.99) * 1000
+    print(
+        f"{n:>5} {p50:>7.1f}ms {p99:>6.1f}ms {b50:>6.1f}ms {b99:>6.1f}ms {p50 - b50:>11.1f}ms "
+        f"{p99 - b99:>6.1f}ms {run.answers / elapsed:>10.1f} {run.frames / elapsed:>9.0f} "
+        f"{len(run.errors):>7} {len(run.shown) - mismatched:>4}/{len(run.shown):<3}"
+    )
+    print(
+        f"      question stored (ack) p50 {pct(run.acks, 0.5) * 1000:.1f}ms p99 {pct(run.acks, 0.99) * 1000:.1f}ms; "
+        f"ack to first delta p50 {pct(run.after_ack, 0.5) * 1000:.1f}ms p99 {pct(run.after_ack, 0.99) * 1000:.1f}ms"
+    )
+    print(
+        f"      sockets opened before the clock: p50 {pct(run.connects, 0.5) * 1000:.1f}ms "
+        f"p99 {pct(run.connects, 0.99) * 1000:.1f}ms"
+    )
+    if run.cpu_to_last_ack:
+        used = ", ".join(f"{name} {seconds * 1000:.0f}" for name, seconds in run.cpu_to_last_ack.items())
+        print(f"      CPU ms from the burst to the last ack: {used}")
+    if run.errors:
+        print(f"      errors: {sorted(set(run.errors))[:5]}")
+    return p99 - b99
 
 
 async def idle_sockets(url: str, cookie: str, count: int, pid: int | None) -> None:
@@ -434,6 +512,9 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=1000, help="idle sockets for the memory figure (0: skip)")
     parser.add_argument("--deflate-compare", action="store_true", help="repeat the idle figure with deflate on")
     parser.add_argument("--timeout", type=float, default=120.0, help="per-frame timeout, seconds")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (manage.py serve --workers)")
+    parser.add_argument("--redis-url", default="", help="REDIS_URL for the server (needed for --workers > 1)")
+    parser.add_argument("--repeat", type=int, default=1, help="bursts per concurrency level (the tail varies)")
     parser.add_argument(
         "--sdk-reads",
         choices=("whole", "first"),
@@ -453,17 +534,20 @@ def main() -> None:
             url, upstream_url = args.url, args.upstream_url or os.environ.get("SUPPORTBOT_UPSTREAM_URL", "")
             env = server_env(os.environ.get("DATABASE_URL", f"sqlite:///{ROOT / 'db.sqlite3'}"), upstream_url)
             server_pid = None
+            watched = {"client": os.getpid()}
         else:
             em_port, port = free_port(), free_port()
             upstream_url = f"http://127.0.0.1:{em_port}"
-            env = server_env(os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp.name}/bench.sqlite3"), upstream_url)
+            database_url = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp.name}/bench.sqlite3")
+            env = server_env(database_url, upstream_url, args.redis_url)
             subprocess.run(
                 [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
             )
             processes.append(start_emulator(em_port))
-            server = start_server(port, env)
+            server = start_server(port, env, workers=args.workers)
             processes.append(server)
             server_pid = server.pid
+            watched = {"server": server.pid, "emulator": processes[0].pid, "client": os.getpid()}
             url = f"ws://127.0.0.1:{port}/ws/chat/"
         import httpx
 
@@ -475,7 +559,8 @@ def main() -> None:
         params = gateway_params()
         print(
             f"server {url}  upstream {upstream_url}  token pace {args.token_ms} ms  deflate off  "
-            f"bare SDK reads: {args.sdk_reads}"
+            f"bare SDK reads: {args.sdk_reads}  server processes: {args.workers}  "
+            f"channel layer and cache: {'Redis' if env.get('REDIS_URL') else 'in process'}"
         )
         if args.sequential:
             asyncio.run(sequential(url, upstream_url, cookies[0], args.sequential, args.timeout, params))
@@ -484,22 +569,11 @@ def main() -> None:
             f"{'answers/s':>10} {'frames/s':>9} {'errors':>7} {'text ok':>8}"
         )
         for n in levels:
-            run, baseline, elapsed = asyncio.run(run_level(url, upstream_url, cookies, n, args.timeout, params))
-            stored = stored_texts(list(run.shown))
-            mismatched = sum(1 for pk, text in run.shown.items() if stored.get(pk) != text)
-            p50, p99 = pct(run.ttfd, 0.5) * 1000, pct(run.ttfd, 0.99) * 1000
-            b50, b99 = pct(baseline, 0.5) * 1000, pct(baseline, 0.99) * 1000
-            print(
-                f"{n:>5} {p50:>7.1f}ms {p99:>6.1f}ms {b50:>6.1f}ms {b99:>6.1f}ms {p50 - b50:>11.1f}ms "
-                f"{p99 - b99:>6.1f}ms {run.answers / elapsed:>10.1f} {run.frames / elapsed:>9.0f} "
-                f"{len(run.errors):>7} {len(run.shown) - mismatched:>4}/{len(run.shown):<3}"
-            )
-            print(
-                f"      question stored (ack) p50 {pct(run.acks, 0.5) * 1000:.1f}ms "
-                f"p99 {pct(run.acks, 0.99) * 1000:.1f}ms"
-            )
-            if run.errors:
-                print(f"      errors: {sorted(set(run.errors))[:5]}")
+            overheads = [report_burst(url, upstream_url, cookies, n, args, params, watched) for _ in range(args.repeat)]
+            if args.repeat > 1:
+                print(
+                    f"      p99 overhead over {args.repeat} bursts of {n}: median {statistics.median(overheads):.1f}ms"
+                )
         if args.idle:
             conversation = idle_conversation(users[0][0])
             idle_url = f"{url}?conversation={conversation}"

@@ -134,6 +134,7 @@ class Command(BaseCommand):
             port=port,
             ws_per_message_deflate=False,
             lifespan="off",
+            log_level=settings.LOGGING["root"]["level"].lower(),  # LOG_LEVEL; access lines are INFO
             proxy_headers=True,
             timeout_graceful_shutdown=settings.SHUTDOWN_GRACE_SECONDS,
         )
