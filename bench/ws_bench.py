@@ -13,7 +13,9 @@ then run back to back on warm caches against an emulator spared the rest of each
 the chat client never has).
 
 Then, per concurrency level N (N conversations at once, one question each, all sent together: a burst,
-the worst case for queueing):
+the worst case for queueing). The N sockets are opened first and the questions sent once every one
+is open, so each question's clock measures the question, not the other sockets' handshakes (the
+opening times are printed apart); `--repeat R` runs R bursts per level, since the tail varies:
 - time to first delta (TTFD) on the socket, from sending the question, p50 / p99; next to it the
   upstream's own time to first token measured in the same run with the bare `anthropic` SDK straight
   against the emulator at the same concurrency; the difference is what Django + Channels + the gateway
@@ -22,7 +24,12 @@ the worst case for queueing):
   upstream call starts;
 - throughput: answers/s and delta frames/s, and errors (error frames, timeouts);
 - lost / reordered text: the text each client assembled from its deltas must equal the stored answer.
+- CPU used by the server (all its processes), the emulator and this client from the burst to the last
+  `ack`: on a shared 2-core machine it shows which process the burst waits for.
 Then memory per idle connection: server RSS growth divided by the number of idle authenticated sockets.
+
+The server is the product's own `manage.py serve`; `--workers N --redis-url redis://…` runs it as
+several processes sharing Redis, as in production (more than one process needs Redis).
 
 The server runs with `ws_per_message_deflate=False`: permessage-deflate keeps a zlib context per socket
 (about 316 KiB per connection vs ~64 KiB without, uvicorn#1862) and spends CPU compressing every small
