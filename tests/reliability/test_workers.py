@@ -10,6 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from apps.chat.models import Message
+from apps.core.management.commands.serve import MIN_WORKER_LIFETIME_SECONDS
 from tests.chat.conftest import session_cookie
 from tests.conftest import set_faults
 from tests.reliability.conftest import ask, free_port, open_socket, server_env, start_server, stop_process
@@ -64,11 +65,14 @@ def test_workers_serve_restart_and_drain(customer, llm_upstream, redis_url) -> N
     supervisor = start_server(["manage.py", "serve", "--port", str(port), "--workers", "2"], port, env)
     try:
         workers = wait_for(lambda: two_workers(supervisor.pid))
+        workers_seen = time.monotonic()  # both had started by then
         cookie = session_cookie(customer).decode()
         frames = asyncio.run(ask_then(port, cookie, "How do I reset my password?"))
         assert frames[-1]["type"] == "done" and frames[-1]["status"] == "complete"
 
-        # A worker that dies is replaced; the port keeps answering.
+        # A worker that dies is replaced; the port keeps answering. (One that dies during start-up
+        # stops the supervisor instead, so the kill comes after the start-up window.)
+        time.sleep(max(0.0, workers_seen + MIN_WORKER_LIFETIME_SECONDS - time.monotonic()))
         os.kill(min(workers), signal.SIGKILL)
         replaced = wait_for(lambda: two_workers(supervisor.pid, other_than=workers))
         assert min(workers) not in replaced
@@ -87,3 +91,16 @@ def test_workers_serve_restart_and_drain(customer, llm_upstream, redis_url) -> N
     assert done["type"] == "done" and done["status"] == "complete"
     stored = Message.objects.get(pk=done["message_id"])
     assert stored.status == "complete" and stored.text == "".join(f["text"] for f in frames if f["type"] == "delta")
+
+
+def test_a_worker_that_cannot_start_stops_the_supervisor() -> None:
+    """No restart loop: a worker dying during start-up (here, an app that cannot be imported) ends it."""
+    import uvicorn
+
+    from apps.core.management.commands.serve import WorkerSupervisor
+
+    config = uvicorn.Config("supportbot.no_such_module:application", host="127.0.0.1", port=free_port())
+    started = time.monotonic()
+    with pytest.raises(CommandError, match="during start-up"):
+        WorkerSupervisor(config, 2).run()
+    assert time.monotonic() - started < 30

@@ -59,6 +59,11 @@ def _worker_main(config: uvicorn.Config, listener: socket.socket) -> None:
     DrainingServer(config).run(sockets=[listener])
 
 
+# A worker that exits sooner than this after starting failed to start, rather than crashed later.
+MIN_WORKER_LIFETIME_SECONDS = 5.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
 class WorkerSupervisor:
     """Runs `count` draining server processes on one listening socket and keeps them running.
 
@@ -73,24 +78,29 @@ class WorkerSupervisor:
 
     def run(self) -> None:
         listener = self.config.bind_socket()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: self._stopping.set())
+        previous = {signum: signal.signal(signum, lambda *_: self._stopping.set()) for signum in STOP_SIGNALS}
         workers = [self._start(listener) for _ in range(self.count)]
-        logger.info("serving with %d worker processes: %s", self.count, [w.pid for w in workers])
+        logger.info("serving with %d worker processes: %s", self.count, [w.pid for w, _ in workers])
         try:
             while not self._stopping.wait(0.5):
-                for index, worker in enumerate(workers):
-                    if not worker.is_alive():
-                        logger.error("worker %s exited (%s); starting another", worker.pid, worker.exitcode)
-                        workers[index] = self._start(listener)
+                for index, (worker, started) in enumerate(workers):
+                    if worker.is_alive():
+                        continue
+                    if time.monotonic() - started < MIN_WORKER_LIFETIME_SECONDS:
+                        # It could not start (settings, the app, the port): restarting would loop.
+                        raise CommandError(f"A server process exited during start-up (exit code {worker.exitcode}).")
+                    logger.error("worker %s exited (%s); starting another", worker.pid, worker.exitcode)
+                    workers[index] = self._start(listener)
         finally:
-            self._stop(workers)
+            self._stop([worker for worker, _ in workers])
             listener.close()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
-    def _start(self, listener: socket.socket) -> multiprocessing.process.BaseProcess:
+    def _start(self, listener: socket.socket) -> tuple[multiprocessing.process.BaseProcess, float]:
         worker = self._context.Process(target=_worker_main, args=(self.config, listener), daemon=False)
         worker.start()
-        return worker
+        return worker, time.monotonic()
 
     def _stop(self, workers: list[multiprocessing.process.BaseProcess]) -> None:
         for worker in workers:
