@@ -54,6 +54,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -232,6 +233,7 @@ class Run:
     watched: dict[str, int] = field(default_factory=dict)
     cpu_at_go: dict[str, float] = field(default_factory=dict)
     cpu_to_last_ack: dict[str, float] = field(default_factory=dict)
+    sdk_cpu: dict[str, float] = field(default_factory=dict)  # the bare-SDK burst, to its last first token
 
     def cpu_now(self) -> dict[str, float]:
         return {name: cpu_seconds(pid) for name, pid in self.watched.items()}
@@ -337,7 +339,7 @@ def sdk_client(upstream_url: str):
 SDK_READS = {"mode": "whole"}
 
 
-async def sdk_first_token(client, params: dict) -> float:
+async def sdk_first_token(client, params: dict, on_first: Callable[[], None] | None = None) -> float:
     """Seconds from sending `params` to the first text token, read with the bare SDK."""
     started = time.perf_counter()
     elapsed = None
@@ -345,18 +347,35 @@ async def sdk_first_token(client, params: dict) -> float:
         async for _ in stream.text_stream:
             if elapsed is None:
                 elapsed = time.perf_counter() - started
+                if on_first is not None:
+                    on_first()
                 if SDK_READS["mode"] == "first":
                     break
         await stream.close()
     return elapsed if elapsed is not None else float("nan")
 
 
-async def sdk_first_tokens(upstream_url: str, n: int, params: dict) -> list[float]:
-    """The emulator's own time to first token through the bare SDK (the gateway's request body), N at once."""
+async def sdk_first_tokens(
+    upstream_url: str, n: int, params: dict, watched: dict[str, int]
+) -> tuple[list[float], dict[str, float]]:
+    """The emulator's own time to first token through the bare SDK (the gateway's request body), N at once,
+    and the CPU the watched processes used from the burst to the last first token."""
     client = sdk_client(upstream_url)
-    results = await asyncio.gather(*(sdk_first_token(client, params) for _ in range(n)), return_exceptions=True)
+    before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+    used: dict[str, float] = {}
+    firsts = 0
+
+    def first_token() -> None:
+        nonlocal firsts
+        firsts += 1
+        if firsts == n:
+            used.update({name: cpu_seconds(pid) - before[name] for name, pid in watched.items()})
+
+    results = await asyncio.gather(
+        *(sdk_first_token(client, params, first_token) for _ in range(n)), return_exceptions=True
+    )
     await client.close()
-    return [r for r in results if isinstance(r, float)]
+    return [r for r in results if isinstance(r, float)], used
 
 
 async def sequential_sdk(upstream_url: str, count: int, params: dict) -> list[float]:
@@ -418,8 +437,8 @@ async def sequential(url: str, upstream_url: str, cookie: str, count: int, timeo
 async def run_level(
     url: str, upstream_url: str, cookies: list[str], n: int, timeout: float, params: dict, watched: dict[str, int]
 ) -> tuple[Run, list[float], float]:
-    baseline = await sdk_first_tokens(upstream_url, n, params)
-    run = Run(expected=n, watched=watched)
+    baseline, run_sdk_cpu = await sdk_first_tokens(upstream_url, n, params, watched)
+    run = Run(expected=n, watched=watched, sdk_cpu=run_sdk_cpu)
     conversations = [
         asyncio.ensure_future(one_conversation(url, cookie, run, timeout, run.all_open)) for cookie in cookies[:n]
     ]
@@ -455,6 +474,9 @@ def report_burst(
     if run.cpu_to_last_ack:
         used = ", ".join(f"{name} {seconds * 1000:.0f}" for name, seconds in run.cpu_to_last_ack.items())
         print(f"      CPU ms from the burst to the last ack: {used}")
+    if run.sdk_cpu:
+        used = ", ".join(f"{name} {seconds * 1000:.0f}" for name, seconds in run.sdk_cpu.items() if name != "server")
+        print(f"      CPU ms of the bare-SDK burst to its last first token: {used}")
     if run.errors:
         print(f"      errors: {sorted(set(run.errors))[:5]}")
     return p99 - b99
