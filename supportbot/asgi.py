@@ -26,6 +26,6 @@ application = ProtocolTypeRouter(
 # Everything loaded so far (Django, the apps, the SDK's types, settings) lives as long as the process:
 # take it out of the cyclic collector's scans. Otherwise each full collection walks those ~220,000
 # objects again, pausing the event loop for ~130 ms in the middle of streaming answers; frozen, a
-# full collection took ~60 ms and the total time collecting halved in a 500-question burst
+# full collection took ~60 ms and the time spent collecting over a 500-question bench run halved
 # (bench/ws_bench.py). Only objects created later are ever collected.
 gc.freeze()

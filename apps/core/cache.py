@@ -39,10 +39,9 @@ def cache_is_local() -> bool:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# Redis round trips made for async code (rate limits, the circuit breaker) get threads of their own.
-# On the event loop's default pool they queued behind every socket's ORM work: in a burst of 500
-# questions the breaker check that gates each upstream request waited for hundreds of transactions
-# (bench/ws_bench.py). A round trip holds its thread for a fraction of a millisecond, so few are enough.
+# The cache calls async code still makes through the Django cache (the breaker's failures, its checks
+# while open) get threads of their own: on the event loop's default pool they would queue behind every
+# socket's ORM work. A round trip holds its thread for a fraction of a millisecond, so few are enough.
 _CACHE_IO = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cache-io")
 
 
