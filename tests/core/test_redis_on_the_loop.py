@@ -16,15 +16,13 @@ pytestmark = pytest.mark.redis
 @pytest.fixture
 def redis_cache(settings, redis_url):
     """The default cache on the real Redis, under a key prefix of this test's own."""
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": redis_url,
-            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
-        }
-    }
+    prefix = f"test-{uuid.uuid4().hex}"
+    backend = "django.core.cache.backends.redis.RedisCache"
+    settings.CACHES = {"default": {"BACKEND": backend, "LOCATION": redis_url, "KEY_PREFIX": prefix}}
     yield cache
-    cache.clear()
+    client = cache._cache.get_client(write=True)
+    for key in client.scan_iter(f"{prefix}:*"):  # only this test's keys (clear() would flush the database)
+        client.delete(key)
 
 
 async def test_async_rate_limit_shares_the_counter_of_the_sync_one(redis_cache) -> None:
