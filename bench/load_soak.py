@@ -186,7 +186,7 @@ async def run(
 ) -> tuple[Stats, dict]:
     n = args.sessions
     report: dict = {}
-    baseline = await ws_bench.sdk_first_tokens(upstream_url, n, params) if upstream_url else []
+    baseline = (await ws_bench.sdk_first_tokens(upstream_url, n, params))[0] if upstream_url else []
     report["sdk"] = baseline
 
     stats = Stats()

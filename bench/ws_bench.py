@@ -91,7 +91,8 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
 
 
 def server_env(db_url: str, upstream_url: str, redis_url: str = "") -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "REDIS_URL")}
+    """The server's environment: this one's (REDIS_URL included, unless `redis_url` replaces it)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
     if redis_url:
         env["REDIS_URL"] = redis_url
     env.update(
@@ -225,7 +226,7 @@ class Run:
     answers: int = 0
     errors: list[str] = field(default_factory=list)
     shown: dict[int, str] = field(default_factory=dict)  # reply id -> text assembled from deltas
-    connects: list[float] = field(default_factory=list)  # connect -> `conversation` frame, per socket
+    connects: list[float] = field(default_factory=list)  # connect -> `conversation` frame, per open socket
     expected: int = 0  # sockets that must be open (or have failed) before the questions go
     all_open: asyncio.Event = field(default_factory=asyncio.Event)
     # CPU seconds used by each watched process (server, emulator, this client) while the questions were
@@ -267,12 +268,12 @@ async def one_conversation(url: str, cookie: str, run: Run, timeout: float, go: 
         opening = time.perf_counter()
         async with websockets.connect(url, additional_headers=headers, max_size=None, compression=None) as ws:
             hello = json.loads(await asyncio.wait_for(ws.recv(), timeout))
-            run.connects.append(time.perf_counter() - opening)
             counted = True
             run.connected()
             if hello.get("type") != "conversation":
                 run.errors.append(f"connect: {hello}")
                 return
+            run.connects.append(time.perf_counter() - opening)  # opened a conversation: its ack is awaited
             await go.wait()
             started = time.perf_counter()
             await ws.send(json.dumps({"type": "message", "text": QUESTION, "client_id": str(uuid.uuid4())}))
@@ -356,11 +357,12 @@ async def sdk_first_token(client, params: dict, on_first: Callable[[], None] | N
 
 
 async def sdk_first_tokens(
-    upstream_url: str, n: int, params: dict, watched: dict[str, int]
+    upstream_url: str, n: int, params: dict, watched: dict[str, int] | None = None
 ) -> tuple[list[float], dict[str, float]]:
     """The emulator's own time to first token through the bare SDK (the gateway's request body), N at once,
     and the CPU the watched processes used from the burst to the last first token."""
     client = sdk_client(upstream_url)
+    watched = watched or {}
     before = {name: cpu_seconds(pid) for name, pid in watched.items()}
     used: dict[str, float] = {}
     firsts = 0
@@ -542,7 +544,7 @@ def main() -> None:
     parser.add_argument("--deflate-compare", action="store_true", help="repeat the idle figure with deflate on")
     parser.add_argument("--timeout", type=float, default=120.0, help="per-frame timeout, seconds")
     parser.add_argument("--workers", type=int, default=1, help="server processes (manage.py serve --workers)")
-    parser.add_argument("--redis-url", default="", help="REDIS_URL for the server (needed for --workers > 1)")
+    parser.add_argument("--redis-url", default="", help="REDIS_URL for the server (else this environment's)")
     parser.add_argument("--repeat", type=int, default=1, help="bursts per concurrency level (the tail varies)")
     parser.add_argument(
         "--sdk-reads",
