@@ -687,9 +687,24 @@ async def _stream_once(body: bytes, meter: _Meter, deadline: float) -> AsyncIter
         raise StreamCut("stream ended before message_stop")
 
 
+async def _record_attempt(meta: _CallMeta, *, error: BaseException | None, **kwargs: Any) -> None:
+    """Write the call-log row of an attempt that reached the upstream, even if our task is cancelled meanwhile.
+
+    The write runs in a worker thread; a cancelled `await` on it would also cancel the thread's job while
+    it still waits for a free worker (busy under load), losing the row of an attempt the upstream saw and
+    billed. So the write is shielded, and a cancellation waits for it before going on.
+    """
+    write = asyncio.ensure_future(_db(llm_call_record)(**_record_kwargs(meta, error=error, **kwargs)))
+    try:
+        await asyncio.shield(write)
+    except asyncio.CancelledError:
+        await asyncio.wait([write])
+        raise
+
+
 async def _record_abandoned(meta: _CallMeta, *, error: BaseException, **kwargs: Any) -> None:
     try:
-        await _db(llm_call_record)(**_record_kwargs(meta, error=error, **kwargs))
+        await _record_attempt(meta, error=error, **kwargs)
     except Exception:  # never mask the cancellation itself
         logger.exception("could not log an abandoned chat attempt")
 
@@ -792,9 +807,7 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
                 # billed, so the attempt is logged before the cancellation goes on.
                 await _record_abandoned(meta, model=model, attempt=attempt, fallback_step=step, meter=meter, error=exc)
                 raise
-            await _db(llm_call_record)(
-                **_record_kwargs(meta, model=model, attempt=attempt, fallback_step=step, meter=meter, error=error)
-            )
+            await _record_attempt(meta, model=model, attempt=attempt, fallback_step=step, meter=meter, error=error)
             if error is None:
                 await breaker.record_success_async(model)
                 outcome = ChatOutcome(

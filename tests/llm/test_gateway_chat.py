@@ -313,3 +313,47 @@ async def test_the_body_on_the_wire_is_the_documented_request(llm_upstream):
         "system": system_blocks(request.prompt),
         "messages": chat_messages(request),
     }
+
+
+async def test_an_attempt_is_logged_even_when_the_answer_is_cancelled_while_its_row_waits(llm_upstream):
+    """Under load the call-log write waits for a free worker thread; a cancellation then must not drop it."""
+    import asyncio
+    import threading
+
+    import httpx
+
+    def posts() -> int:
+        stats = httpx.get(f"{llm_upstream.base_url}/_control/stats", timeout=5).json()
+        return stats["by_endpoint"].get("messages", 0)
+
+    async def until(condition) -> None:
+        for _ in range(250):
+            if condition():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("the upstream never saw the attempt")
+
+    await run(ChatRequestFactory())
+    set_faults(
+        llm_upstream,
+        {"force_errors": [{"status": 429, "count": 1}], "retry_after_seconds": 0, "latency_ms": 300},
+    )
+    answer = asyncio.ensure_future(run(ChatRequestFactory()))
+    await until(lambda: len(message_requests(llm_upstream)) >= 2)  # the attempt is in flight
+    # Occupy every worker of the default executor so the attempt's row queues behind them.
+    loop = asyncio.get_running_loop()
+    gate = threading.Event()
+    blockers = [loop.run_in_executor(None, gate.wait) for _ in range(64)]
+    try:
+        await until(lambda: posts() >= 2)  # answered 429
+        await asyncio.sleep(0.2)  # the gateway now waits for its row to be written
+        answer.cancel()
+        await asyncio.sleep(0.05)
+    finally:
+        gate.set()
+        await asyncio.gather(*blockers)
+    await asyncio.wait([answer])
+    assert answer.cancelled()
+    logged = await calls()
+    assert len(logged) == posts() == 2
+    assert logged[1].error_type == "rate_limit_error"

@@ -65,6 +65,16 @@ def chat_calls_logged() -> tuple[int, int]:
     return calls.count(), calls.filter(error_type__in=("first_token_timeout", "total_timeout")).count()
 
 
+@database_sync_to_async
+def chat_call_request_ids() -> list[str]:
+    return list(LLMCall.objects.filter(task_type="chat").exclude(request_id="").values_list("request_id", flat=True))
+
+
+def message_log(upstream) -> list[dict]:
+    response = httpx.get(f"{upstream.base_url}/_control/requests", params={"limit": 500}, timeout=5)
+    return [entry for entry in response.json()["data"] if entry["path"] == "/v1/messages"]
+
+
 def upstream_message_posts(upstream) -> int:
     stats = httpx.get(f"{upstream.base_url}/_control/stats", timeout=5).json()
     return stats["by_endpoint"].get("messages", 0)
@@ -99,11 +109,16 @@ async def test_every_message_gets_one_outcome_under_fault(fault, customer, llm_u
 
     users, assistants, tickets = await stored(customer)
     assert_every_message_answered_once(runs, users, assistants, tickets)
-    # The call log records each attempt the upstream received. An attempt we abandon on our own
-    # timeout may end before the emulator counts it (it counts at response time), so those may be extra.
+    # Every attempt the upstream received has exactly one call-log row. An attempt we abandon on our
+    # own timeout may end before the emulator counts it (it counts at response time), so those may be
+    # extra; an abandoned attempt has no request id, so at most those rows can stand for unmatched ids.
     logged, timed_out = await chat_calls_logged()
     seen = upstream_message_posts(llm_upstream) - before
     assert seen <= logged <= seen + timed_out
+    answered = {entry["request_id"] for entry in message_log(llm_upstream) if entry["status"] is not None}
+    logged_ids = await chat_call_request_ids()
+    assert len(logged_ids) == len(set(logged_ids))  # no attempt logged twice
+    assert len(answered - set(logged_ids)) <= logged - len(logged_ids)
 
 
 async def test_prompt_too_long_is_summarised_not_lost(customer, llm_upstream, settings) -> None:
