@@ -22,7 +22,10 @@ LOGIN_RATE_LIMIT_PER_MINUTE = 1000
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 LOGGING = {"version": 1, "disable_existing_loggers": False}
 # Serve static files from the app's finders (no collectstatic in tests): the e2e test loads the page's JS/CSS.
+# Autorefresh looks files up per request instead of scanning STATIC_ROOT at start-up, which does not exist
+# without collectstatic (WhiteNoise warned "No directory at: …/staticfiles/" for every test client).
 WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not Django's shared-cache in-memory database: that one raises "database table is locked"
