@@ -125,7 +125,9 @@ def server_env(upstream_url: str, **extra: str) -> dict[str, str]:
 def start_server(args: list[str], port: int, env: dict[str, str]) -> subprocess.Popen:
     """Start a server process and wait until /healthz answers."""
     process = subprocess.Popen([sys.executable, *args], cwd=PROJECT_DIR, env=env)
-    deadline = time.monotonic() + 30
+    # Generous: several workers import Django at once, and on a busy two-core machine that alone
+    # has taken more than 30 s. A server that never starts still fails the test, only later.
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         assert process.poll() is None, "server exited during start-up"
         try:
