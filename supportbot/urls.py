@@ -7,6 +7,7 @@ urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/knowledge/", include("apps.knowledge.api_urls")),
     path("api/", include("apps.chat.api_urls")),
     path("", include("apps.core.urls")),
     path("", include("apps.chat.urls")),

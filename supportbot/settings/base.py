@@ -23,11 +23,13 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    "rest_framework.authtoken",
     "drf_spectacular",
     "django_celery_beat",
     "apps.core",
     "apps.accounts",
     "apps.llm",
+    "apps.knowledge",
     "apps.prompts",
     "apps.chat",
     "apps.triage",
@@ -144,8 +146,14 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ConversationStatusEnum": "apps.chat.models.Conversation.Status",
         "MessageStatusEnum": "apps.chat.models.Message.Status",
+        "ArticleStatusEnum": "apps.knowledge.models.Article.Status",
     },
 }
+
+# Knowledge base (docs/knowledge.md): a published snapshot up to this many tokens rides whole in the
+# cached system prefix; a larger one is searched per question and the best articles sent as search results.
+KNOWLEDGE_PREFIX_MAX_TOKENS = env.int("KNOWLEDGE_PREFIX_MAX_TOKENS", default=30_000)
+KNOWLEDGE_SEARCH_LIMIT = env.int("KNOWLEDGE_SEARCH_LIMIT", default=4)
 
 # Chat limits (see docs/protocol.md).
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=4000)

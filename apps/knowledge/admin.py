@@ -1,0 +1,69 @@
+"""Admin for articles and snapshots: edits and the publish actions go through the services."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from apps.core.exceptions import ApplicationError
+from apps.knowledge import services
+from apps.knowledge.models import Article, KnowledgeSnapshot
+
+
+@admin.register(Article)
+class ArticleAdmin(admin.ModelAdmin):
+    list_display = ["title", "language", "status", "updated_at"]
+    list_filter = ["status", "language"]
+    search_fields = ["title", "external_id"]
+    readonly_fields = ["created_at", "updated_at", "published_at"]
+    fields = ["title", "language", "url", "tags", "status", "external_id", "body", *readonly_fields]
+    actions = ["publish_selected", "unpublish_selected"]
+
+    def save_model(self, request: HttpRequest, obj: Article, form, change: bool) -> None:
+        values = {name: getattr(obj, name) for name in services.EDITABLE_FIELDS}
+        try:
+            if change:
+                saved = services.article_update(article=obj, actor=request.user, **values)
+            else:
+                saved = services.article_create(actor=request.user, **values)
+        except ApplicationError as exc:
+            errors = "; ".join(f"{k}: {v}" for k, v in exc.extra.get("errors", {}).items())
+            self.message_user(request, f"{exc.message} {errors}", messages.ERROR)
+            return
+        obj.pk = saved.pk
+
+    def delete_model(self, request: HttpRequest, obj: Article) -> None:
+        services.article_delete(article=obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Article]) -> None:
+        for article in queryset:
+            services.article_delete(article=article, actor=request.user)
+
+    @admin.action(description="Publish selected articles")
+    def publish_selected(self, request: HttpRequest, queryset: QuerySet[Article]) -> None:
+        for article in queryset:
+            services.article_publish(article=article, actor=request.user)
+        self.message_user(request, f"Published {queryset.count()} article(s); a new snapshot serves them.")
+
+    @admin.action(description="Unpublish selected articles")
+    def unpublish_selected(self, request: HttpRequest, queryset: QuerySet[Article]) -> None:
+        for article in queryset:
+            services.article_unpublish(article=article, actor=request.user)
+        self.message_user(request, f"Unpublished {queryset.count()} article(s).")
+
+
+@admin.register(KnowledgeSnapshot)
+class KnowledgeSnapshotAdmin(admin.ModelAdmin):
+    list_display = ["id", "created_at", "article_count", "token_estimate", "created_by"]
+    readonly_fields = ["created_at", "created_by", "digest", "article_count", "token_estimate", "articles"]
+    exclude = ()
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
