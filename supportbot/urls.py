@@ -10,5 +10,6 @@ urlpatterns = [
     path("api/knowledge/", include("apps.knowledge.api_urls")),
     path("api/", include("apps.chat.api_urls")),
     path("", include("apps.core.urls")),
+    path("", include("apps.widget.urls")),
     path("", include("apps.chat.urls")),
 ]

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "apps.chat",
     "apps.triage",
     "apps.insights",
+    "apps.widget",
     "apps.upstream",
 ]
 
@@ -165,6 +166,15 @@ ACCOUNT_CONTEXT_CACHE_SECONDS = env.int("ACCOUNT_CONTEXT_CACHE_SECONDS", default
 # a publish, retire or weight change (the process that made the change sees it at once).
 PROMPT_ACTIVE_VERSIONS_CACHE_SECONDS = env.float("PROMPT_ACTIVE_VERSIONS_CACHE_SECONDS", default=5.0)
 LOGIN_RATE_LIMIT_PER_MINUTE = env.int("LOGIN_RATE_LIMIT_PER_MINUTE", default=10)
+
+# The widget on other sites (docs/widget.md). Rate limits are per minute, spend caps per UTC day.
+WIDGET_VISITOR_TOKEN_MAX_AGE_SECONDS = env.int("WIDGET_VISITOR_TOKEN_MAX_AGE_SECONDS", default=365 * 24 * 3600)
+WIDGET_VISITOR_RATE_LIMIT_PER_MINUTE = env.int("WIDGET_VISITOR_RATE_LIMIT_PER_MINUTE", default=8)
+WIDGET_IP_RATE_LIMIT_PER_MINUTE = env.int("WIDGET_IP_RATE_LIMIT_PER_MINUTE", default=30)
+WIDGET_NEW_VISITORS_PER_IP_PER_HOUR = env.int("WIDGET_NEW_VISITORS_PER_IP_PER_HOUR", default=30)
+WIDGET_CONVERSATION_MAX_QUESTIONS = env.int("WIDGET_CONVERSATION_MAX_QUESTIONS", default=40)
+WIDGET_SITE_DAILY_SPEND_CAP_USD = env.float("WIDGET_SITE_DAILY_SPEND_CAP_USD", default=20.0)
+WIDGET_ACCOUNT_DAILY_SPEND_CAP_USD = env.float("WIDGET_ACCOUNT_DAILY_SPEND_CAP_USD", default=1.0)
 
 # Nightly transcript classification and report.
 REPORTS_DIR = env.path("REPORTS_DIR", default=BASE_DIR / "var" / "reports")

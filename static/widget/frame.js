@@ -1,0 +1,152 @@
+/* The chat frame on the support origin (templates/widget/frame.html): one websocket, /ws/widget/<key>/
+ * (docs/widget.md, frames as in docs/protocol.md). The visitor token and the open conversation are kept
+ * in this frame's own storage, so a reload resumes the same chat. No dependencies. */
+(function () {
+  "use strict";
+  var cfg = JSON.parse(document.getElementById("w-config").textContent);
+  var STRINGS = {
+    en: { label: "Your message", send: "Send", placeholder: "Ask us anything…", connecting: "Connecting…",
+      online: "Online", offline: "Reconnecting…", email: "Email for a reply (optional)",
+      leaveText: "Your message for our team", leaveSend: "Leave a message", left: "Thanks! Our team will get back to you.",
+      failed: "The assistant could not answer. Please try again.", gone: "This chat is not available here." },
+    de: { label: "Ihre Nachricht", send: "Senden", placeholder: "Fragen Sie uns…", connecting: "Verbinde…",
+      online: "Online", offline: "Verbindung wird wiederhergestellt…", email: "E-Mail für eine Antwort (optional)",
+      leaveText: "Ihre Nachricht an unser Team", leaveSend: "Nachricht hinterlassen",
+      left: "Danke! Unser Team meldet sich bei Ihnen.", failed: "Der Assistent konnte nicht antworten. Bitte erneut versuchen.",
+      gone: "Dieser Chat ist hier nicht verfügbar." },
+    fr: { label: "Votre message", send: "Envoyer", placeholder: "Posez-nous votre question…", connecting: "Connexion…",
+      online: "En ligne", offline: "Reconnexion…", email: "E-mail pour une réponse (facultatif)",
+      leaveText: "Votre message pour notre équipe", leaveSend: "Laisser un message",
+      left: "Merci ! Notre équipe vous répondra.", failed: "L'assistant n'a pas pu répondre. Veuillez réessayer.",
+      gone: "Cette discussion n'est pas disponible ici." }
+  };
+  var lang = "en", langs = navigator.languages || [navigator.language || "en"];
+  for (var i = 0; i < langs.length; i++) {
+    var code = String(langs[i]).slice(0, 2).toLowerCase();
+    if (STRINGS[code]) { lang = code; break; }
+  }
+  var t = STRINGS[lang];
+  document.documentElement.lang = lang;
+  document.querySelectorAll("[data-t]").forEach(function (el) { el.textContent = t[el.getAttribute("data-t")]; });
+
+  var $ = function (id) { return document.getElementById(id); };
+  var log = $("w-log"), form = $("w-form"), input = $("w-input"), send = $("w-send"), state = $("w-state");
+  var notice = $("w-notice"), leave = $("w-leave");
+  input.placeholder = t.placeholder;
+  if (/^#[0-9a-f]{6}$/i.test(cfg.colour)) document.documentElement.style.setProperty("--c", cfg.colour);
+
+  var hash = new URLSearchParams(location.hash.slice(1));
+  var uid = hash.get("uid") || "", sig = hash.get("sig") || "";
+  history.replaceState(null, "", location.pathname);  // the identity stays out of this frame's history
+
+  // Storage may be refused (blocked third-party storage): then the chat lasts as long as the frame.
+  var memory = {};
+  var store = {
+    get: function (k) { try { return localStorage.getItem(k); } catch (e) { return memory[k] || null; } },
+    set: function (k, v) { try { localStorage.setItem(k, v); } catch (e) { memory[k] = v; } },
+    del: function (k) { try { localStorage.removeItem(k); } catch (e) { delete memory[k]; } }
+  };
+  var TOKEN = "acme-support:" + cfg.key + ":token";
+  var CONV = "acme-support:" + cfg.key + ":conversation:" + (uid ? "user:" + uid : "visitor");
+
+  var ws = null, current = null, busy = false, retry = 0, closedForGood = false;
+
+  function uuid() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    var b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 15) | 64; b[8] = (b[8] & 63) | 128;
+    var h = Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join("");
+    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
+  }
+
+  function add(role, text, status) {
+    var li = document.createElement("li");
+    li.className = role === "user" ? "u" : "a";
+    li.textContent = text;
+    if (status) li.setAttribute("data-status", status);
+    log.appendChild(li);
+    log.scrollTop = log.scrollHeight;
+    return li;
+  }
+
+  function say(text) { notice.textContent = text; notice.hidden = !text; }
+  function setBusy(value) { busy = value; send.disabled = value; }
+
+  function connect() {
+    var q = new URLSearchParams();
+    var token = store.get(TOKEN), conversation = store.get(CONV);
+    if (token) q.set("token", token);
+    if (conversation) q.set("conversation", conversation);
+    if (uid && sig) { q.set("user_id", uid); q.set("user_hash", sig); }
+    state.textContent = t.connecting;
+    ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + cfg.ws + "?" + q);
+    ws.onmessage = function (ev) { handle(JSON.parse(ev.data)); };
+    ws.onclose = function (ev) {
+      state.textContent = t.offline;
+      if (ev.code === 4404 && store.get(CONV)) { store.del(CONV); connect(); return; }  // that chat is gone: a new one
+      if (ev.code === 4404 || ev.code === 4429 || closedForGood) { closedForGood = true; say(t.gone); return; }
+      setTimeout(connect, Math.min(30000, 500 * Math.pow(2, retry++)));
+    };
+  }
+
+  function handle(f) {
+    if (f.type === "conversation") {
+      retry = 0;
+      state.textContent = t.online;
+      store.set(CONV, f.id);
+      if (f.messages) {
+        log.textContent = "";
+        f.messages.forEach(function (m) { add(m.role, m.text, m.status); });
+      }
+      setBusy(false);
+    } else if (f.type === "visitor") {
+      store.set(TOKEN, f.token);
+    } else if (f.type === "delta") {
+      if (!current) current = add("assistant", "", "streaming");
+      current.textContent += f.text;
+      log.scrollTop = log.scrollHeight;
+    } else if (f.type === "reset") {
+      if (current) current.textContent = "";
+    } else if (f.type === "done") {
+      if (!current) current = add("assistant", "");
+      current.setAttribute("data-status", f.status);
+      current = null;
+      setBusy(false);
+    } else if (f.type === "left") {
+      leave.hidden = true;
+      leave.reset();
+      say(t.left);
+    } else if (f.type === "error") {
+      if (current) { current.setAttribute("data-status", "failed"); current = null; }
+      if (f.code === "generation_failed") say(t.failed); else say(f.message);
+      if (f.leave_message) { leave.hidden = false; leave.querySelector("textarea").focus(); }
+      setBusy(false);
+    }
+  }
+
+  function submit() {
+    var text = input.value.trim();
+    if (!text || busy || !ws || ws.readyState !== 1) return;
+    say("");
+    add("user", text);
+    ws.send(JSON.stringify({ type: "message", text: text, client_id: uuid() }));
+    input.value = "";
+    setBusy(true);
+  }
+
+  form.addEventListener("submit", function (ev) { ev.preventDefault(); submit(); });
+  input.addEventListener("keydown", function (ev) {
+    if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); submit(); }
+  });
+  leave.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var data = new FormData(leave);
+    if (!ws || ws.readyState !== 1 || !String(data.get("text")).trim()) return;
+    ws.send(JSON.stringify({ type: "leave_message", text: data.get("text"), email: data.get("email") }));
+  });
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key === "Escape" && parent !== window) parent.postMessage("acme-support:close", "*");
+  });
+  connect();
+  input.focus();
+})();
