@@ -111,9 +111,10 @@ async def run_traffic(prompt, conversations: int, turns: int) -> None:
 
 
 def report(prompt) -> bool:
-    from apps.llm.gateway import _chat_params, count_request_tokens
+    from apps.llm.gateway import count_request_tokens
     from apps.llm.models import LLMCall
     from apps.llm.pricing import CACHE_READ_MULTIPLIER, CACHE_WRITE_MULTIPLIER, prices_for
+    from apps.llm.prompting import chat_params
     from apps.llm.types import ChatRequest
 
     calls = list(LLMCall.objects.filter(task_type="chat", status="ok").order_by("id"))
@@ -132,7 +133,7 @@ def report(prompt) -> bool:
         )
 
     probe = ChatRequest(prompt, (), "", "hi", "", "pro", "en", None, None)
-    params = _chat_params(probe, model)
+    params = chat_params(probe, model)
     total, _ = count_request_tokens(params)
     rest, _ = count_request_tokens({**params, "system": []})
     prefix = total - rest

@@ -11,10 +11,11 @@ from typing import Any
 
 import anthropic
 
-from apps.llm.gateway import _message_text, parse_json_reply
+from apps.llm.attempts import message_text as _message_text
 from apps.llm.models import LLMCall, TaskType
 from apps.llm.prompting import single_turn_messages, system_blocks
 from apps.llm.services import llm_call_record
+from apps.llm.structured import parse_json_reply
 from apps.llm.types import PromptParts
 
 __all__ = ["batch_request_params", "batch_result_record", "message_text", "parse_json_reply"]

@@ -171,3 +171,20 @@ def chat_messages(request: ChatRequest) -> list[dict[str, Any]]:
 def single_turn_messages(user_text: str) -> list[dict[str, Any]]:
     """A one-turn conversation for JSON tasks and batch requests (the caller formats `user_text`)."""
     return [{"role": "user", "content": [_text_block(user_text)]}]
+
+
+def chat_params(request: ChatRequest, model: str) -> dict[str, Any]:
+    """A chat request as Messages parameters for `model` (what is counted, previewed and sent)."""
+    return {
+        "model": model,
+        "max_tokens": request.prompt.max_tokens,
+        "system": system_blocks(request.prompt),
+        "messages": chat_messages(request),
+    }
+
+
+def chat_body(request: ChatRequest, model: str) -> bytes:
+    """`chat_params` with `stream` as the JSON request body, the system prompt's encoding reused."""
+    head = json_compact({"model": model, "max_tokens": request.prompt.max_tokens, "stream": True})[:-1]
+    system, messages = system_blocks_json(request.prompt), json_compact(chat_messages(request))
+    return f'{head},"system":{system},"messages":{messages}}}'.encode()

@@ -235,11 +235,12 @@ async def test_model_override_wins(llm_upstream):
 
 
 async def test_history_over_the_context_window_is_summarised(llm_upstream, settings):
-    from apps.llm.gateway import _chat_params, count_request_tokens
+    from apps.llm.gateway import count_request_tokens
+    from apps.llm.prompting import chat_params
 
     settings.LLM_SUMMARY_MAX_TOKENS = 100
     base = ChatRequestFactory(history=())
-    base_tokens, _ = await database_sync_to_async(count_request_tokens)(_chat_params(base, SONNET))
+    base_tokens, _ = await database_sync_to_async(count_request_tokens)(chat_params(base, SONNET))
     settings.LLM_CONTEXT_WINDOWS = {SONNET: base_tokens + base.prompt.max_tokens + 700}
     request = ChatRequestFactory(history=history_of(10, words=20))
 
@@ -260,9 +261,10 @@ async def test_upstream_prompt_too_long_is_handled_by_summarising(llm_upstream, 
     settings.LLM_COUNT_TOKENS_ABOVE_FRACTION = 10.0  # our pre-check trusts its estimate: upstream must say it
     base = ChatRequestFactory(history=())
     emulator = llm_upstream.state.config
-    from apps.llm.gateway import _chat_params, count_request_tokens
+    from apps.llm.gateway import count_request_tokens
+    from apps.llm.prompting import chat_params
 
-    base_tokens, _ = await database_sync_to_async(count_request_tokens)(_chat_params(base, SONNET))
+    base_tokens, _ = await database_sync_to_async(count_request_tokens)(chat_params(base, SONNET))
     emulator.context_windows = {SONNET: base_tokens + 700}
     try:
         events = await run(ChatRequestFactory(history=history_of(10, words=20)))

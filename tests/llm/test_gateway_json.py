@@ -9,7 +9,7 @@ import pydantic
 import pytest
 
 from apps.accounts import demo_content
-from apps.llm import gateway
+from apps.llm import resilience
 from apps.llm.gateway import complete_json, parse_json_reply, preview_request, summarise_history
 from apps.llm.models import LLMCall
 from apps.llm.types import PromptParts, Turn
@@ -115,7 +115,7 @@ def test_invalid_json_is_retried_once_with_the_error_then_accepted(monkeypatch):
         '"language": "de", "summary": "2FA reset."}'
     )
     client = _mock_client(['Sure! {"category": "account", "resolved": "maybe"}', good], seen)
-    monkeypatch.setattr(gateway, "get_client", lambda: client)
+    monkeypatch.setattr(resilience, "get_client", lambda: client)
     result = complete_json(prompt=classifier_prompt(), user_text=TRANSCRIPT, schema=Classification)
     assert result.ok and result.attempts == 2
     assert result.data.escalation_needed is True

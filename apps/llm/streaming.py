@@ -1,0 +1,150 @@
+"""One streamed Messages call with its deadlines: first token, and the answer's total budget."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anthropic
+from django.conf import settings
+
+from apps.llm.attempts import Meter
+from apps.llm.clients import get_async_client
+from apps.llm.retry import FirstTokenTimeout, StreamCut
+
+
+class _EventDeadline:
+    """`asyncio.timeout` around each `anext()` of a stream, with one timer per deadline instead of per event.
+
+    The deadline covers only the awaits for the next event, never the caller's code between our
+    yields (an async generator runs in the caller's task). A fresh `asyncio.timeout` per event cost a
+    timer-heap push and cancel for each of the ~200 events of an answer, ~10 % of the chat path's CPU.
+    Here one timer runs until the deadline moves (once, at the first token): when it fires during an
+    await the task is cancelled and the await raises TimeoutError; when it fires between awaits the
+    next call raises TimeoutError at once.
+    """
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task: asyncio.Task[Any] | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._limit = math.nan
+        self._inside = False
+        self._fired = False
+
+    async def next(self, iterator: Any, limit: float) -> Any:
+        """The next event, or TimeoutError once `time.monotonic()` reaches `limit`."""
+        remaining = limit - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        if limit != self._limit:
+            self.close()
+            self._limit = limit
+            self._handle = self._loop.call_later(remaining, self._expire)
+        self._task = asyncio.current_task()
+        self._inside = True
+        try:
+            return await anext(iterator)
+        except asyncio.CancelledError:
+            if self._fired:
+                self._fired = False
+                if self._task is not None and self._task.uncancel() == 0:
+                    raise TimeoutError from None
+            raise
+        finally:
+            self._inside = False
+
+    def _expire(self) -> None:
+        self._handle = None
+        if self._inside and self._task is not None:
+            self._fired = True
+            self._task.cancel()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
+async def _open_raw_stream(client: anthropic.AsyncAnthropic, body: bytes) -> anthropic.AsyncStream[object]:
+    """`messages.create(stream=True)` whose events are the decoded JSON dicts, not SDK models.
+
+    The same request, headers, status-error mapping and SSE `error`-event handling as
+    `client.messages.create(**params, stream=True)` (both go through the SDK's `post`); two costs are
+    skipped. Events: `cast_to=object` returns the JSON as is instead of a pydantic model per event
+    (~30 µs each, 6-8 ms of CPU per 200-token answer). The body (`chat_body`): our params are plain
+    JSON, encoded by us with the system prompt's encoding reused, and passed as `content`; the SDK's
+    generic preparation (a deep copy looking for file inputs, then its own encoder) of the ~60 KB
+    system prompt cost ~0.4 ms of CPU on the event loop before every request (bench/ws_bench.py,
+    README "Performance").
+    """
+    return await client.post(
+        "/v1/messages",
+        content=body,
+        options={"headers": {"Content-Type": "application/json"}},
+        cast_to=object,
+        stream=True,
+        stream_cls=anthropic.AsyncStream[object],  # object: the SDK returns the JSON as is
+    )
+
+
+async def stream_once(body: bytes, meter: Meter, deadline: float) -> AsyncIterator[str]:
+    """Yield the text deltas of one streamed attempt, filling `meter`. Raises on any failure."""
+    ttft_deadline = meter.started + settings.LLM_FIRST_TOKEN_TIMEOUT_SECONDS
+    client = get_async_client()
+
+    def limit() -> float:
+        return deadline if meter.ttft_ms is not None else min(deadline, ttft_deadline)
+
+    def time_left() -> float:
+        return limit() - time.monotonic()
+
+    try:
+        async with asyncio.timeout(max(time_left(), 0.0)):
+            stream = await _open_raw_stream(client, body)
+    except TimeoutError as exc:
+        raise (FirstTokenTimeout() if time.monotonic() < deadline else exc) from None
+    meter.request_id = stream.response.headers.get("request-id", "") or ""
+    iterator = stream.__aiter__()
+    event_deadline = _EventDeadline()
+    finished = False
+    try:
+        while True:
+            try:
+                event = await event_deadline.next(iterator, limit())
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                if meter.ttft_ms is None and time.monotonic() < deadline:
+                    raise FirstTokenTimeout() from None
+                raise
+            try:
+                kind = event["type"]
+                if kind == "content_block_delta":
+                    delta = event["delta"]
+                    if delta["type"] == "text_delta":
+                        text = delta["text"]
+                        if not isinstance(text, str):
+                            raise TypeError("text is not a string")
+                        if meter.ttft_ms is None:
+                            meter.ttft_ms = meter.elapsed_ms()
+                        meter.text += text
+                        yield text
+                elif kind == "message_start":
+                    meter.absorb_usage(event["message"]["usage"])
+                elif kind == "message_delta":
+                    meter.absorb_usage(event["usage"])
+                    meter.stop_reason = event["delta"].get("stop_reason") or ""
+                elif kind == "message_stop":
+                    finished = True
+            except (KeyError, TypeError, AttributeError) as exc:
+                # The SDK's typed events would not have caught this either; treat it like invalid JSON.
+                raise ValueError(f"malformed stream event: {type(exc).__name__}: {exc}") from None
+    finally:
+        event_deadline.close()
+        await stream.close()
+    if not finished:
+        raise StreamCut("stream ended before message_stop")
