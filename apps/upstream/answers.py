@@ -6,7 +6,9 @@ Given a validated request body, decide what "the model" says:
 3. JSON, when the request asks for it (structured-output schema, `{` prefill, or instructions that
    mention JSON and keys) — classification keys filled by transcript heuristics;
 4. a prose summary, when asked to summarise a conversation;
-5. otherwise a support answer grounded in the system prompt's reference documents (and the user's
+5. a support answer quoting the request's `search_result` / `document` blocks with citations enabled,
+   as cited text blocks (see grounding.py), when the request has any;
+6. otherwise a support answer grounded in the system prompt's reference documents (and the user's
    `<account_context>` when the question is about their plan, invoices or tickets), in the user's
    language.
 """
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from .grounding import citable_units, grounded_segments, question_of
 from .language import ACCOUNT_LEAD_IN, CLOSING, GREETING, LEAD_IN, NOT_FOUND, REFUSAL, detect_language, words
 from .prompt import instructions_of, system_text, text_of
 from .retrieval import build_index, index_for_system, plain_prose, stem_terms
@@ -107,6 +110,9 @@ class Answer:
     stop_reason: str = "end_turn"  # end_turn | refusal | tool_use
     tool_use: dict[str, Any] | None = None  # {"name": ..., "input": {...}} when stop_reason == "tool_use"
     refusal_category: str | None = None
+    # Text blocks with their citations, in order, when the answer cites the request's sources; `text` is
+    # then their concatenation.
+    segments: tuple[tuple[str, tuple[dict[str, Any], ...]], ...] = ()
 
 
 def compose_answer(body: dict[str, Any], *, prose_instead_of_json: bool = False) -> Answer:
@@ -129,6 +135,11 @@ def compose_answer(body: dict[str, Any], *, prose_instead_of_json: bool = False)
         return Answer(_continue_after_prefill(_json_answer(body, instructions, user_text, messages), prefill))
     if _wants_summary(instructions, user_text):
         return Answer(_continue_after_prefill(_summary(user_text, messages), prefill))
+    units = citable_units(messages)
+    if units and not prefill:
+        query = plain_prose(_own_words(question_of(messages)))
+        segments = tuple((text, tuple(citations)) for text, citations in grounded_segments(units, query))
+        return Answer("".join(text for text, _ in segments), segments=segments)
     return Answer(_continue_after_prefill(_support_answer(system, instructions, user_text), prefill))
 
 

@@ -28,6 +28,9 @@ class Generation:
     stop_details: dict[str, Any] | None = None
     text_chunks: list[str] = field(default_factory=list)  # one per output token
     tool_use: dict[str, Any] | None = None  # a complete tool_use content block
+    # A cited answer: one text block per segment, (its output tokens, its citations); `text_chunks` is
+    # then all their tokens in order.
+    segments: list[tuple[list[str], list[dict[str, Any]]]] = field(default_factory=list)
     output_tokens: int = 0
     service_tier: str = "standard"
 
@@ -38,6 +41,8 @@ class Generation:
     def content(self) -> list[dict[str, Any]]:
         if self.tool_use is not None:
             return [self.tool_use]
+        if self.segments:
+            return [_text_block("".join(chunks), citations) for chunks, citations in self.segments if chunks]
         return [{"type": "text", "text": self.text}] if self.text_chunks else []
 
     def usage_dict(self, output_tokens: int | None = None) -> dict[str, Any]:
@@ -112,6 +117,8 @@ def _with_text(
     generation: Generation, answer: Answer, stop_sequences: list[str], output_budget: int, max_tokens: int
 ) -> Generation:
     text, matched_stop = _cut_at_stop_sequence(answer.text, stop_sequences)
+    if answer.segments and matched_stop is None:
+        generation.segments = _segment_chunks(answer.segments, output_budget)
     chunks = split_output_tokens(text)
     if len(chunks) > output_budget:
         chunks = chunks[: max(output_budget, 0)]
@@ -127,6 +134,28 @@ def _with_text(
     # Like the real API, even an empty answer costs at least one output token.
     generation.output_tokens = max(len(chunks), 1)
     return generation
+
+
+def _text_block(text: str, citations: list[dict[str, Any]]) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "text", "text": text}
+    if citations:
+        block["citations"] = citations
+    return block
+
+
+def _segment_chunks(
+    segments: tuple[tuple[str, tuple[dict[str, Any], ...]], ...], budget: int
+) -> list[tuple[list[str], list[dict[str, Any]]]]:
+    """Each segment's output tokens, cut after `budget` tokens in all (a cut segment keeps its citations)."""
+    result: list[tuple[list[str], list[dict[str, Any]]]] = []
+    left = max(budget, 0)
+    for text, citations in segments:
+        if left <= 0:
+            break
+        chunks = split_output_tokens(text)[:left]
+        left -= len(chunks)
+        result.append((chunks, list(citations)))
+    return result
 
 
 def _cut_at_stop_sequence(text: str, stop_sequences: list[str]) -> tuple[str, str | None]:
@@ -190,6 +219,8 @@ def stream_events(generation: Generation) -> Iterator[StreamEvent]:
     yield StreamEvent("message_start", {"type": "message_start", "message": start_message})
     if generation.tool_use is not None:
         yield from _tool_use_block_events(generation.tool_use)
+    elif generation.segments:
+        yield from _cited_block_events(generation.segments)
     elif generation.text_chunks:
         yield from _text_block_events(generation.text_chunks)
     else:
@@ -215,6 +246,37 @@ def _text_block_events(chunks: list[str]) -> Iterator[StreamEvent]:
     for chunk in chunks:
         yield _text_delta(chunk)
     yield _BLOCK_STOP
+
+
+def _cited_block_events(segments: list[tuple[list[str], list[dict[str, Any]]]]) -> Iterator[StreamEvent]:
+    """One text block per segment; a cited block's `citations_delta` events follow its text, as the API's do."""
+    index = 0
+    for chunks, citations in segments:
+        if not chunks:
+            continue
+        yield StreamEvent(
+            "content_block_start",
+            {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
+        )
+        if index == 0:
+            yield _PING
+        for chunk in chunks:
+            yield StreamEvent(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": chunk}},
+                is_token=True,
+            )
+        for citation in citations:
+            yield StreamEvent(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "citations_delta", "citation": citation},
+                },
+            )
+        yield StreamEvent("content_block_stop", {"type": "content_block_stop", "index": index})
+        index += 1
 
 
 def _tool_use_block_events(tool_use: dict[str, Any]) -> Iterator[StreamEvent]:

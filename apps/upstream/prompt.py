@@ -76,6 +76,9 @@ def block_tokens(block: dict[str, Any]) -> int:
         if source.get("type") == "content":
             return sum(block_tokens(inner) for inner in content_blocks(source.get("content", [])))
         return DOCUMENT_PAGE_TOKENS
+    if block_type == "search_result":
+        inner_tokens = sum(block_tokens(item) for item in block.get("content") or [])
+        return inner_tokens + count_text_tokens(f"{block.get('title', '')} {block.get('source', '')}")
     if block_type == "tool_result":
         inner = block.get("content", "")
         return 2 + sum(block_tokens(item) for item in content_blocks(inner)) if inner else 2

@@ -164,6 +164,7 @@ def _validate_messages(messages: Any, path: str) -> None:
         _validate_message(message, f"{path}messages.{index}")
     if messages[0]["role"] != "user":
         raise invalid_request(f'{path}messages: first message must use the "user" role')
+    validate_citation_consistency(messages)
     last = messages[-1]
     if last["role"] == "assistant":
         last_blocks = content_blocks(last["content"])
@@ -219,6 +220,68 @@ def _validate_block(block: Any, path: str) -> None:
                 raise invalid_request(f"{path}.{field}: Field required")
     elif block_type == "tool_result" and "tool_use_id" not in block:
         raise invalid_request(f"{path}.tool_use_id: Field required")
+    elif block_type == "search_result":
+        _validate_search_result(block, path)
+    elif block_type == "document":
+        _validate_document(block, path)
+    if block_type in ("search_result", "document") and "citations" in block:
+        _validate_citations_config(block["citations"], f"{path}.citations")
+
+
+def _validate_search_result(block: dict[str, Any], path: str) -> None:
+    for name in ("source", "title"):
+        if not isinstance(block.get(name), str):
+            raise invalid_request(f"{path}.{name}: Field required")
+    content = block.get("content")
+    if not isinstance(content, list):
+        raise invalid_request(f"{path}.content: Field required")
+    if not content:
+        raise invalid_request(f"{path}.content: search result content must contain at least one text block")
+    for index, inner in enumerate(content):
+        if not isinstance(inner, dict) or inner.get("type") != "text":
+            raise invalid_request(f"{path}.content.{index}.type: Input should be 'text'")
+        _validate_block(inner, f"{path}.content.{index}")
+
+
+def _validate_document(block: dict[str, Any], path: str) -> None:
+    source = block.get("source")
+    if not isinstance(source, dict) or not isinstance(source.get("type"), str):
+        raise invalid_request(f"{path}.source: Field required")
+    if source["type"] == "text" and not isinstance(source.get("data"), str):
+        raise invalid_request(f"{path}.source.data: Field required")
+    if source["type"] == "content" and not isinstance(source.get("content"), str | list):
+        raise invalid_request(f"{path}.source.content: Field required")
+
+
+def _validate_citations_config(config: Any, path: str) -> None:
+    if not isinstance(config, dict) or not isinstance(config.get("enabled", False), bool):
+        raise invalid_request(f"{path}: Input should be an object with a boolean 'enabled'")
+
+
+def validate_citation_consistency(messages: list[Any]) -> None:
+    """Citations must be enabled on all search results or on none (the API's rule; likewise documents)."""
+    for kind in ("search_result", "document"):
+        flags = {
+            bool((block.get("citations") or {}).get("enabled"))
+            for message in messages
+            if isinstance(message, dict)
+            for block in _blocks_with_tool_results(message.get("content"))
+            if isinstance(block, dict) and block.get("type") == kind
+        }
+        if len(flags) > 1:
+            noun = "search results" if kind == "search_result" else "documents"
+            raise invalid_request(f"messages: citations must be enabled on all or none of the {noun}")
+
+
+def _blocks_with_tool_results(content: Any) -> list[Any]:
+    if not isinstance(content, list):
+        return []
+    blocks: list[Any] = []
+    for block in content:
+        blocks.append(block)
+        if isinstance(block, dict) and block.get("type") == "tool_result" and isinstance(block.get("content"), list):
+            blocks.extend(block["content"])
+    return blocks
 
 
 def _validate_tools(tools: Any, path: str) -> None:
