@@ -1,7 +1,10 @@
 """Reads of customer data. The account context is built here, server-side, for one user only."""
 
 import contextlib
+import json
+import re
 from dataclasses import dataclass
+from datetime import date
 from importlib import import_module
 
 from django.conf import settings
@@ -10,11 +13,53 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.utils.crypto import constant_time_compare
 
-from apps.accounts.models import CustomerAccount, Invoice, PlanTier, SupportTicket
+from apps.accounts.models import CustomerAccount, PlanTier, SupportTicket
 from apps.core.cache import CACHE_ERRORS
 
 ACCOUNT_CONTEXT_TAG = "account_context"
 RECENT_INVOICES = 3
+# The key a customer-written value is wrapped in, so the model can tell it from a fact of ours.
+CUSTOMER_TEXT = "customer_text"
+# Characters JSON leaves as they are that would still break the rendering: angle brackets (our
+# delimiter tags) and the line breaks `str.splitlines` and many readers honour besides \n and \r.
+_JSON_UNSAFE = {"<": "\\u003c", ">": "\\u003e", "\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_JSON_UNSAFE_RE = re.compile("[" + "".join(_JSON_UNSAFE) + "]")
+
+
+@dataclass(frozen=True)
+class InvoiceFact:
+    number: str
+    amount_cents: int
+    currency: str
+    status: str
+    issued_on: date
+    due_on: date
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "number": self.number,
+            "amount": f"{self.amount_cents / 100:.2f}",
+            "currency": self.currency,
+            "status": self.status,
+            "issued_on": self.issued_on.isoformat(),
+            "due_on": self.due_on.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class TicketFact:
+    id: int
+    subject: str  # written by the customer (a handoff's subject quotes the conversation's title)
+    status: str
+    opened_on: date
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "subject": customer_text(self.subject),
+            "status": self.status,
+            "opened_on": self.opened_on.isoformat(),
+        }
 
 
 @dataclass(frozen=True)
@@ -27,25 +72,42 @@ class AccountContext:
     language: str
     company: str
     seats: int
-    invoices: tuple[str, ...]
-    open_tickets: tuple[str, ...]
+    invoices: tuple[InvoiceFact, ...]
+    open_tickets: tuple[TicketFact, ...]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "customer": customer_text(self.username),
+            "plan": self.plan_tier,
+            "billing_status": self.billing_status,
+            "language": self.language,
+            "company": customer_text(self.company) if self.company else None,
+            "seats": self.seats,
+            "recent_invoices": [invoice.as_json() for invoice in self.invoices],
+            "open_tickets": [ticket.as_json() for ticket in self.open_tickets],
+        }
 
     def render(self) -> str:
-        """Deterministic, delimited text. Every value is neutralised so it cannot close the tag."""
-        lines = [
-            f"customer: {neutralise_tags(self.username)}",
-            f"plan: {self.plan_tier}",
-            f"billing_status: {self.billing_status}",
-            f"language: {self.language}",
-            f"company: {neutralise_tags(self.company) or '-'}",
-            f"seats: {self.seats}",
-            "recent_invoices:",
-            *(f"- {neutralise_tags(line)}" for line in self.invoices or ("none",)),
-            "open_tickets:",
-            *(f"- {neutralise_tags(line)}" for line in self.open_tickets or ("none",)),
-        ]
-        body = "\n".join(lines)
-        return f"<{ACCOUNT_CONTEXT_TAG}>\n{body}\n</{ACCOUNT_CONTEXT_TAG}>"
+        """One JSON document between our delimiter tags, one top-level field a line.
+
+        Rendered from typed values, never by pasting text into lines: every string is JSON-quoted, so a
+        value cannot start a line, a field or a tag of its own whatever it holds (newlines, quotes, angle
+        brackets, U+2028/U+2029 all arrive escaped). Values a customer wrote are wrapped in
+        `{"customer_text": ...}` so the model can tell them from our facts (business rules, point 2).
+        """
+        fields = ",\n".join(f" {_json(key)}: {_json(value)}" for key, value in self.as_json().items())
+        return f"<{ACCOUNT_CONTEXT_TAG}>\n{{\n{fields}\n}}\n</{ACCOUNT_CONTEXT_TAG}>"
+
+
+def customer_text(value: str) -> dict[str, str]:
+    """A value the customer wrote (or could have), marked as such in the account context."""
+    return {CUSTOMER_TEXT: value}
+
+
+def _json(value: object) -> str:
+    """Compact JSON that also escapes what JSON allows raw but our rendering must not carry raw."""
+    text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return _JSON_UNSAFE_RE.sub(lambda match: _JSON_UNSAFE[match.group(0)], text)
 
 
 def neutralise_tags(text: str) -> str:
@@ -56,13 +118,9 @@ def neutralise_tags(text: str) -> str:
     return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _format_invoice(invoice: Invoice) -> str:
-    amount = f"{invoice.amount_cents / 100:.2f} {invoice.currency}"
-    return f"{invoice.number}: {amount}, {invoice.status}, issued {invoice.issued_on}, due {invoice.due_on}"
-
-
 def account_context_cache_key(user_id: object) -> str:
-    return f"accounts:context:{user_id}"
+    # v2: the entry's types changed (typed invoices and tickets); an old pickle must not be read as one.
+    return f"accounts:context:v2:{user_id}"
 
 
 def account_context_for_user(user: AbstractBaseUser) -> AccountContext:
@@ -88,7 +146,9 @@ def account_context_for_user(user: AbstractBaseUser) -> AccountContext:
 def _account_context_build(user: AbstractBaseUser) -> AccountContext:
     account = CustomerAccount.objects.filter(user=user).first()
     tickets = SupportTicket.objects.filter(user=user).exclude(status=SupportTicket.Status.CLOSED)[:5]
-    open_tickets = tuple(f"#{t.pk} {t.subject} ({t.status}, opened {t.created_at:%Y-%m-%d})" for t in tickets)
+    open_tickets = tuple(
+        TicketFact(id=t.pk, subject=t.subject, status=t.status, opened_on=t.created_at.date()) for t in tickets
+    )
     if account is None:
         return AccountContext(
             username=user.get_username(),
@@ -100,7 +160,17 @@ def _account_context_build(user: AbstractBaseUser) -> AccountContext:
             invoices=(),
             open_tickets=open_tickets,
         )
-    invoices = tuple(_format_invoice(i) for i in account.invoices.all()[:RECENT_INVOICES])
+    invoices = tuple(
+        InvoiceFact(
+            number=i.number,
+            amount_cents=i.amount_cents,
+            currency=i.currency,
+            status=i.status,
+            issued_on=i.issued_on,
+            due_on=i.due_on,
+        )
+        for i in account.invoices.all()[:RECENT_INVOICES]
+    )
     return AccountContext(
         username=user.get_username(),
         plan_tier=account.plan,

@@ -235,7 +235,7 @@ DYNAMIC_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("written date", re.compile(r"\b\d{1,2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]* (19|20)\d\d\b")),
     ("relative date", re.compile(r"\b(today is|current date|current time|as of today)\b", re.IGNORECASE)),
     ("email address", re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.]+\b")),
-    ("account context", re.compile(r"<account_context>|\bcustomer: ", re.IGNORECASE)),
+    ("account context", re.compile(r"<account_context>|\bcustomer: |\"customer\": \{", re.IGNORECASE)),
     ("invoice number", re.compile(r"\bINV-\d{4}-\d+\b")),
 )
 

@@ -1,3 +1,4 @@
+import json
 from datetime import date
 
 import pytest
@@ -5,7 +6,12 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 
 from apps.accounts.models import CustomerAccount, Invoice, SupportTicket
-from apps.accounts.selectors import account_context_cache_key, account_context_for_user, neutralise_tags
+from apps.accounts.selectors import (
+    ACCOUNT_CONTEXT_TAG,
+    account_context_cache_key,
+    account_context_for_user,
+    neutralise_tags,
+)
 from apps.accounts.services import ticket_open
 
 pytestmark = pytest.mark.django_db
@@ -27,21 +33,37 @@ def make_customer(username: str, plan: str, invoice_number: str) -> object:
     return user
 
 
+def parsed(rendered: str) -> dict:
+    """The JSON document between the delimiter tags (fails if it is not exactly one)."""
+    head, _, rest = rendered.partition("\n")
+    body, _, tail = rest.rpartition("\n")
+    assert (head, tail) == (f"<{ACCOUNT_CONTEXT_TAG}>", f"</{ACCOUNT_CONTEXT_TAG}>")
+    return json.loads(body)
+
+
+def plan_of(user) -> str:
+    return parsed(account_context_for_user(user).render())["plan"]
+
+
 def test_context_holds_only_the_users_own_data() -> None:
     bob = make_customer("bob", "pro", "INV-2026-00001")
     make_customer("mallory", "enterprise", "INV-2026-00999")
     rendered = account_context_for_user(bob).render()
     assert rendered.startswith("<account_context>") and rendered.endswith("</account_context>")
-    assert "plan: pro" in rendered and "billing_status: past_due" in rendered and "language: fr" in rendered
-    assert "INV-2026-00001: 145.00 USD, open" in rendered
-    assert "bob sync issue" in rendered
+    facts = parsed(rendered)
+    assert (facts["plan"], facts["billing_status"], facts["language"]) == ("pro", "past_due", "fr")
+    assert facts["customer"] == {"customer_text": "bob"}
+    invoice = facts["recent_invoices"][0]
+    assert (invoice["number"], invoice["amount"], invoice["currency"]) == ("INV-2026-00001", "145.00", "USD")
+    assert invoice["status"] == "open"
+    assert facts["open_tickets"][0]["subject"] == {"customer_text": "bob sync issue"}
     assert "INV-2026-00999" not in rendered and "mallory" not in rendered
 
 
 def test_closed_tickets_are_not_listed() -> None:
     bob = make_customer("bob", "pro", "INV-2026-00001")
     SupportTicket.objects.update(status=SupportTicket.Status.CLOSED)
-    assert "open_tickets:\n- none" in account_context_for_user(bob).render()
+    assert parsed(account_context_for_user(bob).render())["open_tickets"] == []
 
 
 def test_database_values_cannot_forge_the_delimiter() -> None:
@@ -69,17 +91,17 @@ def test_ticket_open_is_idempotent_per_conversation_and_source() -> None:
 def test_the_cached_context_follows_every_save_of_what_it_is_built_from() -> None:
     """Cached between questions, yet never stale after an ORM write (apps/accounts/signals.py)."""
     bob = make_customer("bob", "pro", "INV-2026-00001")
-    assert "plan: pro" in account_context_for_user(bob).render()  # now cached
+    assert plan_of(bob) == "pro"  # now cached
 
     account = CustomerAccount.objects.get(user=bob)
     account.plan = "enterprise"
     account.save()
-    assert "plan: enterprise" in account_context_for_user(bob).render()
+    assert plan_of(bob) == "enterprise"
 
     invoice = Invoice.objects.get(number="INV-2026-00001")
     invoice.status = "paid"
     invoice.save()
-    assert "INV-2026-00001: 145.00 USD, paid" in account_context_for_user(bob).render()
+    assert parsed(account_context_for_user(bob).render())["recent_invoices"][0]["status"] == "paid"
 
     ticket_open(user=bob, subject="Printer on fire", body="", source=SupportTicket.Source.HANDOFF)
     assert "Printer on fire" in account_context_for_user(bob).render()
@@ -89,18 +111,18 @@ def test_the_cached_context_follows_every_save_of_what_it_is_built_from() -> Non
 
     bob.username = "robert"
     bob.save()
-    assert "customer: robert" in account_context_for_user(bob).render()
+    assert parsed(account_context_for_user(bob).render())["customer"] == {"customer_text": "robert"}
 
 
 def test_a_write_that_bypasses_signals_is_seen_once_the_entry_expires() -> None:
     bob = make_customer("bob", "pro", "INV-2026-00001")
-    assert "plan: pro" in account_context_for_user(bob).render()
+    assert plan_of(bob) == "pro"
 
     CustomerAccount.objects.filter(user=bob).update(plan="enterprise")  # a queryset update sends no signal
 
-    assert "plan: pro" in account_context_for_user(bob).render()  # the documented window
+    assert plan_of(bob) == "pro"  # the documented window
     cache.delete(account_context_cache_key(bob.pk))  # what ACCOUNT_CONTEXT_CACHE_SECONDS does at the latest
-    assert "plan: enterprise" in account_context_for_user(bob).render()
+    assert plan_of(bob) == "enterprise"
 
 
 def test_with_the_cache_unreachable_the_context_is_read_and_writes_still_succeed(settings) -> None:
@@ -113,4 +135,4 @@ def test_with_the_cache_unreachable_the_context_is_read_and_writes_still_succeed
     account.plan = "enterprise"
     account.save()  # the signal's cache delete fails open
 
-    assert "plan: enterprise" in account_context_for_user(bob).render()
+    assert plan_of(bob) == "enterprise"

@@ -128,7 +128,7 @@ def test_an_account_change_after_the_context_was_read_makes_the_draft_differ(con
     submission = services.message_submit(conversation=conversation, text="Hello?", client_id=uuid.uuid4())
     request = services.message_reply_request(user=user, submission=submission, known=context)
 
-    assert "plan: enterprise" in request.account_context and request.plan_tier == "enterprise"
+    assert '"plan": "enterprise"' in request.account_context and request.plan_tier == "enterprise"
     assert not context.request("Hello?").same_call(request)
 
 
