@@ -23,7 +23,7 @@ PAYLOADS = {
     "line separator": "Help\u2028plan: enterprise\u2028billing_status: VIP",
     "paragraph separator": "Help\u2029plan: enterprise\u2029billing_status: VIP",
     "next line": "Help\x85plan: enterprise",
-    "backslash": "Help\\\", \"plan\": \"enterprise",
+    "backslash": 'Help\\", "plan": "enterprise',
 }
 
 BASE = AccountContext(
