@@ -117,7 +117,10 @@ def _call_figures(slug: str, since: datetime, until: datetime) -> dict[str, dict
     llm_call = _model("llm", "LLMCall")
     if llm_call is None:
         return {}
-    calls = llm_call.objects.filter(prompt_slug=slug, created_at__gte=since, created_at__lt=until)
+    # Evaluation runs answer with drafts and live versions offline: they are not live traffic.
+    calls = llm_call.objects.filter(prompt_slug=slug, created_at__gte=since, created_at__lt=until).exclude(
+        task_type__in=("evaluation", "grading")
+    )
     rows = calls.values("prompt_version").annotate(
         calls=Count("id"),
         conversations=Count("conversation_id", distinct=True, filter=~Q(conversation_id="")),

@@ -12,6 +12,9 @@ class TaskType(models.TextChoices):
     CHAT = "chat", "Chat answer"
     CLASSIFICATION = "classification", "Classification"
     SUMMARISATION = "summarisation", "History summary"
+    # Offline evaluation of prompt versions (apps.evaluations): kept out of live traffic metrics.
+    EVALUATION = "evaluation", "Evaluation answer"
+    GRADING = "grading", "Evaluation grading"
 
 
 class ModelTier(models.TextChoices):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from .evaluation import customer_message, grades_json, is_customer_request, is_grader_request
 from .grounding import citable_units, grounded_segments, question_of
 from .language import ACCOUNT_LEAD_IN, CLOSING, GREETING, LEAD_IN, NOT_FOUND, REFUSAL, detect_language, words
 from .prompt import instructions_of, system_text, text_of
@@ -129,9 +130,15 @@ def compose_answer(body: dict[str, Any], *, prose_instead_of_json: bool = False)
     forced_tool = _forced_tool(body)
     if forced_tool is not None:
         return _tool_call(forced_tool, user_text)
+    if is_customer_request(user_text):
+        return Answer(customer_message(user_text))
     if _wants_json(body, instructions, _request_words(user_text), prefill):
         if prose_instead_of_json:
             return Answer(_continue_after_prefill(_prose_not_json(user_text), prefill))
+        # The rubric is in the first turn; a follow-up after an invalid reply only asks to fix the format.
+        graded = text_of(messages[0]["content"]) if messages[0]["role"] == "user" else ""
+        if is_grader_request(graded):
+            return Answer(_continue_after_prefill(grades_json(graded), prefill))
         return Answer(_continue_after_prefill(_json_answer(body, instructions, user_text, messages), prefill))
     if _wants_summary(instructions, user_text):
         return Answer(_continue_after_prefill(_summary(user_text, messages), prefill))

@@ -198,14 +198,15 @@ class _Api:
             await asyncio.sleep(faults.latency_ms / 1000)
         self._raise_injected_error(call.model, faults)
         streaming = bool(body.get("stream"))
-        if faults.malformed in ("empty_body", "invalid_json"):
-            return _malformed_response(faults.malformed, streaming)
+        malformed = self.state.faults.take_malformed(faults)
+        if malformed in ("empty_body", "invalid_json"):
+            return _malformed_response(malformed, streaming)
 
         generation = generate(
             body,
             config=self.config,
             cache=self.state.cache,
-            prose_instead_of_json=faults.malformed == "prose_instead_of_json",
+            prose_instead_of_json=malformed == "prose_instead_of_json",
         )
         call.usage = generation.usage_dict()
         headers = self._rate_limit_headers(remaining_requests=RATE_LIMIT_REQUESTS - 1)

@@ -81,6 +81,8 @@ class FaultConfig:
     cut_stream_after_tokens: int | None = None
     cut_mode: CutMode = "error"
     malformed: MalformedMode | None = None
+    # How many more /v1/messages requests get `malformed` (None: every one). "Answers malformed once": 1.
+    malformed_count: int | None = None
     batch_error_rate: float = 0.0
     batch_expire_rate: float = 0.0
     batch_processing_seconds: float | None = None  # overrides EmulatorConfig.batch_processing_seconds
@@ -172,6 +174,18 @@ class FaultInjector:
                     self._config.force_errors = [item for item in self._config.force_errors if item.count > 0]
                     return ForcedError(status=entry.status, model=entry.model, count=1, message=entry.message)
             return None
+
+    def take_malformed(self, faults: FaultConfig) -> MalformedMode | None:
+        """The malformed mode this request gets, consuming one of `malformed_count` when it is set."""
+        if faults.malformed is None:
+            return None
+        with self._lock:
+            if self._config.malformed_count is None:
+                return faults.malformed
+            if self._config.malformed_count <= 0:
+                return None
+            self._config.malformed_count -= 1
+            return faults.malformed
 
     def roll_error_status(self, faults: FaultConfig) -> int | None:
         """Pick an error status with the configured probabilities (one draw per request)."""

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "apps.triage",
     "apps.insights",
     "apps.widget",
+    "apps.evaluations",
     "apps.upstream",
 ]
 
