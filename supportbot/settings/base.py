@@ -1,5 +1,7 @@
 """Settings shared by every environment. Values come from the environment via `env`."""
 
+from django.core.exceptions import ImproperlyConfigured
+
 from supportbot.settings.env import BASE_DIR, env
 
 DEVELOPMENT_SECRET_KEY = "django-insecure-supportbot-development-only"  # noqa: S105 - refused in production
@@ -190,21 +192,36 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.cons
 
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"request_context": {"()": "apps.core.logging.RequestContextFilter"}},
-    "formatters": {"json": {"()": "apps.core.logging.JsonFormatter"}},
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_context"]},
-    },
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {
-        "httpx": {"level": "WARNING"},
-        "httpx2": {"level": "WARNING"},
-        "anthropic": {"level": "WARNING"},
-    },
-}
+
+def logging_config(log_format: str, level: str) -> dict:
+    """One handler on the root logger; uvicorn's loggers (its access lines too) propagate to it, since
+    `manage.py serve` gives uvicorn no logging configuration of its own."""
+    if log_format not in ("console", "json"):
+        raise ImproperlyConfigured(f"LOG_FORMAT must be 'console' or 'json', not {log_format!r}.")
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_context": {"()": "apps.core.logging.RequestContextFilter"}},
+        "formatters": {
+            "json": {"()": "apps.core.logging.JsonFormatter"},
+            "console": {"()": "apps.core.logging.ConsoleFormatter"},
+        },
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": log_format, "filters": ["request_context"]},
+        },
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            "httpx": {"level": "WARNING"},
+            "httpx2": {"level": "WARNING"},
+            "anthropic": {"level": "WARNING"},
+        },
+    }
+
+
+# JSON lines unless a settings module says otherwise (local: console, for people reading a terminal).
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)
 
 from supportbot.settings.anthropic import *
 from supportbot.settings.celery import *

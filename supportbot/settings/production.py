@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from supportbot.settings.base import *
-from supportbot.settings.base import DEVELOPMENT_SECRET_KEY, SECRET_KEY
+from supportbot.settings.base import DEVELOPMENT_SECRET_KEY, LOG_LEVEL, SECRET_KEY, logging_config
 from supportbot.settings.env import env
 
 DEBUG = env.bool("DEBUG", default=False)
@@ -21,3 +21,7 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+
+# One JSON object per line for the log pipeline, whatever base's default becomes.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)

@@ -50,6 +50,23 @@ class DrainingServer(uvicorn.Server):
         self.on_stopped()
 
 
+def server_config(*, host: str, port: int) -> uvicorn.Config:
+    """How `serve` runs uvicorn (one place, so tests serve the application the same way)."""
+    return uvicorn.Config(
+        "supportbot.asgi:application",
+        host=host,
+        port=port,
+        ws_per_message_deflate=False,
+        lifespan="off",
+        log_level=settings.LOG_LEVEL.lower(),  # access lines are INFO
+        # Uvicorn's loggers propagate to the project's handler (LOG_FORMAT, request ids) instead of
+        # getting uvicorn's own plain-text handlers.
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=settings.SHUTDOWN_GRACE_SECONDS,
+    )
+
+
 def _worker_main(config: uvicorn.Config, listener: socket.socket) -> None:
     """A server process: its own event loop and GIL, serving connections from the shared socket."""
     # Its own process group: a Ctrl+C in the terminal reaches the supervisor only, which stops the
@@ -138,16 +155,7 @@ class Command(BaseCommand):
             )
         upstream = self._start_offline_upstream() if settings.USE_OFFLINE_UPSTREAM else None
         self.stdout.write(f"supportbot on http://{host}:{port}/ (log in as alice, bob or carol / demo-password)")
-        config = uvicorn.Config(
-            "supportbot.asgi:application",
-            host=host,
-            port=port,
-            ws_per_message_deflate=False,
-            lifespan="off",
-            log_level=settings.LOGGING["root"]["level"].lower(),  # LOG_LEVEL; access lines are INFO
-            proxy_headers=True,
-            timeout_graceful_shutdown=settings.SHUTDOWN_GRACE_SECONDS,
-        )
+        config = server_config(host=host, port=port)
 
         def stop_upstream() -> None:
             if upstream is not None and upstream.poll() is None:
