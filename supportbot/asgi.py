@@ -16,13 +16,16 @@ from channels.security.websocket import AllowedHostsOriginValidator
 
 from apps.chat.routing import websocket_urlpatterns
 from apps.core.logging import RequestIdASGIMiddleware
+from apps.widget.routing import websocket_urlpatterns as widget_websocket_urlpatterns
 
 # The request id wraps everything, so the server's access line for a request carries it as well.
 application = RequestIdASGIMiddleware(
     ProtocolTypeRouter(
         {
             "http": django_asgi_app,
-            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(URLRouter([*widget_websocket_urlpatterns, *websocket_urlpatterns]))
+            ),
         }
     )
 )

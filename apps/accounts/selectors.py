@@ -74,6 +74,9 @@ class AccountContext:
     seats: int
     invoices: tuple[InvoiceFact, ...]
     open_tickets: tuple[TicketFact, ...]
+    # No account to speak of: an inactive user, e.g. an anonymous visitor chatting in the widget on
+    # another site, gets public answers only; it renders as nothing.
+    anonymous: bool = False
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -95,6 +98,8 @@ class AccountContext:
         brackets, U+2028/U+2029 all arrive escaped). Values a customer wrote are wrapped in
         `{"customer_text": ...}` so the model can tell them from our facts (business rules, point 2).
         """
+        if self.anonymous:
+            return ""
         fields = ",\n".join(f" {_json(key)}: {_json(value)}" for key, value in self.as_json().items())
         return f"<{ACCOUNT_CONTEXT_TAG}>\n{{\n{fields}\n}}\n</{ACCOUNT_CONTEXT_TAG}>"
 
@@ -144,6 +149,18 @@ def account_context_for_user(user: AbstractBaseUser) -> AccountContext:
 
 
 def _account_context_build(user: AbstractBaseUser) -> AccountContext:
+    if not user.is_active:
+        return AccountContext(
+            username="",
+            plan_tier=PlanTier.FREE,
+            billing_status="unknown",
+            language="en",
+            company="",
+            seats=1,
+            invoices=(),
+            open_tickets=(),
+            anonymous=True,
+        )
     account = CustomerAccount.objects.filter(user=user).first()
     tickets = SupportTicket.objects.filter(user=user).exclude(status=SupportTicket.Status.CLOSED)[:5]
     open_tickets = tuple(

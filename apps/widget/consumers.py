@@ -1,0 +1,118 @@
+"""The widget's websocket, /ws/widget/<key>/: the chat protocol of docs/protocol.md for a site's visitor.
+
+It authenticates by the visitor token (and an optional signed identity) in the query string instead of
+a login session, then chats exactly like the logged-in chat, as the visitor's own user or as the
+verified customer. Before a question reaches the model it checks the widget's limits; past a cap it
+offers to leave a message for the team (a `leave_message` frame) instead of calling the model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from apps.chat.consumers import ChatConsumer, db
+from apps.core.exceptions import ApplicationError, NotFound, RateLimited
+from apps.widget import limits, selectors, services
+
+logger = logging.getLogger(__name__)
+
+CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_MANY = 4429
+
+
+def _visitor_open(*, key: str, token: Any, user_id: Any, signature: Any, ip: str) -> services.WidgetIdentity:
+    site = selectors.site_get_enabled(key)
+    if not selectors.visitor_token_names_visitor(site=site, token=token) and not limits.new_visitor_allowed(ip=ip):
+        raise RateLimited("Too many new chats from this address; try again later.", retry_after=3600)
+    return services.visitor_authenticate(site=site, token=token, user_id=user_id, signature=signature)
+
+
+class WidgetConsumer(ChatConsumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.identity: services.WidgetIdentity | None = None
+
+    async def connect(self) -> None:
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        first = {name: values[0] for name, values in query.items()}
+        try:
+            self.identity = await db(_visitor_open)(
+                key=self.scope["url_route"]["kwargs"]["key"],
+                token=first.get("token"),
+                user_id=first.get("user_id"),
+                signature=first.get("user_hash"),
+                ip=self._ip(),
+            )
+        except ApplicationError as exc:
+            await self.accept()
+            await self._send_frame(exc.as_frame())
+            await self.close(code=CLOSE_NOT_FOUND if isinstance(exc, NotFound) else CLOSE_TOO_MANY)
+            return
+        # The chat runs as this user; any login session of the support site's own (a cookie sent along)
+        # plays no part here.
+        self.scope["user"] = self.identity.user
+        self.scope["session"] = None
+        await super().connect()
+        if self.conversation is None:  # refused (another visitor's conversation id): closed already
+            return
+        await db(services.site_conversation_record)(identity=self.identity, conversation=self.conversation)
+        await self._send_frame(
+            {"type": "visitor", "token": self.identity.token, "identified": self.identity.identified}
+        )
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.conversation is None or self.identity is None:
+            return
+        frame = _peek(text_data)
+        kind = frame.get("type") if frame else None
+        if kind == "leave_message":
+            await self._leave_message(frame)
+            return
+        if kind == "message":
+            hit = await limits.rate_limit_check(visitor_id=self.identity.visitor.pk, ip=self._ip())
+            if hit is None:
+                hit = await db(limits.question_check)(
+                    site=self.identity.site,
+                    conversation_id=self.conversation.pk,
+                    user=self.identity.user,
+                    identified=self.identity.identified,
+                )
+            if hit is not None:
+                reply = hit.as_frame()
+                if isinstance(frame.get("client_id"), str):
+                    reply["client_id"] = frame["client_id"]
+                await self._send_frame(reply)
+                return
+        await super().receive(text_data, bytes_data)
+
+    async def _leave_message(self, frame: dict[str, Any]) -> None:
+        try:
+            ticket = await db(services.visitor_message_leave)(
+                identity=self.identity, conversation=self.conversation, text=frame.get("text"), email=frame.get("email")
+            )
+        except ApplicationError as exc:
+            await self._send_frame(exc.as_frame())
+            return
+        await self._send_frame({"type": "left", "ticket_id": ticket.pk})
+
+    def _ip(self) -> str:
+        client = self.scope.get("client") or ("unknown", 0)
+        return str(client[0])
+
+    async def _send_frame(self, frame: dict[str, Any]) -> None:
+        try:
+            await self.send(text_data=json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
+        except Exception:  # the visitor went away
+            logger.debug("widget frame not sent", exc_info=True)
+
+
+def _peek(text_data: str | None) -> dict[str, Any] | None:
+    """The frame as a dict, or None; malformed frames are left to the chat's own error handling."""
+    try:
+        frame = json.loads(text_data) if text_data else None
+    except ValueError:
+        return None
+    return frame if isinstance(frame, dict) else None

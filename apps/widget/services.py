@@ -1,0 +1,146 @@
+"""Writes: visitors (anonymous or verified), which site a conversation was held on, messages left."""
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+
+from apps.accounts.models import CustomerAccount, SupportTicket
+from apps.accounts.services import ticket_open
+from apps.chat.models import Conversation
+from apps.chat.selectors import conversation_transcript
+from apps.chat.services import check_message_text
+from apps.core.exceptions import ApplicationError
+from apps.widget.identity import (
+    MAX_USER_ID_CHARS,
+    identity_signature_valid,
+    visitor_token_make,
+    visitor_token_read,
+)
+from apps.widget.models import Site, SiteConversation, Visitor
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WidgetIdentity:
+    """Who is chatting in a widget: the visitor (always), and the user whose conversations and account
+    context the chat uses — the visitor's own inactive user, or the verified customer."""
+
+    site: Site
+    visitor: Visitor
+    user: AbstractBaseUser
+    token: str  # the visitor token to keep (a new one when the presented one was not valid)
+    identified: bool
+
+
+def visitor_authenticate(*, site: Site, token: object, user_id: object, signature: object) -> WidgetIdentity:
+    """The visitor `token` names on `site` (a new visitor when it is missing or invalid), chatting as the
+    customer `user_id` only when `signature` is its valid HMAC under the site's secret.
+
+    A forged signature is logged and the chat stays anonymous; a valid one for a user who is not an
+    active customer (no customer account, staff) also stays anonymous.
+    """
+    claim = visitor_token_read(token, site_id=site.pk)
+    visitor = Visitor.objects.select_related("user").filter(pk=claim.visitor_id, site=site).first() if claim else None
+    if visitor is None:
+        visitor = _visitor_create(site=site)
+    else:
+        visitor.save(update_fields=["last_seen_at"])
+    customer = _verified_customer(site=site, user_id=user_id, signature=signature)
+    return WidgetIdentity(
+        site=site,
+        visitor=visitor,
+        user=customer or visitor.user,
+        token=visitor_token_make(site_id=site.pk, visitor_id=visitor.pk),
+        identified=customer is not None,
+    )
+
+
+def _visitor_create(*, site: Site) -> Visitor:
+    visitor_id = uuid.uuid4()
+    with transaction.atomic():
+        # Inactive and without a usable password: this user can never log in, and has no customer account.
+        user = get_user_model()(username=f"visitor-{visitor_id.hex}", is_active=False)
+        user.set_unusable_password()
+        user.save()
+        return Visitor.objects.create(id=visitor_id, site=site, user=user)
+
+
+def _verified_customer(*, site: Site, user_id: object, signature: object) -> AbstractBaseUser | None:
+    if not user_id and not signature:
+        return None
+    if not isinstance(user_id, str) or not isinstance(signature, str) or not 0 < len(user_id) <= MAX_USER_ID_CHARS:
+        logger.warning("widget identity malformed", extra={"site": site.key})
+        return None
+    if not identity_signature_valid(secret=site.secret, user_id=user_id, signature=signature):
+        logger.warning("widget identity signature forged", extra={"site": site.key, "claimed_user_id": user_id})
+        return None
+    account = (
+        CustomerAccount.objects.select_related("user")
+        .filter(user__username=user_id, user__is_active=True, user__is_staff=False)
+        .first()
+    )
+    if account is None:
+        logger.info("widget identity signed for no customer", extra={"site": site.key})
+        return None
+    return account.user
+
+
+def site_conversation_record(*, identity: WidgetIdentity, conversation: Conversation) -> None:
+    """Remember that `conversation` is held on the identity's site (its spend counts there). Idempotent."""
+    SiteConversation.objects.get_or_create(
+        conversation=conversation,
+        defaults={
+            "conversation_key": str(conversation.pk),
+            "site": identity.site,
+            "visitor": identity.visitor,
+            "identified": identity.identified,
+        },
+    )
+
+
+def check_email(email: object) -> str:
+    """An optional reply address. Raises `ApplicationError` ("invalid_email")."""
+    if email is None or email == "":
+        return ""
+    if not isinstance(email, str) or len(email) > 254:
+        raise ApplicationError("That email address is not valid.", code="invalid_email")
+    try:
+        validate_email(email.strip())
+    except ValidationError as exc:
+        raise ApplicationError("That email address is not valid.", code="invalid_email") from exc
+    return email.strip()
+
+
+def visitor_message_leave(
+    *, identity: WidgetIdentity, conversation: Conversation, text: object, email: object
+) -> SupportTicket:
+    """A message for the human team instead of a model answer (a limit was reached), with an optional
+    email for the reply (kept on the visitor). Raises `ApplicationError` for bad text or email."""
+    clean_text = check_message_text(text)
+    clean_email = check_email(email)
+    if clean_email and clean_email != identity.visitor.email:
+        identity.visitor.email = clean_email
+        identity.visitor.save(update_fields=["email", "last_seen_at"])
+    reply_to = clean_email or identity.visitor.email or "(no email left)"
+    body = f"Site: {identity.site.name} ({identity.site.origin})\nReply to: {reply_to}\n\n{clean_text}"
+    if conversation.messages.exists():
+        body += "\n\n" + conversation_transcript(conversation)
+    with transaction.atomic():
+        ticket = ticket_open(
+            user=identity.user,
+            subject=f"Message left in the chat widget: {clean_text[:80]}",
+            body=body,
+            source=SupportTicket.Source.HANDOFF,
+            conversation_id=str(conversation.pk),
+        )
+        if clean_text not in ticket.body:  # the conversation's open ticket already existed: add to it
+            ticket.body += f"\n\nAnother message (reply to {reply_to}):\n{clean_text}"
+            ticket.save(update_fields=["body"])
+    return ticket

@@ -1,0 +1,163 @@
+"""Visitors on the widget's websocket, through the real ASGI app, the gateway and the offline emulator:
+anonymous chats and their resumption, verified and forged identities, leaving a message."""
+
+import hashlib
+import hmac
+import logging
+
+import pytest
+from channels.db import database_sync_to_async
+
+from apps.accounts.models import SupportTicket
+from apps.chat.models import Conversation
+from apps.widget.models import SiteConversation, Visitor
+from tests.chat.conftest import shown_text
+from tests.chat.factories import CustomerAccountFactory
+from tests.conftest import received_requests
+from tests.widget.conftest import SECRET, WidgetSocket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUESTION = "Which plan am I on, and what does my last invoice say?"
+
+
+def sign(user_id: str, secret: str = SECRET) -> str:
+    return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+
+
+def upstream_user_text(upstream) -> str:
+    """All the text of the last chat request the emulator received (its user turns)."""
+    for entry in received_requests(upstream):
+        body = entry.get("body") or {}
+        if isinstance(body, dict) and body.get("stream"):
+            return json_text(body.get("messages", []))
+    raise AssertionError("no chat request reached the emulator")
+
+
+def json_text(messages) -> str:
+    parts = []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, str):
+            parts.append(content)
+        else:
+            parts.extend(block.get("text", "") for block in content if isinstance(block, dict))
+    return "\n".join(parts)
+
+
+@pytest.fixture
+def carol(transactional_db):
+    return CustomerAccountFactory(user__username="carol", plan="enterprise", company="Globex").user
+
+
+async def test_an_anonymous_visitor_chats_without_account_context_and_resumes_with_the_token(widget_env, site):
+    socket = await WidgetSocket.open(site.key)
+    conversation, visitor = await socket.hello()
+    assert visitor["identified"] is False and visitor["token"]
+    frames = await socket.ask(QUESTION)
+    await socket.close()
+    assert frames[-1]["type"] == "done" and frames[-1]["status"] == "complete" and shown_text(frames)
+    assert "<account_context>" not in upstream_user_text(widget_env)
+
+    again = await WidgetSocket.open(site.key, token=visitor["token"], conversation=conversation["id"])
+    resumed, _ = await again.hello()
+    await again.close()
+    assert resumed["id"] == conversation["id"]
+    assert [m["role"] for m in resumed["messages"]] == ["user", "assistant"]
+    assert resumed["messages"][0]["text"] == QUESTION
+
+    @database_sync_to_async
+    def stored():
+        return Visitor.objects.count(), SiteConversation.objects.get(conversation_id=conversation["id"])
+
+    visitors, held = await stored()
+    assert visitors == 1 and held.site_id == site.pk and held.identified is False
+
+
+async def test_without_its_token_a_visitor_cannot_open_another_visitors_conversation(widget_env, site):
+    first = await WidgetSocket.open(site.key)
+    conversation, _ = await first.hello()
+    await first.ask("Hello")
+    await first.close()
+
+    stranger = await WidgetSocket.open(site.key, conversation=conversation["id"])
+    error = await stranger.receive()
+    assert error["code"] == "conversation_not_found"
+    assert await stranger.receive_close() == 4404
+
+
+async def test_a_token_of_another_site_makes_a_new_visitor(widget_env, site):
+    from tests.widget.factories import SiteFactory
+
+    other = await database_sync_to_async(SiteFactory)()
+    socket = await WidgetSocket.open(other.key)
+    _, visitor = await socket.hello()
+    await socket.close()
+    again = await WidgetSocket.open(site.key, token=visitor["token"])
+    _, visitor_here = await again.hello()
+    await again.close()
+    assert visitor_here["token"] != visitor["token"]
+    assert await database_sync_to_async(Visitor.objects.count)() == 2
+
+
+async def test_an_unknown_or_disabled_site_is_refused(widget_env, site):
+    socket = await WidgetSocket.open("no-such-site")
+    assert (await socket.receive())["code"] == "site_not_found"
+    assert await socket.receive_close() == 4404
+
+
+async def test_a_signed_identity_chats_as_that_customer_with_their_account_context(widget_env, site, carol):
+    socket = await WidgetSocket.open(site.key, user_id="carol", user_hash=sign("carol"))
+    conversation, visitor = await socket.hello()
+    frames = await socket.ask(QUESTION)
+    await socket.close()
+    assert visitor["identified"] is True and frames[-1]["status"] == "complete"
+    sent = upstream_user_text(widget_env)
+    assert "<account_context>" in sent and "carol" in sent and '"plan": "enterprise"' in sent
+    owner = await database_sync_to_async(lambda: Conversation.objects.get(pk=conversation["id"]).user_id)()
+    assert owner == carol.pk
+
+
+async def test_a_forged_identity_stays_anonymous_and_is_logged(widget_env, site, carol, caplog):
+    caplog.set_level(logging.WARNING, logger="apps.widget.services")
+    socket = await WidgetSocket.open(site.key, user_id="carol", user_hash=sign("carol", secret="guessed"))
+    conversation, visitor = await socket.hello()
+    await socket.ask(QUESTION)
+    await socket.close()
+    assert visitor["identified"] is False
+    sent = upstream_user_text(widget_env)
+    assert "<account_context>" not in sent and "carol" not in sent and "Globex" not in sent
+    owner = await database_sync_to_async(lambda: Conversation.objects.get(pk=conversation["id"]).user_id)()
+    assert owner != carol.pk
+    assert any("forged" in record.getMessage() for record in caplog.records)
+
+
+async def test_a_signed_identity_of_staff_stays_anonymous(widget_env, site):
+    from tests.chat.factories import UserFactory
+
+    await database_sync_to_async(UserFactory)(username="root", is_staff=True)
+    socket = await WidgetSocket.open(site.key, user_id="root", user_hash=sign("root"))
+    _, visitor = await socket.hello()
+    await socket.close()
+    assert visitor["identified"] is False
+
+
+async def test_a_visitor_leaves_a_message_with_an_email_for_a_reply(widget_env, site):
+    socket = await WidgetSocket.open(site.key)
+    conversation, _ = await socket.hello()
+    await socket.send({"type": "leave_message", "text": "Call me back", "email": "not-an-email"})
+    assert (await socket.receive())["code"] == "invalid_email"
+    await socket.send({"type": "leave_message", "text": "Call me back", "email": "vis@example.org"})
+    left = await socket.receive()
+    await socket.send({"type": "leave_message", "text": "Also: the invoice", "email": ""})
+    await socket.receive()
+    await socket.close()
+    assert left["type"] == "left"
+
+    @database_sync_to_async
+    def stored():
+        return SupportTicket.objects.get(pk=left["ticket_id"]), Visitor.objects.get()
+
+    ticket, visitor = await stored()
+    assert "Call me back" in ticket.body and "vis@example.org" in ticket.body and "Also: the invoice" in ticket.body
+    assert ticket.conversation_id == conversation["id"] and visitor.email == "vis@example.org"
