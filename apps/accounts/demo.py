@@ -13,6 +13,8 @@ from apps.accounts.demo_content import DEMO_ACCOUNTS, DemoAccount
 from apps.accounts.models import CustomerAccount, Invoice, SupportTicket
 
 DEMO_PASSWORD = "demo-password"
+DEMO_ADMIN_USERNAME = "admin"
+DEMO_ADMIN_EMAIL = "admin@acme.example"
 
 
 def _user_upsert(*, username: str, email: str, full_name: str = "", staff: bool = False) -> AbstractUser:
@@ -65,7 +67,7 @@ def _account_upsert(demo: DemoAccount) -> CustomerAccount:
 @transaction.atomic
 def demo_accounts_seed() -> list[CustomerAccount]:
     """The admin user and the three demo customers (alice free, bob pro, carol enterprise)."""
-    _user_upsert(username="admin", email="admin@acme.example", full_name="Acme Admin", staff=True)
+    _user_upsert(username=DEMO_ADMIN_USERNAME, email=DEMO_ADMIN_EMAIL, full_name="Acme Admin", staff=True)
     return [_account_upsert(demo) for demo in DEMO_ACCOUNTS]
 
 

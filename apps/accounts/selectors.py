@@ -8,7 +8,7 @@ from datetime import date
 from importlib import import_module
 
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model, load_backend
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.utils.crypto import constant_time_compare
@@ -215,3 +215,27 @@ def session_logs_in(session_key: str, user: AbstractBaseUser) -> bool:
     if current is None:
         return False
     return constant_time_compare(data.get(HASH_SESSION_KEY, ""), current.get_session_auth_hash())
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    role: str
+    where: str
+
+
+def demo_logins_list() -> list[DemoLogin]:
+    """The demo accounts `seed_demo` created that can still log in, for the login page; empty on a site
+    without demo data. A user counts only with the seeded username *and* email, so a real user who
+    happens to be called `admin` is never advertised with the demo password."""
+    from apps.accounts.demo import DEMO_ADMIN_EMAIL, DEMO_ADMIN_USERNAME
+    from apps.accounts.demo_content import DEMO_ACCOUNTS
+
+    seeded = {DEMO_ADMIN_USERNAME: (DEMO_ADMIN_EMAIL, "staff: prompts, reports, metrics", "/admin/")}
+    for demo in DEMO_ACCOUNTS:
+        seeded[demo.username] = (demo.email, f"customer, {demo.plan.capitalize()} plan", "/")
+    present = get_user_model().objects.filter(username__in=seeded, is_active=True).values_list("username", "email")
+    found = {username for username, email in present if seeded[username][0] == email}
+    return [
+        DemoLogin(username=name, role=role, where=where) for name, (_, role, where) in seeded.items() if name in found
+    ]

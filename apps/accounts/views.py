@@ -4,6 +4,8 @@ from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 
+from apps.accounts.demo import DEMO_PASSWORD
+from apps.accounts.selectors import demo_logins_list
 from apps.core.ratelimit import rate_limit_hit
 
 
@@ -15,6 +17,12 @@ def client_ip(request: HttpRequest) -> str:
 class LoginView(auth_views.LoginView):
     template_name = "registration/login.html"
     redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs) -> dict:
+        context = super().get_context_data(**kwargs)
+        context["demo_logins"] = demo_logins_list()
+        context["demo_password"] = DEMO_PASSWORD
+        return context
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         limit = settings.LOGIN_RATE_LIMIT_PER_MINUTE

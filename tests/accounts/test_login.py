@@ -38,3 +38,37 @@ def test_login_attempts_are_rate_limited_per_ip(client, settings) -> None:
         client.post("/accounts/login/", {"username": f"user{i}", "password": "x"}).status_code for i in range(4)
     ]
     assert statuses == [200, 200, 429, 429]
+
+
+def _demo_panel(client) -> str:
+    page = client.get("/accounts/login/").content.decode()
+    start = page.find('class="demo-logins"')
+    return "" if start < 0 else page[start : page.index("</aside>", start)]
+
+
+def test_the_login_page_lists_the_demo_accounts_once_they_are_seeded(client) -> None:
+    from apps.accounts.demo import demo_accounts_seed
+
+    assert _demo_panel(client) == ""
+    demo_accounts_seed()
+
+    panel = _demo_panel(client)
+    for username in ("admin", "alice", "bob", "carol"):
+        assert f"<code>{username}</code>" in panel
+    assert "<code>demo-password</code>" in panel and 'href="/admin/"' in panel
+    assert "Pro plan" in panel and "Enterprise plan" in panel
+    # What the page lists logs in.
+    assert client.post("/accounts/login/", {"username": "carol", "password": "demo-password"}).status_code == 302
+
+
+def test_no_demo_accounts_are_advertised_for_real_users_with_demo_names(client) -> None:
+    from apps.accounts.demo import demo_accounts_seed
+
+    get_user_model().objects.create_user(username="admin", email="it@real.example", password="s3cret-enough")
+    get_user_model().objects.create_user(username="alice", email="alice@real.example", password="s3cret-enough")
+    assert _demo_panel(client) == ""
+
+    demo_accounts_seed()  # bob and carol are seeded; the real admin and alice are left alone
+    panel = _demo_panel(client)
+    assert "<code>bob</code>" in panel and "<code>carol</code>" in panel
+    assert "<code>admin</code>" not in panel and "<code>alice</code>" not in panel
