@@ -14,7 +14,6 @@ carries on. Errored or expired items are simply asked again in the next round, u
 from __future__ import annotations
 
 import logging
-import re
 import time
 from decimal import Decimal
 from typing import Any
@@ -39,8 +38,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_K = 3
 MAX_K = 10
 QUICK_CASES = 3
-MAX_REQUEUES = 3
-_CUSTOM_ID = re.compile(r"^ev(?P<run>\d+)-x(?P<result>\d+)-n(?P<round>\d+)$")
 
 Status = CaseResult.Status
 
@@ -134,6 +131,10 @@ def run_start(
         for version in versions
         for attempt in range(1, k + 1)
     )
+    if mode == Run.Mode.BATCH:
+        from apps.evaluations import tasks
+
+        transaction.on_commit(lambda: tasks.evaluation_run_advance.delay(run.pk))
     return run
 
 
@@ -141,7 +142,7 @@ def run_start(
 # The state machine of one result
 
 
-def _call_key(result: CaseResult) -> str:
+def result_call_key(result: CaseResult) -> str:
     """Names every call-log row of one result (its conversation_id), so its cost is exact from the log."""
     return f"eval{result.run_id}-x{result.pk}"
 
@@ -150,7 +151,7 @@ def _user_turns(transcript: list[dict[str, str]]) -> int:
     return sum(1 for turn in transcript if turn["role"] == "user")
 
 
-def _next_step(result: CaseResult) -> str | None:
+def result_next_step(result: CaseResult) -> str | None:
     """ "answer", "customer" (a simulated customer's call), or None when the conversation is over.
 
     Fixed turns are appended locally (`_advance_local`), so they never show up here.
@@ -167,7 +168,7 @@ def _next_step(result: CaseResult) -> str | None:
     return None
 
 
-def _advance_local(result: CaseResult) -> None:
+def result_advance_local(result: CaseResult) -> None:
     """Append the next fixed customer turn when one is due (no model call needed)."""
     case = result.case
     if case.simulated:
@@ -229,13 +230,13 @@ def _customer_params(result: CaseResult) -> dict[str, Any]:
     }
 
 
-def _step_params(result: CaseResult, step: str, parts: PromptParts) -> tuple[dict[str, Any], PromptParts]:
+def result_step_params(result: CaseResult, step: str, parts: PromptParts) -> tuple[dict[str, Any], PromptParts]:
     if step == "answer":
         return _answer_params(result, parts), parts
     return _customer_params(result), grading.CUSTOMER_PROMPT
 
 
-def _apply_reply(result: CaseResult, step: str, text: str) -> None:
+def result_apply_reply(result: CaseResult, step: str, text: str) -> None:
     text = text.strip()
     if step == "answer":
         result.transcript = [*result.transcript, {"role": "assistant", "text": text}]
@@ -246,7 +247,7 @@ def _apply_reply(result: CaseResult, step: str, text: str) -> None:
         result.transcript = [*result.transcript, {"role": "user", "text": text}]
 
 
-def _usage_add(result: CaseResult, message: anthropic.types.Message) -> None:
+def result_usage_add(result: CaseResult, message: anthropic.types.Message) -> None:
     usage = message.usage
     result.input_tokens += (
         usage.input_tokens + (usage.cache_creation_input_tokens or 0) + (usage.cache_read_input_tokens or 0)
@@ -270,9 +271,9 @@ def run_quick(*, run: Run) -> Run:
     parts_by_version: dict[int, PromptParts] = {}
     for result in run.results.select_related("case", "version__prompt").filter(status=Status.PENDING):
         parts = parts_by_version.setdefault(result.version_id, result.version.to_parts())
-        _advance_local(result)
-        while (step := _next_step(result)) is not None:
-            params, logged_parts = _step_params(result, step, parts)
+        result_advance_local(result)
+        while (step := result_next_step(result)) is not None:
+            params, logged_parts = result_step_params(result, step, parts)
             started = time.monotonic()
             try:
                 message = client.messages.create(**params)
@@ -284,7 +285,7 @@ def run_quick(*, run: Run) -> Run:
                     prompt_slug=logged_parts.slug,
                     prompt_version=logged_parts.version,
                     prompt_version_id=logged_parts.version_id,
-                    conversation_id=_call_key(result),
+                    conversation_id=result_call_key(result),
                     route_reason="evaluation",
                     latency_ms=latency,
                     status=LLMCall.Status.ERROR,
@@ -301,7 +302,7 @@ def run_quick(*, run: Run) -> Run:
                 prompt_slug=logged_parts.slug,
                 prompt_version=logged_parts.version,
                 prompt_version_id=logged_parts.version_id,
-                conversation_id=_call_key(result),
+                conversation_id=result_call_key(result),
                 route_reason="evaluation",
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
@@ -314,9 +315,9 @@ def run_quick(*, run: Run) -> Run:
             )
             if step == "answer":
                 result.latency_ms += latency
-            _usage_add(result, message)
-            _apply_reply(result, step, text)
-            _advance_local(result)
+            result_usage_add(result, message)
+            result_apply_reply(result, step, text)
+            result_advance_local(result)
         if result.status != Status.ERRORED:
             result.status = Status.ANSWERED
         result.save()
@@ -354,7 +355,7 @@ def result_grade(*, result: CaseResult) -> CaseResult:
             user_text=grading.grader_user_text(rubric=case.rubric, transcript=result.transcript, answer=answers[-1]),
             schema=grading.GradeReply,
             task_type=TaskType.GRADING,
-            conversation_id=_call_key(result),
+            conversation_id=result_call_key(result),
         )
         problem = reply.error if not reply.ok else grading.grades_match(case.rubric, reply.data)
         if problem:
@@ -375,7 +376,7 @@ def result_grade(*, result: CaseResult) -> CaseResult:
     result.status = Status.GRADED if grader_ok and answers else Status.ERRORED
     if not answers and not result.error:
         result.error = "no answer"
-    cost = LLMCall.objects.filter(conversation_id=_call_key(result)).aggregate(total=Sum("cost_usd"))["total"]
+    cost = LLMCall.objects.filter(conversation_id=result_call_key(result)).aggregate(total=Sum("cost_usd"))["total"]
     result.cost_usd = cost or Decimal(0)
     result.save()
     return result
@@ -385,7 +386,9 @@ def run_grade(*, run: Run) -> Run:
     """Grade every answered result and close the run."""
     for result in run.results.select_related("case").filter(status__in=[Status.ANSWERED, Status.ERRORED]):
         if result.status == Status.ERRORED and not result.answer:
-            cost = LLMCall.objects.filter(conversation_id=_call_key(result)).aggregate(total=Sum("cost_usd"))["total"]
+            cost = LLMCall.objects.filter(conversation_id=result_call_key(result)).aggregate(total=Sum("cost_usd"))[
+                "total"
+            ]
             result.passed, result.cost_usd = False, cost or Decimal(0)
             result.save(update_fields=["passed", "cost_usd"])
             continue

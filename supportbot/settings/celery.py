@@ -37,4 +37,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.triage.tasks.poll_open_batches",
         "schedule": env.float("TRIAGE_POLL_SECONDS", default=60.0),
     },
+    "evaluations-advance-runs": {
+        "task": "apps.evaluations.tasks.evaluation_runs_poll",
+        "schedule": env.float("EVALUATION_POLL_SECONDS", default=60.0),
+    },
 }
