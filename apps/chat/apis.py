@@ -31,7 +31,18 @@ class MessageSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Message
-        fields = ["id", "role", "text", "status", "client_id", "model", "prompt_version", "created_at", "feedback"]
+        fields = [
+            "id",
+            "role",
+            "text",
+            "status",
+            "client_id",
+            "model",
+            "prompt_version",
+            "created_at",
+            "feedback",
+            "citations",
+        ]
 
     def get_feedback(self, message: Message) -> str | None:
         feedback = getattr(message, "feedback", None)

@@ -82,6 +82,11 @@ class Message(models.Model):
     prompt_version = models.CharField(max_length=20, blank=True, help_text='Prompt version "x.y.z" used.')
     ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to the first delta sent.")
     latency_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to the terminal frame.")
+    citations = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="What the answer cited: [{title, url, cited_text, article_id}], in the order cited.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 

@@ -7,6 +7,7 @@ All functions are synchronous ORM code; the websocket consumer calls them throug
 import contextlib
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -24,10 +25,14 @@ from apps.chat.selectors import (
 )
 from apps.core import db
 from apps.core.exceptions import ApplicationError
-from apps.llm.types import ChatRequest, PromptParts, ReplyRef, Turn
+from apps.knowledge.grounding import prompt_parts_grounded, sources_for_question
+from apps.knowledge.services import citation_rating_set, citations_record
+from apps.llm.types import ChatRequest, KnowledgeSource, PromptParts, ReplyRef, Turn
 from apps.prompts.models import PromptVersion
 
 PROMPT_SLUG = "support-assistant"
+# Earlier user turns searched with the question: a follow-up ("and in German?") keeps its topic.
+RETRIEVAL_RECENT_TURNS = 2
 TITLE_CHARS = 80
 
 
@@ -235,9 +240,14 @@ class ChatContext:
     plan_tier: str
     language: str
     last_message_id: int  # the newest message the history was read from (0: none)
+    # "retrieval": each question needs a search (`knowledge` below); "prefix"/None: nothing per question.
+    knowledge_mode: str | None = None
 
-    def request(self, text: str, *, reply: ReplyRef | None = None) -> ChatRequest:
+    def request(
+        self, text: str, *, reply: ReplyRef | None = None, knowledge: tuple[KnowledgeSource, ...] = ()
+    ) -> ChatRequest:
         return ChatRequest(
+            knowledge=knowledge,
             prompt=self.prompt,
             history=self.history,
             summary=self.summary,
@@ -260,6 +270,7 @@ def _chat_context(
     last_message_id: int = 0,
 ) -> ChatContext:
     account = account_context_for_user(user)  # cached
+    prompt, knowledge_mode = prompt_parts_grounded(prompt)  # the current knowledge snapshot, same object per pair
     if history is None:
         history = conversation_history_turns(conversation, before=before)[conversation.summary_turns :]
     return ChatContext(
@@ -272,6 +283,7 @@ def _chat_context(
         plan_tier=str(account.plan_tier),
         language=account.language,
         last_message_id=last_message_id,
+        knowledge_mode=knowledge_mode,
     )
 
 
@@ -304,13 +316,16 @@ def chat_context_load(*, user: AbstractBaseUser, conversation: Conversation) -> 
     except ApplicationError:
         return None
     last_message_id = current.messages.order_by("-pk").values_list("pk", flat=True).first() or 0
-    return _chat_context(
+    context = _chat_context(
         user=user,
         conversation=current,
         prompt=version.to_parts(),  # cached per process for published versions
         before=None,
         last_message_id=last_message_id,
     )
+    # Retrieval searches per question, a database query the event loop cannot run: such questions take
+    # the ordinary path, which builds the request (search included) after the question is stored.
+    return None if context.knowledge_mode == "retrieval" else context
 
 
 def message_reply_request(
@@ -323,13 +338,22 @@ def message_reply_request(
     """
     question, reply = submission.question, submission.reply
     conversation = submission.conversation
-    if known is not None and known.prompt.immutable and known.prompt.version_id == conversation.prompt_version_id:
+    if (
+        known is not None
+        and known.prompt.immutable
+        and known.prompt.version_id == conversation.prompt_version_id
+        and known.knowledge_mode != "retrieval"
+    ):
         prompt = known.prompt  # the same published version: its parts never change
     else:
         prompt = conversation_prompt_version_assign(conversation=conversation).to_parts()
     history = known.history if known is not None and _history_unchanged(known, submission) else None
     context = _chat_context(user=user, conversation=conversation, prompt=prompt, before=question, history=history)
-    return context.request(question.text, reply=ReplyRef(reply.pk if reply else None))
+    knowledge: tuple[KnowledgeSource, ...] = ()
+    if context.knowledge_mode == "retrieval":
+        recent = [turn.text for turn in context.history if turn.role == "user"][-RETRIEVAL_RECENT_TURNS:]
+        knowledge = sources_for_question(question.text, recent=recent, language=context.language)
+    return context.request(question.text, reply=ReplyRef(reply.pk if reply else None), knowledge=knowledge)
 
 
 def conversation_summary_store(*, conversation_id: uuid.UUID, summary: str, turns_covered: int) -> None:
@@ -367,17 +391,26 @@ def message_reply_finish(
     prompt_version: str = "",
     ttft_ms: int | None = None,
     latency_ms: int | None = None,
+    citations: tuple[dict[str, Any], ...] | list[dict[str, Any]] = (),
 ) -> Message:
-    """Store the final text of an answer (exactly what the user saw) with its status. Idempotent."""
-    _message_close(
-        reply,
-        status=status,
-        text=text,
-        model=model,
-        prompt_version=prompt_version,
-        ttft_ms=ttft_ms,
-        latency_ms=latency_ms,
-    )
+    """Store the final text of an answer (exactly what the user saw) with its status and citations. Idempotent.
+
+    `citations` are the API's, as the gateway passed them on; the articles they name are counted.
+    """
+    fields: dict[str, Any] = {
+        "text": text,
+        "model": model,
+        "prompt_version": prompt_version,
+        "ttft_ms": ttft_ms,
+        "latency_ms": latency_ms,
+    }
+    if not citations:  # the common case stays one UPDATE, no transaction of its own
+        _message_close(reply, status=status, **fields)
+        return reply
+    with transaction.atomic():
+        _message_close(
+            reply, status=status, citations=citations_record(message_id=reply.pk, citations=citations), **fields
+        )
     return reply
 
 
@@ -443,9 +476,11 @@ def feedback_leave(*, user: AbstractBaseUser, message: Message, rating: str, com
     """
     if message.role != Message.Role.ASSISTANT or message.status == Message.Status.STREAMING:
         raise ApplicationError("Only finished assistant answers can be rated.", code="invalid_feedback")
-    feedback, _ = Feedback.objects.update_or_create(
-        message=message, defaults={"user": user, "rating": rating, "comment": comment}
-    )
+    with transaction.atomic():
+        feedback, _ = Feedback.objects.update_or_create(
+            message=message, defaults={"user": user, "rating": rating, "comment": comment}
+        )
+        citation_rating_set(message_id=message.pk, rating=rating)
     return feedback
 
 

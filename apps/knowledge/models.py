@@ -116,3 +116,27 @@ class KnowledgeSnapshot(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ApplicationError("Knowledge snapshots are immutable.", code="snapshot_immutable")
+
+
+class ArticleCitation(models.Model):
+    """An answer that cited an article: counted per article in the admin, with the answer's thumbs.
+
+    `message_id` names chat's Message without a foreign key: chat depends on knowledge, not back.
+    """
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="citations")
+    message_id = models.BigIntegerField(help_text="The assistant message (chat) that cited the article.")
+    rating = models.CharField(
+        max_length=4, blank=True, default="", help_text='The thumbs the answer got ("up", "down", "" for none).'
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["article", "message_id"], name="knowledge_citation_unique"),
+        ]
+        indexes = [models.Index(fields=["message_id"], name="knowledge_citation_message_idx")]
+
+    def __str__(self) -> str:
+        return f"article {self.article_id} cited by message {self.message_id}"

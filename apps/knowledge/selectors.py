@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Literal
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import QuerySet
 
 from apps.core.exceptions import NotFound
 from apps.knowledge.models import Article, KnowledgeSnapshot
 
 GroundingMode = Literal["prefix", "retrieval"]
+SNAPSHOT_CACHE_KEY = "knowledge:snapshot:current"
+SNAPSHOT_CACHE_SECONDS = 30
 
 
 def article_list(*, status: str = "", language: str = "", tag: str = "") -> QuerySet[Article]:
@@ -38,8 +41,23 @@ def snapshot_current() -> KnowledgeSnapshot | None:
     return KnowledgeSnapshot.objects.order_by("-created_at", "-id").first()
 
 
-def grounding_mode(snapshot: KnowledgeSnapshot | None) -> GroundingMode:
+def snapshot_current_ref() -> tuple[int, int] | None:
+    """(id, token estimate) of the current snapshot, from the cache: every answer asks, few publish.
+
+    `services.snapshot_refresh` drops the cached value when a new snapshot commits; the timeout bounds
+    how long another process with a per-process cache may keep the old one.
+    """
+    cached = cache.get(SNAPSHOT_CACHE_KEY)
+    if cached is not None:
+        return tuple(cached) if cached else None
+    snapshot = KnowledgeSnapshot.objects.order_by("-created_at", "-id").values_list("id", "token_estimate").first()
+    cache.set(SNAPSHOT_CACHE_KEY, list(snapshot) if snapshot else [], SNAPSHOT_CACHE_SECONDS)
+    return snapshot
+
+
+def grounding_mode(snapshot: KnowledgeSnapshot | tuple[int, int] | None) -> GroundingMode:
     """Whole snapshot in the cached prefix while it fits the budget; retrieval beyond it."""
-    if snapshot is None or snapshot.token_estimate <= settings.KNOWLEDGE_PREFIX_MAX_TOKENS:
+    if snapshot is None:
         return "prefix"
-    return "retrieval"
+    tokens = snapshot[1] if isinstance(snapshot, tuple) else snapshot.token_estimate
+    return "prefix" if tokens <= settings.KNOWLEDGE_PREFIX_MAX_TOKENS else "retrieval"

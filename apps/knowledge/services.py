@@ -10,11 +10,13 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
@@ -22,7 +24,8 @@ from django.utils import timezone
 
 from apps.core.exceptions import ApplicationError
 from apps.knowledge import search
-from apps.knowledge.models import Article, KnowledgeSnapshot, Language
+from apps.knowledge.models import Article, ArticleCitation, KnowledgeSnapshot, Language
+from apps.knowledge.selectors import SNAPSHOT_CACHE_KEY
 
 # The gateway's starting calibration (apps.llm): ~3.5 characters per token of mixed prose.
 CHARS_PER_TOKEN = 3.5
@@ -208,6 +211,8 @@ def snapshot_refresh(*, actor=None) -> KnowledgeSnapshot:
     if latest is not None and latest.digest == digest:
         return latest
     characters = sum(len(a["title"]) + len(a["body"]) + len(a["url"]) for a in articles)
+    # Answers read the current snapshot from the cache: drop it once this one is visible to them.
+    transaction.on_commit(lambda: cache.delete(SNAPSHOT_CACHE_KEY))
     return KnowledgeSnapshot.objects.create(
         created_by=actor if getattr(actor, "pk", None) else None,
         digest=digest,
@@ -309,3 +314,49 @@ def _import_one(clean: dict[str, Any], result: ImportResult) -> None:
         article = existing
         result.updated += 1
     search.index_articles([article])
+
+
+# --- citations ------------------------------------------------------------------------------------------
+
+_KB_SOURCE = re.compile(r"\Akb:article/(\d+)\Z")
+
+
+def citations_record(*, message_id: int, citations: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Record which articles an answer cited; returns the citations as stored with the message.
+
+    Each stored citation: {title, url, cited_text, article_id} (article_id None when the source is not a
+    known article). Safe to run twice for one message.
+    """
+    stored: list[dict[str, Any]] = []
+    article_ids: set[int] = set()
+    for citation in citations:
+        source = str(citation.get("source") or "")
+        title = str(citation.get("title") or citation.get("document_title") or "")
+        article_id = _article_id_for_source(source)
+        url = source if source.startswith(("http://", "https://")) else ""
+        stored.append(
+            {"title": title, "url": url, "cited_text": str(citation.get("cited_text", "")), "article_id": article_id}
+        )
+        if article_id is not None:
+            article_ids.add(article_id)
+    existing = set(ArticleCitation.objects.filter(message_id=message_id).values_list("article_id", flat=True))
+    ArticleCitation.objects.bulk_create(
+        [ArticleCitation(article_id=a, message_id=message_id) for a in sorted(article_ids - existing)],
+        ignore_conflicts=True,
+    )
+    return stored
+
+
+def _article_id_for_source(source: str) -> int | None:
+    match = _KB_SOURCE.match(source)
+    if match:
+        article_id = int(match.group(1))
+        return article_id if Article.objects.filter(pk=article_id).exists() else None
+    if source:
+        return Article.objects.filter(url=source).order_by("-status", "id").values_list("id", flat=True).first()
+    return None
+
+
+def citation_rating_set(*, message_id: int, rating: str) -> None:
+    """Copy an answer's thumbs onto the citations it made ("" clears it)."""
+    ArticleCitation.objects.filter(message_id=message_id).update(rating=rating)

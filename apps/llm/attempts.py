@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anthropic
@@ -64,6 +64,7 @@ class Meter:
     request_id: str = ""
     ttft_ms: int | None = None
     text: str = ""
+    citations: list[dict[str, Any]] = field(default_factory=list)
 
     def absorb_usage(self, usage: Any) -> None:
         """Take the token counts from an SDK `Usage` object or a raw stream event's `usage` dict."""
@@ -119,6 +120,7 @@ def record_kwargs(
         "prompt_slug": prompt.slug if prompt else "",
         "prompt_version": prompt.version if prompt else "",
         "prompt_version_id": prompt.version_id if prompt else None,
+        "knowledge_snapshot_id": prompt.knowledge_snapshot_id if prompt else None,
         "conversation_id": meta.conversation_id or "",
         "message_id": meta.reply.message_id if meta.reply else None,
         "route_reason": meta.route_reason,

@@ -58,6 +58,7 @@ def batch_result_record(
         prompt_slug=prompt.slug,
         prompt_version=prompt.version,
         prompt_version_id=prompt.version_id,
+        knowledge_snapshot_id=prompt.knowledge_snapshot_id,
         conversation_id=conversation_id,
         route_reason="batch",
         is_batch=True,

@@ -202,6 +202,7 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
                     output_tokens=meter.output_tokens,
                     cache_creation_input_tokens=meter.cache_creation_input_tokens,
                     cache_read_input_tokens=meter.cache_read_input_tokens,
+                    citations=tuple(meter.citations),
                 )
                 yield Finished(outcome=outcome)
                 return

@@ -39,6 +39,11 @@ class LLMCall(models.Model):
     prompt_slug = models.CharField(max_length=100, blank=True, default="", help_text="Prompt slug.")
     prompt_version = models.CharField(max_length=32, blank=True, default="", help_text="Prompt version (x.y.z).")
     prompt_version_id = models.BigIntegerField(null=True, blank=True, help_text="PromptVersion primary key.")
+    knowledge_snapshot_id = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="KnowledgeSnapshot the answer was grounded in (in the prefix or searched); empty when none.",
+    )
     model = models.CharField(max_length=100, help_text="Model id the attempt was sent to.")
     route_reason = models.CharField(max_length=200, blank=True, default="", help_text="Why this model was chosen.")
     attempt = models.PositiveSmallIntegerField(default=1, help_text="1-based attempt number on this model.")

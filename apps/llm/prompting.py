@@ -15,7 +15,7 @@ from html import escape
 from typing import Any
 
 from apps.accounts.selectors import neutralise_tags
-from apps.llm.types import ChatRequest, PromptParts, Turn
+from apps.llm.types import ChatRequest, KnowledgeSource, PromptParts, Turn
 
 EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
 USER_MESSAGE_TAG = "user_message"
@@ -158,13 +158,29 @@ def conversation_messages(
     return messages
 
 
+def search_result_block(source: KnowledgeSource) -> dict[str, Any]:
+    """A retrieved article as the API's `search_result` block; each passage is one citable text block."""
+    return {
+        "type": "search_result",
+        "source": source.source,
+        "title": source.title,
+        "content": [_text_block(passage) for passage in source.passages if passage.strip()],
+        "citations": {"enabled": True},
+    }
+
+
 def chat_messages(request: ChatRequest) -> list[dict[str, Any]]:
-    """The conversation for one chat request; the account context appears only in the new turn."""
+    """The conversation for one chat request; the account context appears only in the new turn.
+
+    Retrieved articles go first in the new turn, as search results: after every cache breakpoint, since
+    they change with each question.
+    """
     new_turn = "\n\n".join(
         part for part in (request.account_context.strip(), user_message_text(request.user_text)) if part
     )
+    results = [search_result_block(source) for source in request.knowledge if any(p.strip() for p in source.passages)]
     return conversation_messages(
-        summary=request.summary, history=request.history, new_user_blocks=[_text_block(new_turn)]
+        summary=request.summary, history=request.history, new_user_blocks=[*results, _text_block(new_turn)]
     )
 
 

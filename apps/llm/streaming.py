@@ -133,6 +133,8 @@ async def stream_once(body: bytes, meter: Meter, deadline: float) -> AsyncIterat
                             meter.ttft_ms = meter.elapsed_ms()
                         meter.text += text
                         yield text
+                    elif delta["type"] == "citations_delta":
+                        meter.citations.append(dict(delta["citation"]))
                 elif kind == "message_start":
                     meter.absorb_usage(event["message"]["usage"])
                 elif kind == "message_delta":

@@ -28,6 +28,18 @@ class PromptParts:
     # True for a published version (its content never changes): the gateway may cache what it derives
     # from it, e.g. the assembled system blocks. Drafts leave it False and are never cached.
     immutable: bool = False
+    # The knowledge snapshot the reference documents come from (None: the version's own documents, or
+    # retrieval): logged on every call so metrics per prompt version and A/B stay truthful.
+    knowledge_snapshot_id: int | None = None
+
+
+@dataclass(frozen=True)
+class KnowledgeSource:
+    """One retrieved article, sent as a `search_result` block with citations enabled."""
+
+    title: str
+    source: str  # the article's public URL (or a stable id when it has none): what citations name
+    passages: tuple[str, ...]  # the citable units (paragraphs), in order
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,8 @@ class ChatRequest:
     conversation_id: str | None
     model_override: str = ""
     reply: ReplyRef = field(default_factory=ReplyRef)  # the assistant Message row being produced
+    # Retrieved articles for this question (retrieval mode); empty when the snapshot is in the prefix.
+    knowledge: tuple[KnowledgeSource, ...] = ()
 
     def same_call(self, other: ChatRequest) -> bool:
         """True when both send the same upstream request: they differ at most in the reply they are for."""
@@ -86,6 +100,8 @@ class ChatOutcome:
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    # The answer's citations as the API sent them (`search_result_location`, `char_location`, …).
+    citations: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
