@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('llm', '0003_evaluation_task_types'),
+        ("llm", "0003_evaluation_task_types"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='llmcall',
-            name='knowledge_snapshot_id',
-            field=models.BigIntegerField(blank=True, help_text='KnowledgeSnapshot the answer was grounded in (in the prefix or searched); empty when none.', null=True),
+            model_name="llmcall",
+            name="knowledge_snapshot_id",
+            field=models.BigIntegerField(
+                blank=True,
+                help_text="KnowledgeSnapshot the answer was grounded in (in the prefix or searched); empty when none.",
+                null=True,
+            ),
         ),
     ]
