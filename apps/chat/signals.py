@@ -8,7 +8,8 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.signals import user_logged_out
 from django.dispatch import receiver
 
-from apps.chat.consumers import SESSION_ENDED_EVENT, session_group
+from apps.chat.events import SESSION_ENDED as SESSION_ENDED_EVENT
+from apps.chat.events import session_group
 
 logger = logging.getLogger(__name__)
 

@@ -195,6 +195,17 @@
         setStreaming(true);
       }
     },
+    answer_started: function (f) {        // asked in another tab (or by the page before a reload)
+      if (replies[f.reply_id]) return;
+      var q = f.question || {};
+      var mine = q.client_id && pending.some(function (x) { return x.client_id === q.client_id; });
+      if (!mine) bubble("user", q.text || "", "complete").dataset.messageId = q.id;
+      var li = bubble("assistant", "", "streaming");
+      li.classList.add("is-streaming");
+      replies[f.reply_id] = li;
+      streaming = { el: li, replyId: f.reply_id, clientId: q.client_id || null };
+      setStreaming(true);
+    },
     delta: function (f) {
       if (!streaming) return;
       streaming.el._text.appendData(f.text);

@@ -133,22 +133,22 @@ async def test_a_question_the_server_cannot_store_gets_an_error_to_resend_and_th
 ):
     from django.db import OperationalError
 
-    from apps.chat import consumers
+    from apps.chat import answering
 
-    store = consumers._submit_and_prepare
+    store = answering._submit_and_prepare
 
     def database_down(**kwargs):
         raise OperationalError("could not connect to server")
 
     socket = await ChatSocket.open(customer)
     conversation_id = (await socket.receive())["id"]
-    monkeypatch.setattr(consumers, "_submit_and_prepare", database_down)
+    monkeypatch.setattr(answering, "_submit_and_prepare", database_down)
     client_id = await socket.ask(QUESTION)
     error = await socket.receive()
     assert (error["type"], error["code"], error["client_id"]) == ("error", "server_error", client_id)
     assert await messages_of(conversation_id) == []
 
-    monkeypatch.setattr(consumers, "_submit_and_prepare", store)  # the database is back: resend
+    monkeypatch.setattr(answering, "_submit_and_prepare", store)  # the database is back: resend
     await socket.ask(QUESTION, client_id=client_id)
     frames = await socket.until_terminal()
     await socket.close()

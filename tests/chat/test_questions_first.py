@@ -77,18 +77,18 @@ async def test_while_one_socket_stores_a_question_the_others_answers_wait(
 ):
     import time
 
-    from apps.chat import consumers
+    from apps.chat import answering
 
     monkeypatch.setattr(streaming, "MAX_RELAY_PAUSE_SECONDS", 30.0)
     set_faults(chat_env, {"token_ms": 10})
-    store = consumers._submit_and_prepare
+    store = answering._submit_and_prepare
 
     def slow_store(**kwargs):
         if kwargs["text"] == "Second question":
             time.sleep(0.8)  # a commit queued behind a busy process
         return store(**kwargs)
 
-    monkeypatch.setattr(consumers, "_submit_and_prepare", slow_store)
+    monkeypatch.setattr(answering, "_submit_and_prepare", slow_store)
     streaming_socket, asking_socket = await ChatSocket.open(customer), await ChatSocket.open(other_customer)
     await streaming_socket.receive()
     await asking_socket.receive()

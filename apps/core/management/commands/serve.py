@@ -39,7 +39,7 @@ class DrainingServer(uvicorn.Server):
         self.on_stopped = on_stopped
 
     async def shutdown(self, sockets=None) -> None:
-        from apps.chat.consumers import running_answers_drain
+        from apps.chat.answering import running_answers_drain
 
         for server in self.servers:
             server.close()  # no new connections while draining

@@ -1,0 +1,57 @@
+"""What the chat publishes about a conversation: group names and event types (docs/protocol.md).
+
+Every socket watching a conversation (the customer's tabs, an agent) joins `conversation_group(id)`.
+Tokens of an answer never cross the channel layer: sockets in the process that runs the answer get
+them straight from it (apps/chat/answering.py). The layer carries control events only — an answer
+started or finished, a stop request, a change of who owns the conversation — so that sockets held
+by another server process stay correct.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+# Events published by this process carry it, so a process ignores the layer's copy of an event its
+# own sockets already had directly.
+PROCESS_ID = uuid.uuid4().hex
+
+# Channel-layer event types; a consumer's handler for "chat.reply_finished" is `chat_reply_finished`.
+ANSWER_STARTED = "chat.answer_started"  # {"message_id", "question": <message payload>, "origin"}
+REPLY_FINISHED = "chat.reply_finished"  # {"message_id", "origin"}
+ANSWER_STOP = "chat.answer_stop"  # {"origin"}: stop the answer running in whichever process runs it
+SESSION_ENDED = "chat.session_ended"  # the login session logged out
+
+
+def conversation_group(conversation_id: object) -> str:
+    """The channel-layer group of everyone watching one conversation."""
+    return f"chat.conversation.{conversation_id}"
+
+
+def session_group(session_key: str) -> str:
+    """The sockets opened with one login session: apps.chat.signals ends them at logout."""
+    return f"chat.session.{session_key}"
+
+
+async def publish(conversation_id: object, event_type: str, **fields: Any) -> None:
+    """Send a control event to the conversation's group. Never raises: what it announces is stored,
+    and a socket that misses it finds the stored state on its next read or reconnect."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_send(
+            conversation_group(conversation_id), {"type": event_type, "origin": PROCESS_ID, **fields}
+        )
+    except Exception:
+        logger.warning("could not publish %s", event_type, exc_info=True)
+
+
+def is_local(event: dict[str, Any]) -> bool:
+    """Whether this process published `event` (its sockets had it directly)."""
+    return event.get("origin") == PROCESS_ID
