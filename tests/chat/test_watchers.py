@@ -100,6 +100,12 @@ async def test_a_question_from_the_other_tab_while_one_streams_is_busy(chat_env,
     await asking.until_terminal()
     for socket in (asking, watching):
         await socket.close()
+    questions = await database_sync_to_async(
+        lambda: list(
+            Message.objects.filter(conversation_id=conversation_id, role="user").values_list("text", flat=True)
+        )
+    )()
+    assert questions == [QUESTION]
 
 
 async def test_resets_reach_every_tab_and_all_show_the_stored_text(chat_env, customer):
