@@ -11,9 +11,10 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model, load_backend
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
+from django.db.models import Q
 from django.utils.crypto import constant_time_compare
 
-from apps.accounts.models import CustomerAccount, PlanTier, SupportTicket
+from apps.accounts.models import CustomerAccount, Invoice, PlanTier, SupportTicket
 from apps.core.cache import CACHE_ERRORS
 
 ACCOUNT_CONTEXT_TAG = "account_context"
@@ -239,3 +240,28 @@ def demo_logins_list() -> list[DemoLogin]:
     return [
         DemoLogin(username=name, role=role, where=where) for name, (_, role, where) in seeded.items() if name in found
     ]
+
+
+@dataclass(frozen=True)
+class CustomerIdentifiers:
+    """What names a real customer, lower-cased: text shared by every request must hold none of it."""
+
+    usernames: frozenset[str]
+    emails: frozenset[str]
+    invoice_numbers: frozenset[str]
+
+
+def customer_identifiers() -> CustomerIdentifiers:
+    """Usernames and emails of every customer (a user with an account, or any non-staff user) and every
+    invoice number. Staff are left out: "admin" is a word prompts use, not a customer."""
+    customers = get_user_model().objects.filter(Q(customer_account__isnull=False) | Q(is_staff=False))
+    usernames: set[str] = set()
+    emails: set[str] = set()
+    for username, email in customers.values_list("username", "email").iterator():
+        usernames.add(username.lower())
+        if email:
+            emails.add(email.lower())
+    numbers = Invoice.objects.values_list("number", flat=True).iterator()
+    return CustomerIdentifiers(
+        usernames=frozenset(usernames), emails=frozenset(emails), invoice_numbers=frozenset(n.lower() for n in numbers)
+    )

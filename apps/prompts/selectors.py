@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db.models import Count, DecimalField, F, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Sum
@@ -27,6 +27,9 @@ from django.utils import timezone
 
 from apps.core.exceptions import NotFound
 from apps.prompts.models import Prompt, PromptVersion, ReferenceDocument
+
+if TYPE_CHECKING:
+    from apps.accounts.selectors import CustomerIdentifiers
 
 Status = PromptVersion.Status
 
@@ -281,6 +284,83 @@ def dynamic_content_warnings(*, version: PromptVersion, base: PromptVersion | No
     return warnings
 
 
+# --- Customer data in shared prompt parts ----------------------------------------------------------
+
+# Every part that goes into the system prompt, sent (and cached) for every customer alike.
+SHARED_PARTS = ("persona", "business_rules", "output_format", "reference_documents", "few_shot_examples")
+# Runs of the characters a username, an email or an invoice number is made of.
+_IDENTIFIER_TOKEN = re.compile(r"[\w.@+-]+")
+# Shorter usernames are ordinary words and letters ("al", "jo"); matching them would only cry wolf.
+MIN_USERNAME_CHARS = 3
+
+
+@dataclass(frozen=True)
+class CustomerDataFinding:
+    kind: str  # "username" | "email" | "invoice number"
+    value: str
+    part: str
+
+
+def customer_data_findings(
+    version: PromptVersion, identifiers: CustomerIdentifiers | None = None
+) -> list[CustomerDataFinding]:
+    """Existing customers' usernames, emails and invoice numbers found (whole, case-insensitive) in the
+    version's shared parts. A few-shot example must be fictional: whatever is in these parts reaches
+    every customer's request."""
+    from apps.accounts.selectors import customer_identifiers  # prompts → accounts, read only
+
+    known = identifiers if identifiers is not None else customer_identifiers()
+    kinds = (
+        ("username", frozenset(u for u in known.usernames if len(u) >= MIN_USERNAME_CHARS)),
+        ("email", known.emails),
+        ("invoice number", known.invoice_numbers),
+    )
+    findings = []
+    for part in SHARED_PARTS:
+        tokens = _identifier_tokens(_part_text(version, part))
+        for kind, values in kinds:
+            findings += [CustomerDataFinding(kind, value, part) for value in sorted(tokens & values)]
+    return findings
+
+
+def _identifier_tokens(text: str) -> set[str]:
+    """Lower-cased candidate identifiers: each run, without its edge punctuation, and both halves of an
+    email (so `bob@example.com` also names the user `bob`)."""
+    tokens: set[str] = set()
+    for match in _IDENTIFIER_TOKEN.finditer(text.lower()):
+        token = match.group(0)
+        stripped = token.strip(".+-@")
+        tokens.update((token, stripped, *stripped.split("@")))
+    return tokens
+
+
+def customer_data_warnings(version: PromptVersion, identifiers: CustomerIdentifiers | None = None) -> list[str]:
+    """One warning per part that names an existing customer, for the preview and the system check."""
+    by_part: dict[str, list[CustomerDataFinding]] = {}
+    for finding in customer_data_findings(version, identifiers):
+        by_part.setdefault(finding.part, []).append(finding)
+    return [
+        f"{part} names an existing customer ({', '.join(f'{f.kind} {f.value!r}' for f in found[:3])}): "
+        "this part is sent with every customer's request, so their data would reach everyone. "
+        "Use fictional examples."
+        for part, found in by_part.items()
+    ]
+
+
+def published_versions_with_customer_data() -> list[tuple[PromptVersion, list[str]]]:
+    """Every published (active or retired) version whose shared parts name an existing customer."""
+    from apps.accounts.selectors import customer_identifiers
+
+    identifiers = customer_identifiers()
+    published = PromptVersion.objects.filter(published_at__isnull=False).select_related("prompt")
+    found = []
+    for version in published.prefetch_related("reference_documents"):
+        warnings = customer_data_warnings(version, identifiers)
+        if warnings:
+            found.append((version, warnings))
+    return found
+
+
 @dataclass(frozen=True)
 class Preview:
     """What the admin preview shows. `result` is apps.llm's PreviewResult, or None if unavailable."""
@@ -301,7 +381,7 @@ def prompt_version_preview(
     page must still render.
     """
     base = compare_to if compare_to is not None else version.based_on
-    warnings = dynamic_content_warnings(version=version, base=base)
+    warnings = customer_data_warnings(version) + dynamic_content_warnings(version=version, base=base)
     try:
         from apps.llm.gateway import preview_request
     except ImportError as exc:  # apps.llm not deployed with a preview yet
