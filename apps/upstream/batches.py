@@ -128,8 +128,15 @@ def _validate_batch_item(item: Any, index: int) -> tuple[str, dict[str, Any]]:
     params = item.get("params")
     if not isinstance(params, dict):
         raise invalid_request(f"{path}.params: Field required")
-    if "stream" in params:
+    # The SDK types batch params as `MessageCreateParamsNonStreaming` (`stream: Literal[False]`): an
+    # explicit false is a valid request, only true is refused.
+    if params.get("stream") is True:
         raise invalid_request(f"{path}.params.stream: Streaming is not supported in Message Batches")
+    # Pre-warming the cache (max_tokens 0) is not supported inside a batch (batch-processing guide): an
+    # entry written during batch processing would expire before a follow-up request ran.
+    max_tokens = params.get("max_tokens")
+    if max_tokens == 0 and not isinstance(max_tokens, bool):
+        raise invalid_request(f"{path}.params.max_tokens: Input should be greater than or equal to 1")
     for required in ("model", "max_tokens", "messages"):
         if required not in params:
             raise invalid_request(f"{path}.params.{required}: Field required")

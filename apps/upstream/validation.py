@@ -162,8 +162,9 @@ def _validate_messages(messages: Any, path: str) -> None:
         raise invalid_request(f"{path}messages: at least one message is required")
     for index, message in enumerate(messages):
         _validate_message(message, f"{path}messages.{index}")
-    if messages[0]["role"] != "user":
-        raise invalid_request(f'{path}messages: first message must use the "user" role')
+    # No "first message must use the user role": the real API accepts an assistant turn first (the SDK's
+    # `messages` doc: "a single user-role message, or multiple user and assistant messages";
+    # anthropic-sdk-typescript#622 shows it succeeding).
     validate_citation_consistency(messages)
     last = messages[-1]
     if last["role"] == "assistant":

@@ -144,7 +144,8 @@ def test_delete_only_after_the_batch_ended(client: anthropic.Anthropic, upstream
         ([batch_request("has space")], "custom_id"),
         ([batch_request("x" * 65)], "custom_id"),
         ([batch_request("dup"), batch_request("dup")], "Duplicate custom_id"),
-        ([batch_request("s", stream=True)], "stream"),
+        ([batch_request("s", stream=True)], "stream: Streaming is not supported"),
+        ([batch_request("warm", max_tokens=0)], "max_tokens: Input should be greater than or equal to 1"),
         ([], "at least 1 item"),
         ([{"custom_id": "p", "params": {"model": SONNET, "messages": []}}], "max_tokens: Field required"),
     ],
@@ -152,6 +153,14 @@ def test_delete_only_after_the_batch_ended(client: anthropic.Anthropic, upstream
 def test_invalid_batches_are_rejected(client: anthropic.Anthropic, requests: list[Any], message: str) -> None:
     with pytest.raises(anthropic.BadRequestError, match=message):
         client.messages.batches.create(requests=requests)
+
+
+def test_stream_false_in_batch_params_is_accepted(client: anthropic.Anthropic) -> None:
+    """The SDK types batch params as non-streaming (`stream: Literal[False]`); the real API accepts false."""
+    batch = client.messages.batches.create(requests=[batch_request("explicit", stream=False)])
+    results = list(client.messages.batches.results(batch.id))
+    assert [(r.custom_id, r.result.type) for r in results] == [("explicit", "succeeded")]
+    assert results[0].result.message.content[0].text
 
 
 def test_many_requests_stay_fast(client: anthropic.Anthropic) -> None:
