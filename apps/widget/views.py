@@ -45,6 +45,7 @@ def loader_script(request: HttpRequest, key: str) -> HttpResponse:
     if selectors.request_origin(request) != site.origin:
         raise Http404("This site may not load the widget.")
     config = {
+        "key": site.key,
         "name": site.name,
         "colour": site.colour,
         "frame": request.build_absolute_uri(reverse("widget:frame", args=[site.key])),
@@ -66,6 +67,7 @@ def chat_frame(request: HttpRequest, key: str) -> HttpResponse:
         "key": site.key,
         "name": site.name,
         "colour": site.colour,
+        "origin": site.origin,  # the only page the frame posts its storage to
         "ws": f"/ws/widget/{site.key}/",
         "maxChars": settings.CHAT_MAX_MESSAGE_CHARS,
     }

@@ -1,6 +1,8 @@
 /* The chat frame on the support origin (templates/widget/frame.html): one websocket, /ws/widget/<key>/
  * (docs/widget.md, frames as in docs/protocol.md). The visitor token and the open conversation are kept
- * in this frame's own storage, so a reload resumes the same chat. No dependencies. */
+ * in this frame's own storage, so a reload resumes the same chat; where the browser refuses a framed
+ * page storage of its own, the loader keeps them in the host page's storage (handed over in the URL
+ * fragment, saved back by postMessage to the site's origin only). No dependencies. */
 (function () {
   "use strict";
   var cfg = JSON.parse(document.getElementById("w-config").textContent);
@@ -39,12 +41,16 @@
   var uid = hash.get("uid") || "", sig = hash.get("sig") || "";
   history.replaceState(null, "", location.pathname);  // the identity stays out of this frame's history
 
-  // Storage may be refused (blocked third-party storage): then the chat lasts as long as the frame.
   var memory = {};
+  try { memory = JSON.parse(hash.get("state") || "{}") || {}; } catch (e) { memory = {}; }
+  function keep(k, v) {  // the frame's own storage is refused: the host page's loader keeps it
+    if (v === null) delete memory[k]; else memory[k] = v;
+    if (parent !== window) parent.postMessage({ type: "acme-support:store", name: k, value: v }, cfg.origin);
+  }
   var store = {
     get: function (k) { try { return localStorage.getItem(k); } catch (e) { return memory[k] || null; } },
-    set: function (k, v) { try { localStorage.setItem(k, v); } catch (e) { memory[k] = v; } },
-    del: function (k) { try { localStorage.removeItem(k); } catch (e) { delete memory[k]; } }
+    set: function (k, v) { try { localStorage.setItem(k, v); } catch (e) { keep(k, v); } },
+    del: function (k) { try { localStorage.removeItem(k); } catch (e) { keep(k, null); } }
   };
   var TOKEN = "acme-support:" + cfg.key + ":token";
   var CONV = "acme-support:" + cfg.key + ":conversation:" + (uid ? "user:" + uid : "visitor");
@@ -79,10 +85,12 @@
     if (conversation) q.set("conversation", conversation);
     if (uid && sig) { q.set("user_id", uid); q.set("user_hash", sig); }
     state.textContent = t.connecting;
+    setBusy(true);  // until the conversation frame: nothing typed is sent into a closed socket
     ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + cfg.ws + "?" + q);
     ws.onmessage = function (ev) { handle(JSON.parse(ev.data)); };
     ws.onclose = function (ev) {
       state.textContent = t.offline;
+      setBusy(true);
       if (ev.code === 4404 && store.get(CONV)) { store.del(CONV); connect(); return; }  // that chat is gone: a new one
       if (ev.code === 4404 || ev.code === 4429 || closedForGood) { closedForGood = true; say(t.gone); return; }
       setTimeout(connect, Math.min(30000, 500 * Math.pow(2, retry++)));

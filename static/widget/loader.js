@@ -2,7 +2,9 @@
  * (apps/widget/views.py). Adds a launcher button; opening it loads the chat frame, which runs on the
  * support origin and keeps the visitor's token in its own storage. A signed customer identity is read
  * from data-user-id / data-user-hash on this script tag and handed to the frame in the URL fragment,
- * which never reaches a server log. No dependencies. */
+ * which never reaches a server log. Where the browser refuses the frame storage of its own (third-party
+ * storage blocked), the frame keeps its visitor token here instead, in the host page's storage, through
+ * postMessage between the two known origins. No dependencies. */
 (function (site) {
   "use strict";
   if (window.__acmeSupportWidget) return;
@@ -21,6 +23,11 @@
   for (var i = 0; i < langs.length; i++) {
     var code = String(langs[i]).slice(0, 2).toLowerCase();
     if (STRINGS[code]) { t = STRINGS[code]; break; }
+  }
+  var STORE = "acme-support:" + site.key;
+  var frameOrigin = new URL(site.frame).origin;
+  function saved() {
+    try { return JSON.parse(localStorage.getItem(STORE) || "{}") || {}; } catch (e) { return {}; }
   }
   var colour = /^#[0-9a-f]{6}$/i.test(site.colour) ? site.colour : "#1f5fbf";
 
@@ -73,8 +80,8 @@
       if (!frame) {  // lazily: no websocket (and no visitor) until someone opens the chat
         frame = document.createElement("iframe");
         frame.title = site.name;
-        var hash = userId && userHash
-          ? "#uid=" + encodeURIComponent(userId) + "&sig=" + encodeURIComponent(userHash) : "";
+        var hash = "#state=" + encodeURIComponent(JSON.stringify(saved()));
+        if (userId && userHash) hash += "&uid=" + encodeURIComponent(userId) + "&sig=" + encodeURIComponent(userHash);
         frame.src = site.frame + hash;
         panel.insertBefore(frame, close);
       }
@@ -90,8 +97,14 @@
     launcher.addEventListener("click", function () { if (panel.hidden) open(); else hide(); });
     close.addEventListener("click", hide);
     panel.addEventListener("keydown", function (ev) { if (ev.key === "Escape") hide(); });
-    window.addEventListener("message", function (ev) {  // Escape pressed inside the frame
-      if (frame && ev.source === frame.contentWindow && ev.data === "acme-support:close") hide();
+    window.addEventListener("message", function (ev) {
+      if (!frame || ev.source !== frame.contentWindow || ev.origin !== frameOrigin) return;
+      if (ev.data === "acme-support:close") hide();  // Escape pressed inside the frame
+      else if (ev.data && ev.data.type === "acme-support:store" && typeof ev.data.name === "string") {
+        var state = saved();
+        if (ev.data.value === null) delete state[ev.data.name]; else state[ev.data.name] = String(ev.data.value);
+        try { localStorage.setItem(STORE, JSON.stringify(state)); } catch (e) { /* storage refused: this page only */ }
+      }
     });
 
     document.body.appendChild(panel);

@@ -27,7 +27,7 @@ def sign(user_id: str, secret: str = SECRET) -> str:
 
 def upstream_user_text(upstream) -> str:
     """All the text of the last chat request the emulator received (its user turns)."""
-    for entry in received_requests(upstream):
+    for entry in reversed(received_requests(upstream)):  # newest first
         body = entry.get("body") or {}
         if isinstance(body, dict) and body.get("stream"):
             return json_text(body.get("messages", []))

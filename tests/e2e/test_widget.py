@@ -1,0 +1,167 @@
+"""The widget on another site, in headless Chromium: a host page served from a second origin (another
+host name and port) embeds the script. An anonymous visitor chats and resumes after a reload; a
+disallowed origin gets nothing; a correctly signed identity brings that customer's account context to
+the model (seen in the emulator's request log), a forged one does not."""
+
+import hashlib
+import hmac
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.core.cache import cache
+
+from apps.chat.models import Message
+from apps.prompts.services import prompt_seed_defaults
+from apps.widget.models import Visitor
+from tests.chat.factories import CustomerAccountFactory
+from tests.conftest import received_requests
+from tests.e2e.conftest import off_loop
+from tests.widget.factories import SiteFactory
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+SECRET = "host-secret-e2e"
+ANSWER = "li.a[data-status=complete]"
+
+
+class HostPages:
+    """A second web server: the host site's pages, one per path, set by the test."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, str] = {}
+        pages = self.pages
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = pages.get(self.path.split("?")[0])
+                self.send_response(200 if body else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.end_headers()
+                self.wfile.write((body or "not found").encode())
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, name="e2e-host-site", daemon=True).start()
+
+    def page(self, path: str, script_src: str, *, user_id: str = "", user_hash: str = "") -> str:
+        identity = f' data-user-id="{user_id}" data-user-hash="{user_hash}"' if user_id else ""
+        self.pages[path] = (
+            f"<!doctype html><html lang=en><title>Host</title><h1>Host site</h1>"
+            f'<script src="{script_src}" crossorigin="anonymous"{identity} defer></script>'
+        )
+        return path
+
+
+@pytest.fixture
+def host() -> Iterator[HostPages]:
+    pages = HostPages()
+    yield pages
+    pages.server.shutdown()
+
+
+@pytest.fixture
+def site(llm_upstream, transactional_db, host):
+    """A site for the host's origin (localhost:<port>; the support server is 127.0.0.1:<other port>)."""
+    cache.clear()
+    prompt_seed_defaults()
+    CustomerAccountFactory(user__username="carol", plan="enterprise", company="Globex")
+    return SiteFactory(origin=f"http://localhost:{host.port}", name="Globex Help", colour="#7a1fa2", secret=SECRET)
+
+
+def open_chat(page):
+    page.get_by_role("button", name="Chat with us").click()
+    return page.frame_locator("iframe[title='Globex Help']")
+
+
+def ask(frame, text: str) -> None:
+    frame.locator("#w-state", has_text="Online").wait_for()
+    frame.get_by_label("Your message", exact=True).fill(text)
+    frame.get_by_label("Your message", exact=True).press("Enter")
+
+
+def last_chat_request_text(upstream) -> str:
+    for entry in reversed(received_requests(upstream)):  # newest first
+        body = entry.get("body")
+        if isinstance(body, dict) and body.get("stream"):
+            return str(body.get("messages"))
+    raise AssertionError("no chat request reached the emulator")
+
+
+def test_an_anonymous_visitor_chats_on_another_site_and_resumes_after_a_reload(
+    site, host, llm_upstream, asgi_server, browser_page
+):
+    page = browser_page
+    url = f"http://localhost:{host.port}" + host.page("/pricing", f"{asgi_server}/widget/{site.key}.js")
+    page.goto(url)
+    frame = open_chat(page)
+    frame.get_by_role("heading", name="Globex Help").wait_for()
+    ask(frame, "Do you offer a free trial?")
+    frame.locator(ANSWER).wait_for()
+    answer = frame.locator(ANSWER).text_content()
+    stored = off_loop(lambda: Message.objects.get(role="assistant"))
+    assert answer == stored.text and stored.status == "complete"
+    assert off_loop(lambda: stored.conversation.user.widget_visitor.site_id) == site.pk
+    assert "account_context" not in last_chat_request_text(llm_upstream)
+
+    page.reload()
+    frame = open_chat(page)
+    frame.locator(ANSWER).wait_for()  # the transcript is back, from the frame's own storage
+    assert frame.locator("li.u").all_text_contents() == ["Do you offer a free trial?"]
+    assert frame.locator(ANSWER).text_content() == answer
+    assert off_loop(Visitor.objects.count) == 1
+
+    # Keyboard only: Escape inside the frame closes the panel and gives the focus back to the launcher.
+    frame.get_by_label("Your message", exact=True).press("Escape")
+    launcher = page.get_by_role("button", name="Chat with us")
+    page.wait_for_function("() => document.activeElement && document.activeElement.textContent === 'Chat with us'")
+    assert launcher.get_attribute("aria-expanded") == "false"
+
+
+def test_a_disallowed_origin_gets_no_widget_and_cannot_frame_the_chat(
+    site, host, llm_upstream, asgi_server, browser_page
+):
+    other = HostPages()  # another port: another origin
+    try:
+        other.page("/", f"{asgi_server}/widget/{site.key}.js")
+        other.pages["/frame"] = f'<!doctype html><iframe id=f src="{asgi_server}/widget/{site.key}/frame/"></iframe>'
+        page = browser_page
+        requested = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(f"http://localhost:{other.port}/", wait_until="networkidle")
+        assert f"{asgi_server}/widget/{site.key}.js" in requested  # asked for, refused (404, no CORS header)
+        assert page.evaluate("() => window.__acmeSupportWidget === undefined")
+        assert page.get_by_role("button", name="Chat with us").count() == 0
+
+        page.goto(f"http://localhost:{other.port}/frame", wait_until="networkidle")
+        framed = page.frame_locator("#f")
+        assert framed.locator("#w-input").count() == 0  # refused by frame-ancestors
+    finally:
+        other.server.shutdown()
+
+
+def test_a_signed_identity_gets_its_account_context_and_a_forged_one_does_not(
+    site, host, llm_upstream, asgi_server, browser_page
+):
+    page = browser_page
+    script = f"{asgi_server}/widget/{site.key}.js"
+    signed = hmac.new(SECRET.encode(), b"carol", hashlib.sha256).hexdigest()
+    page.goto(f"http://localhost:{host.port}" + host.page("/account", script, user_id="carol", user_hash=signed))
+    frame = open_chat(page)
+    ask(frame, "What plan am I on?")
+    frame.locator(ANSWER).wait_for()
+    sent = last_chat_request_text(llm_upstream)
+    assert "account_context" in sent and "carol" in sent and "Globex" in sent and "enterprise" in sent
+
+    forged = hmac.new(b"a guess", b"carol", hashlib.sha256).hexdigest()
+    page.goto(f"http://localhost:{host.port}" + host.page("/forged", script, user_id="carol", user_hash=forged))
+    frame = open_chat(page)
+    ask(frame, "What plan am I on, really?")
+    frame.locator(ANSWER).wait_for()
+    sent = last_chat_request_text(llm_upstream)
+    assert "really" in sent
+    assert "account_context" not in sent and "carol" not in sent and "Globex" not in sent
