@@ -8,7 +8,6 @@ layer (apps/chat/events.py).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -18,7 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from apps.accounts.selectors import session_logs_in
-from apps.chat import answering, events, selectors, services
+from apps.chat import answering, events, frames, selectors, services
 from apps.chat.answering import db, dumps
 from apps.chat.models import Conversation, Message
 from apps.core.exceptions import ApplicationError, RateLimited
@@ -129,18 +128,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.conversation is None or self._session_ended:  # closing after a refused connect or a logout
             return
-        frame: Any = None
+        frame: frames.Frame | None = None
         try:
             if not await self._session_still_valid():
                 await self._end_session("Your session has expired. Log in again; your message was not sent.")
                 return
             if await _rate_limited(self.user):
                 raise RateLimited(retry_after=60)
-            frame = _parse_frame(text_data)
-            handler = {"message": self.on_message, "stop": self.on_stop}.get(frame.get("type"))
-            if handler is None:
-                raise ApplicationError(f"Unknown frame type {frame.get('type')!r}.", code="unknown_type")
-            await handler(frame)
+            frame = frames.frame_parse(text_data)
+            if isinstance(frame, frames.MessageFrame):
+                await self.on_message(frame)
+            else:
+                await self.on_stop(frame)
         except ApplicationError as exc:
             await self._emit_frame_error(exc.as_frame(), frame)
         except Exception:  # e.g. the database is unreachable: nothing was stored, the client may resend
@@ -175,14 +174,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._emit({"type": "error", "code": "unauthenticated", "message": message})
         await self.close(code=CLOSE_UNAUTHENTICATED)
 
-    async def _emit_frame_error(self, error: dict[str, Any], frame: Any) -> None:
-        if isinstance(frame, dict) and isinstance(frame.get("client_id"), str):
-            error["client_id"] = frame["client_id"]
+    async def _emit_frame_error(self, error: dict[str, Any], frame: frames.Frame | None) -> None:
+        if isinstance(frame, frames.MessageFrame) and frame.client_id_sent is not None:
+            error["client_id"] = frame.client_id_sent
         await self._emit(error)
 
-    async def on_message(self, frame: dict[str, Any]) -> None:
-        text = services.check_message_text(frame.get("text"))
-        client_id = services.check_client_id(frame.get("client_id"))
+    async def on_message(self, frame: frames.MessageFrame) -> None:
+        text, client_id = frame.text, frame.client_id
         client_key = str(client_id) if client_id else None
         conversation_id = self.conversation.id
         if answering.question_busy(conversation_id, client_key):
@@ -219,7 +217,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return None
         return self._context
 
-    async def on_stop(self, frame: dict[str, Any]) -> None:
+    async def on_stop(self, frame: frames.StopFrame) -> None:
         # From any of the customer's tabs; a no-op when nothing is streaming (it may have just finished).
         await answering.answer_stop(self.conversation.id)
 
@@ -305,18 +303,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
 
 # -- helpers (no socket state) -----------------------------------------------------------------
-
-
-def _parse_frame(text_data: str | None) -> dict[str, Any]:
-    if text_data is None:
-        raise ApplicationError("Frames must be JSON text.", code="malformed")
-    try:
-        frame = json.loads(text_data)
-    except ValueError as exc:
-        raise ApplicationError("The frame is not valid JSON.", code="malformed") from exc
-    if not isinstance(frame, dict):
-        raise ApplicationError("A frame must be a JSON object.", code="malformed")
-    return frame
 
 
 async def _rate_limited(user: Any) -> bool:

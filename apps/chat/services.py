@@ -108,7 +108,8 @@ def message_submit(*, conversation: Conversation, text: str, client_id: uuid.UUI
 
     A `client_id` already stored in this conversation returns the original pair (`duplicate=True`),
     so a resend after a reconnect never creates a second question or a second answer.
-    Raises `ApplicationError` ("busy") while another answer in this conversation is still streaming.
+    Raises `ApplicationError` ("busy") while another answer in this conversation is still streaming,
+    ("client_id_reused") when the stored question under `client_id` has other text.
     """
     try:
         return _message_submit_locked(conversation=conversation, text=text, client_id=client_id)
@@ -116,7 +117,22 @@ def message_submit(*, conversation: Conversation, text: str, client_id: uuid.UUI
         existing = _submission_for_client_id(conversation, client_id)
         if existing is None:
             raise
+        check_resend(existing.question, text)
         return existing
+
+
+def check_resend(question: Message, text: str) -> None:
+    """A resend carries the text of the question stored under its client_id. Otherwise the client reused
+    an id for a new question: acknowledging it as a duplicate would drop that question silently.
+
+    Raises `ApplicationError` ("client_id_reused").
+    """
+    if question.text != text:
+        raise ApplicationError(
+            "This client_id was already used for another message; send a new message with a new client_id.",
+            code="client_id_reused",
+            extra={"message_id": question.pk},
+        )
 
 
 def _message_submit_locked(*, conversation: Conversation, text: str, client_id: uuid.UUID | None) -> Submission:
@@ -132,6 +148,7 @@ def _message_submit_locked(*, conversation: Conversation, text: str, client_id: 
         pending, previous_message_id = _pending_messages(locked, client_id)
         for message in pending:
             if message.role == Message.Role.USER:
+                check_resend(message, text)
                 return _submission_for_question(message, locked)
             if not message_streaming_is_stale(message):  # an assistant row still streaming
                 raise ApplicationError("An answer is still being written; wait for it or stop it.", code="busy")

@@ -114,6 +114,15 @@ async def test_unauthenticated_socket_gets_error_and_4401(chat_env):
         # ASCII on the wire ("\\ud800"), but JSON's escape decodes to a lone surrogate: unstorable, unsendable.
         (json.dumps({"type": "message", "text": "hi \ud800 there", "client_id": str(uuid.uuid4())}), "invalid_text"),
         ({"type": "message", "text": "hi \u0000 there", "client_id": str(uuid.uuid4())}, "invalid_text"),
+        # Issue 14: a type that is not a string was a TypeError (unhashable) answered as server_error,
+        ({"type": ["message"], "text": "x"}, "unknown_type"),
+        ({"type": {"a": 1}}, "unknown_type"),
+        # deep nesting a RecursionError, and non-standard JSON was accepted.
+        ('{"type": "message", "text": "x", "extra": ' + "[" * 100_000 + "]" * 100_000 + "}", "malformed"),
+        ('{"type": "message", "text": "x", "n": NaN}', "malformed"),
+        ('{"type": "message", "text": "x", "n": -Infinity}', "malformed"),
+        ('{"type": "message", "text": "x", "n": 1e999}', "malformed"),
+        ('{"type": "stop", "type": "message", "text": "x"}', "malformed"),
     ],
 )
 async def test_bad_frames_get_an_error_frame_and_the_socket_keeps_working(chat_env, customer, frame, code):
@@ -126,6 +135,36 @@ async def test_bad_frames_get_an_error_frame_and_the_socket_keeps_working(chat_e
     await socket.ask("Still there?")
     assert (await socket.until_terminal())[-1]["type"] == "done"
     await socket.close()
+
+
+async def test_odd_frames_log_no_traceback(chat_env, customer, caplog):
+    socket = await ChatSocket.open(customer)
+    await socket.receive()
+    for frame in ({"type": ["message"], "text": "x"}, "[" * 100_000 + "]" * 100_000, '{"type": NaN}'):
+        await socket.send(frame)
+        assert (await socket.receive())["code"] in ("unknown_type", "malformed")
+    await socket.close()
+    assert not [r for r in caplog.records if r.exc_info or r.levelname in ("ERROR", "CRITICAL")]
+
+
+async def test_a_client_id_reused_with_other_text_is_refused_and_the_resend_still_acked(chat_env, customer):
+    socket = await ChatSocket.open(customer)
+    conversation_id = (await socket.receive())["id"]
+    client_id = await socket.ask(QUESTION)
+    first = await socket.until_terminal()
+    assert first[-1]["type"] == "done"
+
+    await socket.ask("Something else entirely", client_id=client_id)
+    error = await socket.receive()
+    assert (error["type"], error["code"], error["client_id"]) == ("error", "client_id_reused", client_id)
+    assert error["message_id"] == first[0]["message_id"]
+
+    await socket.ask(QUESTION, client_id=client_id)  # a true resend is still a duplicate
+    ack = await socket.receive()
+    assert ack["type"] == "ack" and ack["duplicate"] and ack["message_id"] == first[0]["message_id"]
+    await socket.close()
+    stored = await messages_of(conversation_id)
+    assert [m.text for m in stored][:1] == [QUESTION] and len(stored) == 2  # nothing dropped, nothing added
 
 
 async def test_a_question_the_server_cannot_store_gets_an_error_to_resend_and_the_socket_stays(

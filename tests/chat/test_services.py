@@ -32,6 +32,24 @@ def test_a_resent_client_id_returns_the_stored_pair(conversation) -> None:
     assert Message.objects.filter(conversation=conversation).count() == 2
 
 
+def test_a_client_id_reused_for_other_text_is_refused_and_nothing_is_stored(conversation, monkeypatch) -> None:
+    client_id = uuid.uuid4()
+    first = services.message_submit(conversation=conversation, text="Hello?", client_id=client_id)
+    Message.objects.filter(pk=first.reply.pk).update(status=Message.Status.COMPLETE)
+
+    with pytest.raises(ApplicationError) as caught:
+        services.message_submit(conversation=conversation, text="Another question", client_id=client_id)
+    assert caught.value.code == "client_id_reused" and caught.value.extra == {"message_id": first.question.pk}
+
+    def lost_the_race(**kwargs):  # the same check when another process stored the id in between
+        raise IntegrityError("duplicate key value violates unique constraint")
+
+    monkeypatch.setattr(services, "_message_submit_locked", lost_the_race)
+    with pytest.raises(ApplicationError, match="already used"):
+        services.message_submit(conversation=conversation, text="Another question", client_id=client_id)
+    assert list(Message.objects.filter(conversation=conversation).values_list("text", flat=True)) == ["Hello?", ""]
+
+
 def test_a_second_question_while_an_answer_streams_is_busy(conversation) -> None:
     services.message_submit(conversation=conversation, text="First", client_id=uuid.uuid4())
 

@@ -1,0 +1,110 @@
+"""Client frames of the chat websocket (docs/protocol.md), parsed and checked in one place.
+
+Whatever a client sends, `frame_parse` returns a typed frame or raises `ApplicationError` with a
+documented client code (`malformed`, `unknown_type`, or a field's own code): no input reaches the
+consumer's catch-all `server_error`, which means "we failed, send it again".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from apps.chat.services import check_client_id, check_message_text
+from apps.core.exceptions import ApplicationError
+
+# How much of an unknown `type` string is quoted back in the error.
+TYPE_ECHO_CHARS = 40
+
+
+@dataclass(frozen=True)
+class MessageFrame:
+    """A question. `client_id_sent` is the id exactly as sent, echoed on errors so the client can match them."""
+
+    text: str
+    client_id: uuid.UUID | None
+    client_id_sent: str | None
+
+
+@dataclass(frozen=True)
+class StopFrame:
+    """Stop the answer being written in this conversation (a no-op when none is)."""
+
+
+Frame = MessageFrame | StopFrame
+
+
+def frame_parse(text_data: str | None) -> Frame:
+    """The frame in `text_data`.
+
+    Raises `ApplicationError`: "malformed" (not text, not standard JSON — NaN, Infinity, numbers out
+    of range, duplicate keys, nesting too deep for the parser — or not an object), "unknown_type"
+    (`type` missing, not a string, or not one we know), and for a message what
+    `services.check_message_text` and `services.check_client_id` raise. A string `client_id` is
+    echoed in the error's `client_id`.
+    """
+    raw = _json_object(text_data)
+    sent_id = raw.get("client_id")
+    echo = sent_id if isinstance(sent_id, str) else None
+    try:
+        kind = raw.get("type")
+        if kind == "message":
+            return MessageFrame(
+                text=check_message_text(raw.get("text")), client_id=check_client_id(sent_id), client_id_sent=echo
+            )
+        if kind == "stop":
+            return StopFrame()
+        raise ApplicationError(f"Unknown frame type {_describe(kind)}.", code="unknown_type")
+    except ApplicationError as exc:
+        if echo is not None:
+            exc.extra.setdefault("client_id", echo)
+        raise
+
+
+def _json_object(text_data: str | None) -> dict[str, Any]:
+    if not isinstance(text_data, str):
+        raise ApplicationError("Frames must be JSON text.", code="malformed")
+    try:
+        value = json.loads(
+            text_data, parse_constant=_refuse_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys
+        )
+    except ApplicationError:
+        raise
+    except RecursionError as exc:  # nested deeper than the parser's stack allows: no frame of ours is
+        raise ApplicationError("The frame is nested too deeply.", code="malformed") from exc
+    except ValueError as exc:  # invalid JSON, or an integer too long to convert
+        raise ApplicationError("The frame is not valid JSON.", code="malformed") from exc
+    if not isinstance(value, dict):
+        raise ApplicationError("A frame must be a JSON object.", code="malformed")
+    return value
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ApplicationError(f"{name} is not standard JSON.", code="malformed")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as infinity
+        raise ApplicationError("A number in the frame is out of range.", code="malformed")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Which of two `type`s or `client_id`s counts would be a guess; a standard parser may take either.
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise ApplicationError("A key appears twice in the frame.", code="malformed")
+    return value
+
+
+def _describe(kind: object) -> str:
+    if isinstance(kind, str):
+        return repr(kind[:TYPE_ECHO_CHARS] + ("…" if len(kind) > TYPE_ECHO_CHARS else ""))
+    if kind is None:
+        return "(missing)"
+    json_type = {bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}[type(kind)]
+    return f"(a JSON {json_type}, not a string)"
