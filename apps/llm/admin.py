@@ -1,6 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from apps.llm.deprecations import deprecated_models_in, model_deprecation_text
 from apps.llm.models import LLMCall, RoutingRule
+from apps.llm.routing import rule_models
 
 
 @admin.register(LLMCall)
@@ -57,3 +59,9 @@ class RoutingRuleAdmin(admin.ModelAdmin):
     list_filter = ("enabled", "task_type", "plan_tier", "model_tier")
     search_fields = ("name", "notes", "model_id")
     ordering = ("priority", "id")
+
+    def save_model(self, request, obj: RoutingRule, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # Saved all the same: the model still answers until its end of life; the admin is told now.
+        for model in deprecated_models_in(rule_models(obj)):
+            self.message_user(request, f"{model_deprecation_text(model)}.", messages.WARNING)

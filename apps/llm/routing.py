@@ -44,6 +44,13 @@ def fallbacks_below(model: str) -> tuple[str, ...]:
     return tuple(model_for(t) for t in reversed(lower))
 
 
+def rule_models(rule: RoutingRule) -> list[str]:
+    """Every model a rule can send a request to: its own, then its fallback chain's (tiers resolved)."""
+    models = [rule.model_id.strip() or model_for(rule.model_tier)]
+    models += [model_for(part) for part in rule.fallback_chain.split(",") if part.strip()]
+    return [model for model in dict.fromkeys(models) if model]
+
+
 def _step_up(tier: str) -> str:
     index = TIERS.index(tier) if tier in TIERS else 0
     return TIERS[min(index + 1, len(TIERS) - 1)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
+from apps.llm.deprecations import model_call_warn
 from apps.llm.models import LLMCall
 from apps.llm.pricing import cost_usd
 
@@ -63,6 +64,7 @@ def llm_call_record(
 
     Only metadata is stored: no prompt or answer text, no headers, no credentials.
     """
+    model_call_warn(model)  # every attempt passes here, fallbacks and batches included
     if cost is None:
         cost = cost_usd(
             model=model,

@@ -135,6 +135,12 @@ class WorkerSupervisor:
 class Command(BaseCommand):
     help = "Serve supportbot over HTTP and websockets; starts the offline upstream when no API key is set."
 
+    def check(self, *args, **kwargs) -> None:
+        # Start-up checks read the database too (routing rules naming a deprecated model, published
+        # prompts naming a customer): a server is the moment an operator reads them.
+        kwargs.setdefault("databases", ["default"])
+        super().check(*args, **kwargs)
+
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=settings.PORT)
