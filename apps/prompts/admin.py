@@ -22,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 
 from apps.core.exceptions import ApplicationError
 from apps.prompts import selectors, services
+from apps.prompts.gates import publish_blockers
 from apps.prompts.models import Prompt, PromptAuditLog, PromptVersion, ReferenceDocument
 
 Status = PromptVersion.Status
@@ -332,6 +333,9 @@ class PromptVersionAdmin(admin.ModelAdmin):
             form_error=form_error,
             default_weight=version.weight or services.DEFAULT_PUBLISH_WEIGHT,
             diff_url=f"{self._url('diff')}?a={active[0].pk}&b={version.pk}" if active and active[0] != version else "",
+            blockers=publish_blockers(version) if action == "publish" else [],
+            override_reason=request.POST.get("override_reason", ""),
+            ab=_ab_verdict(version, active) if action in ("publish", "weight") else None,
         )
         return TemplateResponse(request, "admin/prompts/promptversion/confirm_action.html", context)
 
@@ -340,8 +344,14 @@ class PromptVersionAdmin(admin.ModelAdmin):
             weight = int(request.POST.get("weight") or services.DEFAULT_PUBLISH_WEIGHT)
             exclusive = request.POST.get("mode", "exclusive") == "exclusive"
             done = services.prompt_version_publish(
-                version=version, actor=request.user, weight=weight, exclusive=exclusive
+                version=version,
+                actor=request.user,
+                weight=weight,
+                exclusive=exclusive,
+                override_reason=request.POST.get("override_reason", ""),
             )
+            if exclusive:
+                self._warn_if_not_significant(request, version)
             return f"Published {done}. New conversations may get it now; running ones keep their version."
         if action == "rollback":
             done = services.prompt_version_rollback(to_version=version, actor=request.user)
@@ -352,8 +362,21 @@ class PromptVersionAdmin(admin.ModelAdmin):
         if action == "weight":
             weight = int(request.POST.get("weight", ""))
             done = services.prompt_version_set_weight(version=version, weight=weight, actor=request.user)
+            if selectors.prompt_traffic_shares(prompt=done.prompt).get(done.pk, 0.0) >= 1.0:
+                self._warn_if_not_significant(request, done)
             return f"{done} now has weight {done.weight}."
         raise ApplicationError(f"Unknown action {action}.")
+
+    def _warn_if_not_significant(self, request: HttpRequest, version: PromptVersion) -> None:
+        """Moving a version to all traffic without a significant A/B difference is allowed, but said."""
+        others = list(PromptVersion.objects.filter(prompt=version.prompt).exclude(pk=version.pk).order_by("-pk")[:5])
+        verdict = _ab_verdict(version, others)
+        if verdict is None or not verdict["significant"]:
+            messages.warning(
+                request,
+                f"{version} now serves 100 % of new conversations, but the A/B difference against the other "
+                "versions is not statistically significant (two-proportion z-test, 95 %).",
+            )
 
     def publish_view(self, request, object_id):
         return self._status_change(request, object_id, action="publish")
@@ -485,6 +508,35 @@ BUMP_HELP = {
     "minor": "behaviour changes: persona, rules, reference documents, examples, route or limits",
     "patch": "wording and typo fixes that should not change behaviour",
 }
+
+
+AB_WINDOW_DAYS = 14
+AB_RATES = ("resolved", "thumbs_up", "errors")
+
+
+def _ab_verdict(version: PromptVersion, active: list[PromptVersion]) -> dict[str, Any] | None:
+    """The A/B z-test (apps.insights) of `version` against the busiest other version over the last
+    AB_WINDOW_DAYS: rows per rate, and whether any outcome rate differs significantly. None without one."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.insights import selectors as insights
+
+    until = timezone.now()
+    metrics = {
+        m.version_id: m
+        for m in insights.version_metrics(
+            slug=version.prompt.slug, since=until - timedelta(days=AB_WINDOW_DAYS), until=until
+        )
+    }
+    others = [metrics[v.pk] for v in active if v.pk != version.pk and v.pk in metrics]
+    mine = metrics.get(version.pk)
+    if mine is None or not others:
+        return None
+    other = max(others, key=lambda m: (m.weight, m.version_id))
+    rows = [c for c in insights.compare_versions(other, mine) if c.name in AB_RATES]
+    return {"against": other.version, "rows": rows, "significant": any(c.significant for c in rows)}
 
 
 def _int(value: str | None) -> int:

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.core.exceptions import ApplicationError
+from apps.prompts.gates import publish_blockers
 from apps.prompts.models import (
     CONTENT_FIELDS,
     SUPPORT_ASSISTANT,
@@ -304,12 +305,15 @@ def prompt_version_publish(
     actor: AbstractBaseUser | None,
     weight: int = DEFAULT_PUBLISH_WEIGHT,
     exclusive: bool = True,
+    override_reason: str = "",
 ) -> PromptVersion:
     """Make a draft active. New conversations may get it from now on; running ones keep theirs.
 
     `exclusive=True` retires every other active version (all new traffic goes here);
     `exclusive=False` adds it to the A/B rollout next to the active versions with `weight`.
-    Raises ApplicationError("invalid_transition" | "invalid_weight").
+    The publish gate (apps.prompts.gates: e.g. no evaluation run, or one scoring below live) blocks it
+    unless `override_reason` says why it ships anyway; the reason and the blockers go in the audit log.
+    Raises ApplicationError("invalid_transition" | "invalid_weight" | "publish_blocked").
     """
     if weight < 1:
         raise ApplicationError("A published version needs a traffic weight of at least 1.", code="invalid_weight")
@@ -319,6 +323,15 @@ def prompt_version_publish(
             f"Only drafts can be published; {locked} is {locked.status}. "
             "Use roll back to reactivate a retired version.",
             code="invalid_transition",
+        )
+    # System actions (seeding, migrations: no actor) are not gated; people are.
+    blockers = publish_blockers(locked) if _user_or_none(actor) is not None else []
+    override_reason = override_reason.strip()
+    if blockers and not override_reason:
+        raise ApplicationError(
+            f"{locked} cannot be published yet: {'; '.join(blockers)}. Give an override reason to publish it anyway.",
+            code="publish_blocked",
+            extra={"blockers": blockers},
         )
     retired = (
         _retire_others(prompt=locked.prompt, keep=locked, actor=actor, reason="exclusive publish") if exclusive else []
@@ -334,7 +347,12 @@ def prompt_version_publish(
         action=Action.PUBLISHED,
         from_status=Status.DRAFT,
         to_status=Status.ACTIVE,
-        detail={"weight": weight, "exclusive": exclusive, "retired": retired},
+        detail={
+            "weight": weight,
+            "exclusive": exclusive,
+            "retired": retired,
+            **({"gate_blockers": blockers, "override_reason": override_reason} if blockers else {}),
+        },
     )
     return locked
 

@@ -168,6 +168,9 @@ ACCOUNT_CONTEXT_CACHE_SECONDS = env.int("ACCOUNT_CONTEXT_CACHE_SECONDS", default
 # How long another process may keep assigning new conversations by the previous active versions after
 # a publish, retire or weight change (the process that made the change sees it at once).
 PROMPT_ACTIVE_VERSIONS_CACHE_SECONDS = env.float("PROMPT_ACTIVE_VERSIONS_CACHE_SECONDS", default=5.0)
+# Publish gate: a draft whose last evaluation run passed less than this share of answers (or less than
+# the live version in that run) needs an override reason to be published.
+EVALUATION_MIN_PASS_RATE = env.float("EVALUATION_MIN_PASS_RATE", default=0.8)
 LOGIN_RATE_LIMIT_PER_MINUTE = env.int("LOGIN_RATE_LIMIT_PER_MINUTE", default=10)
 
 # The widget on other sites (docs/widget.md). Rate limits are per minute, spend caps per UTC day.
