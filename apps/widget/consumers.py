@@ -13,7 +13,8 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
-from apps.chat.consumers import ChatConsumer, db
+from apps.chat.answering import db
+from apps.chat.consumers import ChatConsumer
 from apps.core.exceptions import ApplicationError, NotFound, RateLimited
 from apps.widget import limits, selectors, services
 

@@ -102,11 +102,22 @@
       retry = 0;
       state.textContent = t.online;
       store.set(CONV, f.id);
+      var streaming = null;
       if (f.messages) {
         log.textContent = "";
-        f.messages.forEach(function (m) { add(m.role, m.text, m.status); });
+        current = null;
+        f.messages.forEach(function (m) {
+          // An answer still being written: the text so far follows as a delta.
+          if (m.status === "streaming") streaming = add(m.role, "", m.status);
+          else add(m.role, m.text, m.status);
+        });
       }
-      setBusy(false);
+      current = streaming;
+      setBusy(!!streaming);
+    } else if (f.type === "answer_started") {  // asked from another tab of this visitor
+      if (f.question) add("user", f.question.text);
+      current = add("assistant", "", "streaming");
+      setBusy(true);
     } else if (f.type === "visitor") {
       store.set(TOKEN, f.token);
     } else if (f.type === "delta") {
