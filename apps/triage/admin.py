@@ -3,10 +3,12 @@
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import URLPattern, path
 
 from apps.triage.models import ClassificationBatch, ClassificationBatchItem, DailyReport, TranscriptClassification
-from apps.triage.reports import report_context
+from apps.triage.reports import report_context, report_csv
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -95,3 +97,18 @@ class DailyReportAdmin(ReadOnlyAdmin):
         if report is not None:
             extra_context["report_context"] = report_context(report.data)
         return super().change_view(request, object_id, form_url, extra_context=extra_context)
+
+    def get_urls(self) -> list[URLPattern]:
+        download = self.admin_site.admin_view(self.csv_view)
+        return [path("<path:object_id>/csv/", download, name="triage_dailyreport_csv"), *super().get_urls()]
+
+    def csv_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The report as the same CSV the nightly job writes and emails, as a download."""
+        report = self.get_object(request, object_id)
+        if report is None:
+            raise Http404("No report with that id.")
+        if not self.has_view_permission(request, report):
+            raise PermissionDenied
+        response = HttpResponse(report_csv(report.data), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="transcript-report-{report.date.isoformat()}.csv"'
+        return response

@@ -236,10 +236,25 @@ def report_html(data: dict[str, Any]) -> str:
     return render_to_string("triage/report.html", report_context(data))
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class _SpreadsheetSafeWriter:
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    def writerow(self, row: list[Any]) -> None:
+        self._writer.writerow(
+            [f"'{cell}" if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS) else cell for cell in row]
+        )
+
+
 def report_csv(data: dict[str, Any]) -> str:
-    """One `section,key,value` row per figure: easy to load into a spreadsheet."""
+    """One `section,key,value` row per figure: easy to load into a spreadsheet. Text cells that a
+    spreadsheet would run as a formula (a summary of what a customer wrote starting with `=`) are
+    quoted with a leading apostrophe."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = _SpreadsheetSafeWriter(csv.writer(out))
     writer.writerow(["section", "key", "value"])
     writer.writerow(["report", "date", data["date"]])
     for key, value in data["volumes"].items():

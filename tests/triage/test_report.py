@@ -168,3 +168,41 @@ def test_admin_change_view_renders_the_report(known_day, settings, tmp_path, adm
     assert f"Transcript report for {known_day}" in body
     assert body.count('class="bar-fill"') == 4 + 2 + 3  # categories, resolution, sentiment
     assert 'width="100.0%"' in body  # billing, the largest category
+
+
+def test_admin_downloads_the_report_as_csv(known_day, settings, tmp_path, admin_client):
+    settings.REPORTS_DIR = tmp_path
+    report = report_generate(for_date=known_day)
+
+    page = admin_client.get(f"/admin/triage/dailyreport/{report.pk}/change/").content.decode()
+    response = admin_client.get(f"/admin/triage/dailyreport/{report.pk}/csv/")
+
+    assert f'href="/admin/triage/dailyreport/{report.pk}/csv/"' in page
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert response["Content-Disposition"] == f'attachment; filename="transcript-report-{known_day}.csv"'
+    # The same file the nightly job writes.
+    assert response.content == (tmp_path / f"transcript-report-{known_day}.csv").read_bytes()
+    assert ["resolution", "rate", "0.5"] in list(csv.reader(response.content.decode().splitlines()))
+    assert admin_client.get("/admin/triage/dailyreport/999999/csv/").status_code == 404
+
+
+def test_the_csv_download_needs_an_admin_login(known_day, settings, tmp_path, client, django_user_model):
+    settings.REPORTS_DIR = tmp_path
+    report = report_generate(for_date=known_day)
+    url = f"/admin/triage/dailyreport/{report.pk}/csv/"
+
+    assert client.get(url).status_code == 302  # to the admin login
+    django_user_model.objects.create_user(username="dave", password="pw-dave-123")
+    client.login(username="dave", password="pw-dave-123")
+    response = client.get(url)
+    assert response.status_code == 302 and "text/csv" not in response.get("Content-Type", "")
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_quoted(day, settings, tmp_path):
+    settings.REPORTS_DIR = tmp_path
+    classification(day, category="billing", resolved=False, summary='=HYPERLINK("http://evil.example","x")')
+    report_generate(for_date=day)
+
+    rows = list(csv.reader((tmp_path / f"transcript-report-{day}.csv").open()))
+    [example] = [row for row in rows if row[0] == "unresolved_example"]
+    assert example[2] == '\'=HYPERLINK("http://evil.example","x")'
