@@ -10,6 +10,7 @@ LOCK := requirements.lock
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_evaluations
 	$(BIN)/python manage.py serve
 
 test: $(VENV)/.installed
