@@ -97,6 +97,7 @@ def populate(count: int, rng: random.Random) -> list[tuple[str, str]]:
 def bench_retrieval(count: int, queries: int, rng: random.Random) -> float:
     from django.db import connection
 
+    from apps.knowledge import search as search_module
     from apps.knowledge.search import search
 
     started = time.perf_counter()
@@ -104,6 +105,7 @@ def bench_retrieval(count: int, queries: int, rng: random.Random) -> float:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE knowledge_article")
+        search_module.refresh_term_stats()  # what the task does after publishing
     print(f"engine                        {connection.vendor}")
     print(f"articles                      {count:,} (indexed in {time.perf_counter() - started:.1f} s)")
     timings: list[float] = []
@@ -167,7 +169,9 @@ async def run_mode(mode: str, conversations: int, turns: int) -> tuple[int, Deci
     from apps.llm.types import ChatRequest, Finished, Turn
 
     settings.KNOWLEDGE_PREFIX_MAX_TOKENS = 30_000 if mode == "prefix" else 0
-    first_call = await sync_to_async(lambda: (LLMCall.objects.order_by("-id").values_list("id", flat=True).first() or 0))()
+    first_call = await sync_to_async(
+        lambda: LLMCall.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    )()
     prompt, actual = await sync_to_async(prompt_parts_grounded)(demo_prompt())
     assert actual == mode, (actual, mode)
     cited = 0

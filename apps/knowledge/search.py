@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connection, transaction
 
 from apps.knowledge import text
 from apps.knowledge.models import Article
@@ -59,44 +59,105 @@ def _load(ranked: list[tuple[int, float]]) -> list[SearchHit]:
     ]
 
 
+# Ranking cost grows with the rows that match: every match is scored before the best few are kept. The
+# question's terms are therefore taken rarest first while the rows they match (document frequency)
+# stay within this budget; the rarest term is always kept. A word in most articles ("account", a
+# product name) adds almost nothing to a score (its IDF is near 0) but would make every article a
+# candidate.
+CANDIDATE_BUDGET = 1_000
+
+
+def pick_terms(frequencies: list[tuple[str, int | None]]) -> list[str]:
+    """Rarest first within CANDIDATE_BUDGET. `None`: frequency unknown (new since the statistics), kept."""
+    ranked = sorted(frequencies, key=lambda item: (item[1] or 0, item[0]))
+    picked: list[str] = []
+    spent = 0
+    for term, frequency in ranked:
+        if frequency == 0:
+            continue  # in no article at all
+        cost = frequency or 0
+        if picked and spent + cost > CANDIDATE_BUDGET:
+            break
+        picked.append(term)
+        spent += cost
+    return picked
+
+
 # --- PostgreSQL ---------------------------------------------------------------------------------------
+
+TERM_STATS_TABLE = "knowledge_term_stats"
+_TS_STAT_SOURCE = "SELECT search_vector FROM knowledge_article WHERE status = 'published'"
 
 
 def _search_postgresql(query: str, language: str, limit: int, *, same_language: bool) -> list[tuple[int, float]]:
-    # plainto_tsquery ANDs the words; turning its & into | makes them alternatives, ranked by ts_rank.
-    sql = f"""
-        WITH q AS (
-            SELECT replace(plainto_tsquery(%s::regconfig, %s)::text, ' & ', ' | ')::tsquery AS tsq
-        )
-        SELECT a.id, ts_rank(a.search_vector, q.tsq) AS score
-        FROM knowledge_article a, q
-        WHERE a.status = 'published' AND a.language {"=" if same_language else "<>"} %s
-          AND q.tsq <> ''::tsquery AND a.search_vector @@ q.tsq
-        ORDER BY score DESC, a.id
-        LIMIT %s
-    """  # noqa: S608 - the only interpolation is a fixed operator
     words = " ".join(query.split()[: MAX_QUERY_TERMS * 2])
     with connection.cursor() as cursor:
-        cursor.execute(sql, [text.pg_config(language), words, language, limit])
+        # The question's lexemes (stemmed like the articles) and how many articles hold each one.
+        cursor.execute(
+            f"""SELECT t.lexeme, s.ndoc FROM unnest(tsvector_to_array(to_tsvector(%s::regconfig, %s))) AS t(lexeme)
+                LEFT JOIN {TERM_STATS_TABLE} s ON s.lexeme = t.lexeme""",  # noqa: S608 - constants only
+            [text.pg_config(language), words],
+        )
+        terms = pick_terms(list(cursor.fetchall())[:MAX_QUERY_TERMS])
+        if not terms:
+            return []
+        # Lexemes quoted for tsquery input: a quote inside is doubled, a backslash escaped.
+        tsquery = " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
+        cursor.execute(
+            f"""SELECT a.id, ts_rank(a.search_vector, q.tsq) AS score
+                FROM knowledge_article a, (SELECT %s::tsquery AS tsq) q
+                WHERE a.status = 'published' AND a.language {"=" if same_language else "<>"} %s
+                  AND a.search_vector @@ q.tsq
+                ORDER BY score DESC, a.id LIMIT %s""",  # noqa: S608 - the only interpolation is a fixed operator
+            [tsquery, language, limit],
+        )
         return [(row[0], float(row[1])) for row in cursor.fetchall()]
+
+
+def refresh_term_stats() -> int:
+    """Recount how many published articles hold each lexeme (PostgreSQL); returns the lexemes counted.
+
+    A full pass over the index (~2 s at 10,000 articles), so it runs in a task after publishing. Until
+    it has run, new lexemes count as rare: stale statistics change which terms are searched, not
+    whether an article can be found.
+    """
+    if connection.vendor != "postgresql":
+        return 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {TERM_STATS_TABLE}")  # noqa: S608
+        cursor.execute(
+            f"INSERT INTO {TERM_STATS_TABLE} (lexeme, ndoc) SELECT word, ndoc FROM ts_stat(%s)",  # noqa: S608
+            [_TS_STAT_SOURCE],
+        )
+        return cursor.rowcount
 
 
 # --- SQLite FTS5 --------------------------------------------------------------------------------------
 
-
-def _fts_query(query: str, language: str) -> str:
-    unique = list(dict.fromkeys(text.terms(query, language)))[:MAX_QUERY_TERMS]
-    return " OR ".join(f'"{term}"' for term in unique)
+FTS_VOCAB = "knowledge_article_fts_vocab"
 
 
 def _lang_token(language: str) -> str:
     return f"lang{language}"
 
 
-def _search_sqlite(query: str, language: str, limit: int, *, same_language: bool) -> list[tuple[int, float]]:
-    match = _fts_query(query, language)
-    if not match:
+def _sqlite_terms(query: str, language: str) -> list[str]:
+    unique = list(dict.fromkeys(text.terms(query, language)))[:MAX_QUERY_TERMS]
+    if not unique:
         return []
+    placeholders = ", ".join(["%s"] * len(unique))
+    with connection.cursor() as cursor:
+        # fts5vocab reads document counts straight from the index, always current.
+        cursor.execute(f"SELECT term, doc FROM {FTS_VOCAB} WHERE term IN ({placeholders})", unique)  # noqa: S608
+        counts = dict(cursor.fetchall())
+    return pick_terms([(term, counts.get(term, 0)) for term in unique])
+
+
+def _search_sqlite(query: str, language: str, limit: int, *, same_language: bool) -> list[tuple[int, float]]:
+    terms = _sqlite_terms(query, language)
+    if not terms:
+        return []
+    match = " OR ".join(f'"{term}"' for term in terms)
     lang = f"lang : {_lang_token(language)}"
     expression = f"({match}) AND {lang}" if same_language else f"({match}) NOT {lang}"
     # ORDER BY bm25 … LIMIT lets FTS5 keep only the best `limit` rows while it scans the posting lists;

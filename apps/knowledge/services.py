@@ -211,8 +211,10 @@ def snapshot_refresh(*, actor=None) -> KnowledgeSnapshot:
     if latest is not None and latest.digest == digest:
         return latest
     characters = sum(len(a["title"]) + len(a["body"]) + len(a["url"]) for a in articles)
-    # Answers read the current snapshot from the cache: drop it once this one is visible to them.
+    # Answers read the current snapshot from the cache: drop it once this one is visible to them. The
+    # search's term statistics follow the published set too (a full pass: in a task).
     transaction.on_commit(lambda: cache.delete(SNAPSHOT_CACHE_KEY))
+    transaction.on_commit(_refresh_term_stats_later)
     return KnowledgeSnapshot.objects.create(
         created_by=actor if getattr(actor, "pk", None) else None,
         digest=digest,
@@ -220,6 +222,12 @@ def snapshot_refresh(*, actor=None) -> KnowledgeSnapshot:
         article_count=len(articles),
         token_estimate=math.ceil(characters / CHARS_PER_TOKEN),
     )
+
+
+def _refresh_term_stats_later() -> None:
+    from apps.knowledge.tasks import refresh_term_stats
+
+    refresh_term_stats.delay()
 
 
 # --- import ---------------------------------------------------------------------------------------------
