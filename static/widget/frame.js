@@ -9,16 +9,16 @@
   var STRINGS = {
     en: { label: "Your message", send: "Send", placeholder: "Ask us anything…", connecting: "Connecting…",
       online: "Online", offline: "Reconnecting…", email: "Email for a reply (optional)",
-      leaveText: "Your message for our team", leaveSend: "Leave a message", left: "Thanks! Our team will get back to you.",
+      leaveText: "Your message for our team", leaveSend: "Leave a message", leaveOpen: "Or leave a message and your email for our team", left: "Thanks! Our team will get back to you.",
       failed: "The assistant could not answer. Please try again.", gone: "This chat is not available here." },
     de: { label: "Ihre Nachricht", send: "Senden", placeholder: "Fragen Sie uns…", connecting: "Verbinde…",
       online: "Online", offline: "Verbindung wird wiederhergestellt…", email: "E-Mail für eine Antwort (optional)",
-      leaveText: "Ihre Nachricht an unser Team", leaveSend: "Nachricht hinterlassen",
+      leaveText: "Ihre Nachricht an unser Team", leaveSend: "Nachricht hinterlassen", leaveOpen: "Oder hinterlassen Sie unserem Team eine Nachricht und Ihre E-Mail",
       left: "Danke! Unser Team meldet sich bei Ihnen.", failed: "Der Assistent konnte nicht antworten. Bitte erneut versuchen.",
       gone: "Dieser Chat ist hier nicht verfügbar." },
     fr: { label: "Votre message", send: "Envoyer", placeholder: "Posez-nous votre question…", connecting: "Connexion…",
       online: "En ligne", offline: "Reconnexion…", email: "E-mail pour une réponse (facultatif)",
-      leaveText: "Votre message pour notre équipe", leaveSend: "Laisser un message",
+      leaveText: "Votre message pour notre équipe", leaveSend: "Laisser un message", leaveOpen: "Ou laissez un message et votre e-mail à notre équipe",
       left: "Merci ! Notre équipe vous répondra.", failed: "L'assistant n'a pas pu répondre. Veuillez réessayer.",
       gone: "Cette discussion n'est pas disponible ici." }
   };
@@ -33,7 +33,7 @@
 
   var $ = function (id) { return document.getElementById(id); };
   var log = $("w-log"), form = $("w-form"), input = $("w-input"), send = $("w-send"), state = $("w-state");
-  var notice = $("w-notice"), leave = $("w-leave");
+  var notice = $("w-notice"), leave = $("w-leave"), leaveOpen = $("w-leave-open");
   input.placeholder = t.placeholder;
   if (/^#[0-9a-f]{6}$/i.test(cfg.colour)) document.documentElement.style.setProperty("--c", cfg.colour);
 
@@ -55,7 +55,7 @@
   var TOKEN = "acme-support:" + cfg.key + ":token";
   var CONV = "acme-support:" + cfg.key + ":conversation:" + (uid ? "user:" + uid : "visitor");
 
-  var ws = null, current = null, busy = false, retry = 0, closedForGood = false;
+  var lastQuestion = "", ws = null, current = null, busy = false, retry = 0, closedForGood = false;
 
   function uuid() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -132,15 +132,25 @@
       current = null;
       setBusy(false);
     } else if (f.type === "left") {
-      leave.hidden = true;
+      showLeave(false);
       leave.reset();
       say(t.left);
     } else if (f.type === "error") {
       if (current) { current.setAttribute("data-status", "failed"); current = null; }
       if (f.code === "generation_failed") say(t.failed); else say(f.message);
-      if (f.leave_message) { leave.hidden = false; leave.querySelector("textarea").focus(); }
+      if (f.leave_message) {  // offered instead of an answer: the question is the message, unless edited
+        var box = leave.querySelector("textarea");
+        if (!box.value) box.value = lastQuestion;
+        showLeave(true);
+      }
       setBusy(false);
     }
+  }
+
+  function showLeave(show) {
+    leave.hidden = !show;
+    leaveOpen.setAttribute("aria-expanded", String(show));
+    if (show) leave.querySelector("input").focus();
   }
 
   function submit() {
@@ -148,6 +158,7 @@
     if (!text || busy || !ws || ws.readyState !== 1) return;
     say("");
     add("user", text);
+    lastQuestion = text;
     ws.send(JSON.stringify({ type: "message", text: text, client_id: uuid() }));
     input.value = "";
     setBusy(true);
@@ -157,6 +168,7 @@
   input.addEventListener("keydown", function (ev) {
     if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); submit(); }
   });
+  leaveOpen.addEventListener("click", function () { showLeave(leave.hidden); });
   leave.addEventListener("submit", function (ev) {
     ev.preventDefault();
     var data = new FormData(leave);
