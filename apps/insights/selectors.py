@@ -81,6 +81,11 @@ class VersionMetrics:
     thumbs_up: Rate = field(default_factory=Rate)  # "up" / all feedback
     resolved: Rate = field(default_factory=Rate)  # classifier says resolved / classified conversations
     accuracy: Rate = field(default_factory=Rate)  # classifier versions: resolved label agrees with thumbs
+    # Outcomes of the version's conversations (apps.chat.outcomes), over conversations no longer pending.
+    outcome_resolved: Rate = field(default_factory=Rate)  # thumbs up, or 24 h quiet, not reopened/handed off
+    handoffs: Rate = field(default_factory=Rate)
+    reopens: Rate = field(default_factory=Rate)
+    cost_per_resolved: Decimal | None = None  # call-log cost of its conversations / resolved conversations
 
     @property
     def error_rate(self) -> float | None:
@@ -260,6 +265,7 @@ def version_metrics(*, slug: str, since: datetime, until: datetime) -> list[Vers
     thumbs = _thumbs(slug, since, until)
     resolved = _resolved(slug, since, until)
     accuracy = _classifier_accuracy(slug, since, until, {v.pk: v.version for v in versions})
+    outcomes = _outcomes(since, until)
     result = []
     for version in versions:
         label = version.version
@@ -275,10 +281,30 @@ def version_metrics(*, slug: str, since: datetime, until: datetime) -> list[Vers
                 thumbs_up=thumbs.get(label, Rate()),
                 resolved=resolved.get(version.pk, Rate()),
                 accuracy=accuracy.get(label, Rate()),
+                **_outcome_fields(outcomes.get(version.pk)),
                 **calls.get(label, {}),
             )
         )
     return result
+
+
+def _outcomes(since: datetime, until: datetime) -> dict:
+    from django.utils import timezone
+
+    from apps.chat.outcomes import version_outcomes
+
+    return version_outcomes(since=since, until=until, now=timezone.now())
+
+
+def _outcome_fields(figures) -> dict:
+    if figures is None:
+        return {}
+    return {
+        "outcome_resolved": Rate(figures.resolved, figures.decided),
+        "handoffs": Rate(figures.handed_off, figures.decided),
+        "reopens": Rate(figures.reopened, figures.decided),
+        "cost_per_resolved": figures.cost_per_resolved,
+    }
 
 
 def daily_calls(*, slug: str, since: datetime, until: datetime) -> dict[str, dict[date, tuple[int, int]]]:
@@ -406,6 +432,11 @@ CSV_COLUMNS: tuple[str, ...] = (
     "classified_conversations",
     "accuracy",
     "accuracy_samples",
+    "resolution_rate",
+    "handoff_rate",
+    "reopen_rate",
+    "decided_conversations",
+    "cost_per_resolved",
 )
 
 
@@ -446,6 +477,11 @@ def csv_row(metrics: VersionMetrics) -> list[str]:
         "classified_conversations": metrics.resolved.total,
         "accuracy": metrics.accuracy.value,
         "accuracy_samples": metrics.accuracy.total,
+        "resolution_rate": metrics.outcome_resolved.value,
+        "handoff_rate": metrics.handoffs.value,
+        "reopen_rate": metrics.reopens.value,
+        "decided_conversations": metrics.outcome_resolved.total,
+        "cost_per_resolved": metrics.cost_per_resolved,
     }
     return [fmt(values[column]) for column in CSV_COLUMNS]
 

@@ -69,3 +69,22 @@ def test_version_outcomes_count_rates_and_cost_per_resolved_conversation():
     assert (figures.conversations, figures.resolved, figures.handed_off, figures.reopened) == (2, 1, 1, 0)
     assert figures.rate(figures.resolved) == 0.5
     assert figures.cost_per_resolved == Decimal("0.006")
+
+
+@pytest.mark.django_db
+def test_the_metrics_csv_carries_the_outcomes_per_version():
+    from django.utils import timezone
+
+    from apps.insights.selectors import CSV_COLUMNS, csv_row, version_metrics
+    from tests.chat.factories import ConversationFactory, FeedbackFactory, exchange
+    from tests.prompts.factories import PromptVersionFactory
+
+    version = PromptVersionFactory(status="active", weight=100)
+    conversation = ConversationFactory(prompt_version=version)
+    _, answer = exchange(conversation, "How much is Pro?", "$29 per user.")
+    FeedbackFactory(message=answer)
+    now = timezone.now()
+    [metrics] = version_metrics(slug=version.prompt.slug, since=now - H, until=now + H)
+    row = dict(zip(CSV_COLUMNS, csv_row(metrics), strict=True))
+    assert (row["resolution_rate"], row["handoff_rate"], row["reopen_rate"]) == ("1.000000", "0.000000", "0.000000")
+    assert row["decided_conversations"] == "1"
