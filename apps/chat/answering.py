@@ -517,7 +517,10 @@ class AnswerRun:
                 prompt_version=outcome.prompt_version,
                 ttft_ms=ttft_ms,
                 latency_ms=latency_ms,
+                citations=outcome.citations,
             )
+            if reply.citations:
+                extra["sources"] = cited_sources(reply.citations)
         if outcome.error_code:
             extra["error_code"] = outcome.error_code
         await self._end(
@@ -628,7 +631,17 @@ def message_payload(message: Message) -> dict[str, Any]:
         "prompt_version": message.prompt_version,
         "created_at": message.created_at.isoformat(),
         "feedback": feedback.rating if feedback else None,
+        "sources": cited_sources(message.citations),
     }
+
+
+def cited_sources(citations: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The articles an answer cited, once each, in citation order: what the page links under the answer."""
+    seen: dict[tuple[str, str], dict[str, str]] = {}
+    for citation in citations or []:
+        key = (citation.get("title", ""), citation.get("url", ""))
+        seen.setdefault(key, {"title": key[0], "url": key[1]})
+    return list(seen.values())
 
 
 def done_frame(

@@ -139,6 +139,33 @@
       setStatusNote(li, STATUS_NOTES[frame.status]);
     }
     if (frame.status !== "failed" && li._text.data) addFeedback(li, frame.message_id, null);
+    if (frame.sources && frame.sources.length) addSources(li, frame.sources);
+  }
+
+  // The help-centre articles the answer cited, as links under it (text only when one has no URL).
+  function addSources(li, sources) {
+    var old = li.querySelector(".sources");
+    if (old) old.remove();
+    var box = document.createElement("div");
+    box.className = "sources";
+    box.appendChild(document.createTextNode("Sources: "));
+    var ul = document.createElement("ul");
+    sources.forEach(function (s) {
+      var item = document.createElement("li");
+      if (/^https?:\/\//.test(s.url || "")) {
+        var a = document.createElement("a");
+        a.href = s.url;
+        a.target = "_blank";
+        a.rel = "noopener noreferrer";
+        a.textContent = s.title || s.url;
+        item.appendChild(a);
+      } else {
+        item.textContent = s.title;
+      }
+      ul.appendChild(item);
+    });
+    box.appendChild(ul);
+    li.appendChild(box);
   }
 
   function renderHistory(messages) {
@@ -154,7 +181,7 @@
           streaming = { el: li, replyId: m.id, clientId: null };
           li.classList.add("is-streaming");
         } else {
-          finishBubble(li, { status: m.status, message_id: m.id });
+          finishBubble(li, { status: m.status, message_id: m.id, sources: m.sources });
           if (m.feedback) addFeedback(li, m.id, m.feedback);
           if (m.feedback) li.querySelectorAll(".fb").forEach(function (b) {
             b.setAttribute("aria-pressed", String(b.dataset.rating === m.feedback));
