@@ -308,6 +308,7 @@ def run_quick(*, run: Run) -> Run:
                 output_tokens=usage.output_tokens,
                 cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
                 cache_read_input_tokens=usage.cache_read_input_tokens or 0,
+                cache_creation_1h_input_tokens=getattr(usage.cache_creation, "ephemeral_1h_input_tokens", 0) or 0,
                 latency_ms=latency,
                 stop_reason=message.stop_reason or "",
                 output_chars=len(text),

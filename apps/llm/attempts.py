@@ -60,6 +60,8 @@ class Meter:
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    # Of the cache write, what was written with the 1-hour TTL (priced 2× instead of 1.25×).
+    cache_creation_1h_input_tokens: int = 0
     stop_reason: str = ""
     request_id: str = ""
     ttft_ms: int | None = None
@@ -73,6 +75,17 @@ class Meter:
             value = get(name)
             if value is not None:
                 setattr(self, name, value)
+        # `cache_creation: {ephemeral_5m_input_tokens, ephemeral_1h_input_tokens}` (optional in the
+        # API's usage; the SDK's `CacheCreation` type); message_delta events carry no breakdown.
+        breakdown = get("cache_creation")
+        if breakdown is not None:
+            written_1h = (
+                breakdown.get("ephemeral_1h_input_tokens")
+                if isinstance(breakdown, dict)
+                else getattr(breakdown, "ephemeral_1h_input_tokens", None)
+            )
+            if written_1h is not None:
+                self.cache_creation_1h_input_tokens = written_1h
 
     def elapsed_ms(self) -> int:
         return int((time.monotonic() - self.started) * 1000)
@@ -130,6 +143,7 @@ def record_kwargs(
         "output_tokens": meter.output_tokens,
         "cache_creation_input_tokens": meter.cache_creation_input_tokens,
         "cache_read_input_tokens": meter.cache_read_input_tokens,
+        "cache_creation_1h_input_tokens": meter.cache_creation_1h_input_tokens,
         "ttft_ms": meter.ttft_ms,
         "latency_ms": meter.elapsed_ms(),
         "stop_reason": meter.stop_reason,

@@ -66,6 +66,8 @@ def batch_result_record(
         output_tokens=getattr(usage, "output_tokens", 0) or 0,
         cache_creation_input_tokens=getattr(usage, "cache_creation_input_tokens", 0) or 0,
         cache_read_input_tokens=getattr(usage, "cache_read_input_tokens", 0) or 0,
+        cache_creation_1h_input_tokens=getattr(getattr(usage, "cache_creation", None), "ephemeral_1h_input_tokens", 0)
+        or 0,
         stop_reason=stop_reason,
         status=LLMCall.Status.OK if message is not None and not error_type else LLMCall.Status.ERROR,
         error_type=error_type or ("" if message is not None else "no_message"),

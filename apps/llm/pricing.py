@@ -40,9 +40,15 @@ def cost_usd(
     cache_creation_input_tokens: int = 0,
     cache_read_input_tokens: int = 0,
     cache_ttl: str = "5m",
+    cache_creation_1h_input_tokens: int = 0,
     batch: bool = False,
 ) -> Decimal:
-    """The USD cost of one call. An unpriced model logs a warning (once per model) and costs 0."""
+    """The USD cost of one call. An unpriced model logs a warning (once per model) and costs 0.
+
+    `cache_creation_1h_input_tokens` is the part of the cache write made with the 1-hour TTL (the
+    API's `usage.cache_creation.ephemeral_1h_input_tokens`), priced 2×; the rest of the write is priced
+    at `cache_ttl`'s multiplier (1.25× for the 5-minute default).
+    """
     prices = prices_for(model)
     if prices is None:
         if model not in _warned:
@@ -53,9 +59,11 @@ def cost_usd(
         return Decimal(0)
     input_price, output_price = prices
     write_multiplier = CACHE_WRITE_MULTIPLIER.get(cache_ttl, CACHE_WRITE_MULTIPLIER["5m"])
+    written_1h = min(max(cache_creation_1h_input_tokens, 0), cache_creation_input_tokens)
     total = (
         Decimal(input_tokens) * input_price
-        + Decimal(cache_creation_input_tokens) * input_price * write_multiplier
+        + Decimal(cache_creation_input_tokens - written_1h) * input_price * write_multiplier
+        + Decimal(written_1h) * input_price * CACHE_WRITE_MULTIPLIER["1h"]
         + Decimal(cache_read_input_tokens) * input_price * CACHE_READ_MULTIPLIER
         + Decimal(output_tokens) * output_price
     ) / MILLION

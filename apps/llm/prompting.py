@@ -18,17 +18,26 @@ from apps.accounts.selectors import neutralise_tags
 from apps.llm.types import ChatRequest, KnowledgeSource, PromptParts, Turn
 
 EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
+CACHE_TTLS = ("5m", "1h")
 USER_MESSAGE_TAG = "user_message"
 SUMMARY_TAG = "conversation_summary"
-# The API requires the first message to come from the user; a history that opens with an assistant
-# greeting gets this neutral opener so the prefix stays stable.
+# Some Anthropic-compatible endpoints (Bedrock) refuse a conversation that opens with the assistant;
+# a history that opens with an assistant greeting gets this neutral opener so the prefix stays stable.
 CONVERSATION_OPENER = "(The conversation begins.)"
 
 
-def _text_block(text: str, *, cache: bool = False) -> dict[str, Any]:
+def cache_control(ttl: str = "5m") -> dict[str, str]:
+    """A breakpoint in the wire format: `{"type": "ephemeral"}` is the API's 5-minute default (sent as
+    before, so existing cached prefixes keep their bytes); `"1h"` adds `"ttl": "1h"`."""
+    if ttl not in CACHE_TTLS:
+        raise ValueError(f"cache TTL must be one of {CACHE_TTLS}, not {ttl!r}")
+    return dict(EPHEMERAL) if ttl == "5m" else {**EPHEMERAL, "ttl": ttl}
+
+
+def _text_block(text: str, *, cache_ttl: str | None = None) -> dict[str, Any]:
     block: dict[str, Any] = {"type": "text", "text": text}
-    if cache:
-        block["cache_control"] = dict(EPHEMERAL)
+    if cache_ttl is not None:
+        block["cache_control"] = cache_control(cache_ttl)
     return block
 
 
@@ -81,9 +90,10 @@ def _assembled_system(parts: PromptParts) -> _AssembledSystem:
 def system_blocks(parts: PromptParts) -> list[dict[str, Any]]:
     """The system prompt as text blocks: persona, rules, output format, documents, few-shot examples.
 
-    Two cache breakpoints: after the documents (the big, rarely changing part) and after the final
-    block, so a new few-shot set still reuses the cached documents. With the moving breakpoint on the
-    history that makes 3 of the 4 the API allows. Empty parts are left out.
+    Two cache breakpoints, with the version's TTL (`parts.cache_ttl`): after the documents (the big,
+    rarely changing part) and after the final block, so a new few-shot set still reuses the cached
+    documents. With the moving breakpoint on the history (always 5 minutes: the API wants longer TTLs
+    first) that makes 3 of the 4 the API allows. Empty parts are left out.
 
     Callers must not modify the returned blocks (they are shared for published versions).
     """
@@ -107,11 +117,11 @@ def _assemble_system_blocks(parts: PromptParts) -> list[dict[str, Any]]:
     if parts.output_format.strip():
         blocks.append(_text_block(f"<output_format>\n{parts.output_format.strip()}\n</output_format>"))
     if parts.reference_documents:
-        blocks.append(_text_block(documents_text(parts.reference_documents), cache=True))
+        blocks.append(_text_block(documents_text(parts.reference_documents), cache_ttl=parts.cache_ttl))
     if parts.few_shot_examples.strip():
         blocks.append(_text_block(f"<examples>\n{parts.few_shot_examples.strip()}\n</examples>"))
     if blocks and "cache_control" not in blocks[-1]:
-        blocks[-1]["cache_control"] = dict(EPHEMERAL)
+        blocks[-1]["cache_control"] = cache_control(parts.cache_ttl)
     return blocks
 
 

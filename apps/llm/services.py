@@ -50,6 +50,7 @@ def llm_call_record(
     cache_creation_input_tokens: int = 0,
     cache_read_input_tokens: int = 0,
     cache_ttl: str = "5m",
+    cache_creation_1h_input_tokens: int = 0,
     ttft_ms: int | None = None,
     latency_ms: int = 0,
     stop_reason: str = "",
@@ -73,6 +74,7 @@ def llm_call_record(
             cache_creation_input_tokens=cache_creation_input_tokens,
             cache_read_input_tokens=cache_read_input_tokens,
             cache_ttl=cache_ttl,
+            cache_creation_1h_input_tokens=cache_creation_1h_input_tokens,
             batch=is_batch,
         )
     call = LLMCall.objects.create(

@@ -6,6 +6,7 @@ Callers build these from their own models; the gateway never imports chat, promp
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any, Literal
 
 import pydantic
@@ -25,6 +26,7 @@ class PromptParts:
     few_shot_examples: str
     max_tokens: int
     model_tier: str = ""  # optional default route from the version ("haiku"/"sonnet"/"opus")
+    cache_ttl: str = "5m"  # the system blocks' cache lifetime: "5m" or "1h" (cache_control ttl)
     # True for a published version (its content never changes): the gateway may cache what it derives
     # from it, e.g. the assembled system blocks. Drafts leave it False and are never cached.
     immutable: bool = False
@@ -172,3 +174,17 @@ class PreviewResult:
     warnings: list[str] = field(default_factory=list)
     model: str = ""
     estimated: bool = False  # True when the count_tokens endpoint failed and the local estimate was used
+    cache: CacheTTLFigures | None = None  # what the prefix costs per TTL (None for an unpriced model)
+
+
+@dataclass(frozen=True)
+class CacheTTLFigures:
+    """The cached prefix's cost with each TTL, and where the 1-hour TTL starts to pay."""
+
+    ttl: str  # the version's choice
+    write_5m_usd: Decimal
+    write_1h_usd: Decimal
+    read_usd: Decimal
+    # Requests per hour, each more than 5 minutes after the previous (so a 5-minute entry has always
+    # expired), above which one 1-hour write plus reads costs less than a 5-minute write every time.
+    break_even_per_hour: float

@@ -103,6 +103,7 @@ class PromptVersionForm(forms.ModelForm):
             "few_shot_examples",
             "model_tier",
             "max_tokens",
+            "cache_ttl",
             "change_note",
         )
 
@@ -177,7 +178,7 @@ class PromptVersionAdmin(admin.ModelAdmin):
         (
             "Route and limits",
             {
-                "fields": ("model_tier", "max_tokens"),
+                "fields": ("model_tier", "max_tokens", "cache_ttl"),
                 "description": "There is no temperature: API version 2026-10-21 (SDK 2.x) rejects it.",
             },
         ),

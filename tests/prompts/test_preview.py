@@ -50,3 +50,20 @@ def test_preview_warns_about_a_short_prefix_and_moved_dynamic_content(admin_clie
     response = admin_client_.get(reverse("admin:prompts_promptversion_preview", args=[edited.pk]))
     assert response.status_code == 200
     assert "template placeholder" in response.content.decode()
+
+
+def test_preview_shows_the_ttl_and_its_break_even(admin_client_, llm_upstream):
+    services.prompt_seed_defaults()
+    version = PromptVersion.objects.get(prompt__slug="support-assistant")
+    PromptVersion.objects.filter(pk=version.pk).update(cache_ttl="1h")  # bypasses the published lock on purpose
+    version.refresh_from_db()
+    response = admin_client_.get(
+        reverse("admin:prompts_promptversion_preview", args=[version.pk]), {"user_text": "Where is my invoice?"}
+    )
+    body = response.content.decode()
+    result = response.context["result"]
+    assert result.cache.ttl == "1h" and '<td id="cache-ttl">1h</td>' in body
+    assert "from 1.65 requests an hour" in body
+    assert all(
+        block["cache_control"].get("ttl") == "1h" for block in result.params["system"] if "cache_control" in block
+    )
