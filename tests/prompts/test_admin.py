@@ -62,6 +62,7 @@ def form_data(version, **overrides):
         "few_shot_examples": version.few_shot_examples,
         "model_tier": version.model_tier,
         "max_tokens": version.max_tokens,
+        "cache_ttl": version.cache_ttl,
         "change_note": version.change_note,
         "reference_documents-TOTAL_FORMS": len(documents),
         "reference_documents-INITIAL_FORMS": len(documents),
