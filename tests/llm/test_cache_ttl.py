@@ -7,8 +7,8 @@ from django.conf import settings
 
 from apps.llm.gateway import chat_stream
 from apps.llm.models import LLMCall, RoutingRule
-from apps.llm.pricing import cost_usd
 from apps.llm.preview import cache_ttl_break_even, cache_ttl_figures
+from apps.llm.pricing import cost_usd
 from apps.llm.prompting import system_blocks
 from apps.llm.types import Finished
 from tests.conftest import received_requests
