@@ -120,3 +120,18 @@ def test_the_openapi_schema_documents_the_articles_api(staff_client: APIClient) 
     assert "/api/knowledge/articles/" in schema["paths"]
     assert "/api/knowledge/articles/{article_id}/publish/" in schema["paths"]
     assert "tokenAuth" in schema["components"]["securitySchemes"]
+
+
+def test_the_admin_lists_how_often_an_article_is_cited_and_the_thumbs(client) -> None:
+    from apps.knowledge.models import ArticleCitation
+
+    article = make_article(title="Shipping times", body="Five days.")
+    ArticleCitation.objects.create(article=article, message_id=1, rating="up")
+    ArticleCitation.objects.create(article=article, message_id=2, rating="down")
+    ArticleCitation.objects.create(article=article, message_id=3)
+    admin_user = StaffFactory(is_superuser=True)
+    client.force_login(admin_user)
+    page = client.get("/admin/knowledge/article/").content.decode()
+    assert '<td class="field-times_cited">3</td>' in page
+    assert '<td class="field-thumbs_up">1</td>' in page
+    assert '<td class="field-thumbs_down">1</td>' in page
