@@ -34,7 +34,16 @@ from apps.core.exceptions import ApplicationError
 from apps.core.metrics import CHAT_MESSAGES
 from apps.llm.clients import request_sent_signal
 from apps.llm.gateway import chat_stream
-from apps.llm.types import ChatOutcome, ChatRequest, Finished, GatewayEvent, HistorySummarised, Reset, TextDelta
+from apps.llm.types import (
+    ChatOutcome,
+    ChatRequest,
+    Finished,
+    GatewayEvent,
+    HistorySummarised,
+    Reset,
+    Retrying,
+    TextDelta,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -441,6 +450,14 @@ class AnswerRun:
                             await self._send(frame)
 
                         await coalescer.run_exclusive(send_reset)
+                    elif isinstance(event, Retrying):  # the customer sees a "retrying" state, not an error
+                        retrying = {
+                            "type": "retrying",
+                            "message_id": reply.pk,
+                            "client_id": self.client_id,
+                            "budget_seconds": event.budget_seconds,
+                        }
+                        await coalescer.run_exclusive(lambda frame=retrying: self._send(frame))
                     elif isinstance(event, HistorySummarised):
                         await db(services.conversation_summary_store)(
                             conversation_id=reply.conversation_id,

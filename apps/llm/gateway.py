@@ -58,6 +58,7 @@ from apps.llm.types import (
     GatewayEvent,
     HistorySummarised,
     Reset,
+    Retrying,
     RouteDecision,
     TextDelta,
 )
@@ -125,6 +126,7 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
     """
     started = time.monotonic()
     deadline = started + settings.LLM_TOTAL_TIMEOUT_SECONDS
+    budget_end = min(deadline, started + settings.LLM_RETRY_BUDGET_SECONDS)
     policy = policy or RetryPolicy.from_settings()
     prompt = request.prompt
 
@@ -147,11 +149,13 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
     overflow_handled = False
     chain = list(decision.chain)
     step = 0
+    granted = False  # the breaker already let this question through (it may hold the probe)
     while step < len(chain):
         model = chain[step]
         attempt = 0
         advance = True
-        while await breaker.allow_async(model):
+        while granted or await breaker.allow_async(model):
+            granted = False
             if time.monotonic() >= deadline:
                 break
             attempt += 1
@@ -233,6 +237,12 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
         if not advance:
             break
         step += 1
+        if step == len(chain) and not shown and time.monotonic() < budget_end:
+            # Every model failed or is skipped: wait for a breaker's verdict instead of failing at once.
+            yield Retrying(budget_seconds=round(budget_end - time.monotonic(), 1))
+            ready = await _await_a_model(chain, budget_end)
+            if ready is not None:
+                step, granted = ready, True
 
     if rules_refresh_due:  # no text was shown: the rules may be what needs to change
         _refresh_routing_rules()
@@ -256,6 +266,20 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
             latency_ms=int((time.monotonic() - started) * 1000),
         )
     yield Finished(outcome=outcome)
+
+
+async def _await_a_model(chain: list[str], until: float) -> int | None:
+    """The index of the first model of `chain` the breaker lets through, polled until `until`; None then.
+
+    A half-open breaker lets exactly one caller through (across processes): that question makes the
+    probe, the others keep waiting for its verdict, so an outage costs one attempt per probe interval.
+    """
+    while (left := until - time.monotonic()) > 0:
+        await asyncio.sleep(min(settings.LLM_BREAKER_POLL_SECONDS, left))
+        for index, model in enumerate(chain):
+            if await breaker.allow_async(model):
+                return index
+    return None
 
 
 # Re-exported for callers that only import the gateway.

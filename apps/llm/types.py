@@ -119,6 +119,14 @@ class Reset:
 
 
 @dataclass(frozen=True)
+class Retrying:
+    """No model can answer right now (their breakers are open): the question waits for a probe's verdict,
+    for at most `budget_seconds` more, then degrades."""
+
+    budget_seconds: float
+
+
+@dataclass(frozen=True)
 class HistorySummarised:
     """Older history was compressed to fit the context window; the caller persists it.
 
@@ -136,7 +144,7 @@ class Finished:
     outcome: ChatOutcome
 
 
-GatewayEvent = TextDelta | Reset | HistorySummarised | Finished
+GatewayEvent = TextDelta | Reset | Retrying | HistorySummarised | Finished
 
 
 @dataclass(frozen=True)

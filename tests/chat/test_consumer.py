@@ -316,3 +316,25 @@ async def test_next_question_right_after_done_is_accepted(chat_env, customer):
     await socket.close()
     assert (first[-1]["type"], second[0]["type"], second[-1]["type"]) == ("done", "ack", "done")
     assert [m.role for m in await messages_of(conversation_id)] == ["user", "assistant", "user", "assistant"]
+
+
+async def test_an_overload_shows_retrying_then_the_answer(chat_env, customer, settings):
+    """Issue 14, part 4: within the retry budget the customer sees `retrying`, then an answer — no ticket."""
+    from apps.accounts.models import SupportTicket
+    from tests.conftest import set_faults
+
+    settings.LLM_RETRY_BUDGET_SECONDS = 8
+    settings.LLM_BREAKER_FAILURE_THRESHOLD = 1
+    settings.LLM_BREAKER_RESET_SECONDS = 1.0
+    set_faults(chat_env, {"force_errors": [{"status": 529, "count": 8}], "retry_after_seconds": 0.1})
+    socket = await ChatSocket.open(customer)
+    await socket.receive()
+    client_id = await socket.ask(QUESTION)
+    frames = await socket.until_terminal()
+    await socket.close()
+    kinds = [frame["type"] for frame in frames]
+    assert kinds[0] == "ack" and "retrying" in kinds and kinds.index("retrying") < kinds.index("delta")
+    retrying = frames[kinds.index("retrying")]
+    assert retrying["client_id"] == client_id and retrying["message_id"] == frames[0]["reply_id"]
+    assert frames[-1]["type"] == "done" and frames[-1]["status"] == "complete"
+    assert not await database_sync_to_async(SupportTicket.objects.exists)()
