@@ -29,6 +29,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from apps.chat import events, selectors, services
 from apps.chat.models import Conversation, Message
+from apps.chat.payloads import cited_sources, message_payload
 from apps.chat.streaming import DeltaCoalescer, questions_first
 from apps.core.exceptions import ApplicationError
 from apps.core.metrics import CHAT_MESSAGES
@@ -594,7 +595,7 @@ def _submit_and_prepare(
     first, then the run raises it and ends the answer exactly as before.
     """
     submission = services.message_submit(conversation=conversation, text=text, client_id=client_id)
-    if submission.duplicate:
+    if submission.duplicate or submission.reply is None:  # a resend, or a question for a person
         return submission, None
     try:
         return submission, services.message_reply_request(user=user, submission=submission, known=known)
@@ -634,31 +635,6 @@ def stored_reply_frames(reply: Message, ticket_id: int | None) -> list[dict[str,
         )
     )
     return frames
-
-
-def message_payload(message: Message) -> dict[str, Any]:
-    feedback = getattr(message, "feedback", None) if message.role == Message.Role.ASSISTANT else None
-    return {
-        "id": message.pk,
-        "role": message.role,
-        "text": message.text,
-        "status": message.status,
-        "client_id": str(message.client_id) if message.client_id else None,
-        "model": message.model,
-        "prompt_version": message.prompt_version,
-        "created_at": message.created_at.isoformat(),
-        "feedback": feedback.rating if feedback else None,
-        "sources": cited_sources(message.citations),
-    }
-
-
-def cited_sources(citations: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """The articles an answer cited, once each, in citation order: what the page links under the answer."""
-    seen: dict[tuple[str, str], dict[str, str]] = {}
-    for citation in citations or []:
-        key = (citation.get("title", ""), citation.get("url", ""))
-        seen.setdefault(key, {"title": key[0], "url": key[1]})
-    return list(seen.values())
 
 
 def done_frame(

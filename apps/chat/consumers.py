@@ -17,7 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from apps.accounts.selectors import session_logs_in
-from apps.chat import answering, events, frames, selectors, services
+from apps.chat import answering, events, frames, payloads, selectors, services
 from apps.chat.answering import db, dumps
 from apps.chat.models import Conversation, Message
 from apps.core.exceptions import ApplicationError, RateLimited
@@ -55,6 +55,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._session_key: str | None = None
         self._session_checked_at = 0.0  # time.monotonic() of the last check that the session is valid
         self._session_ended = False
+        # A person answers this conversation (as last heard): no upstream call is drafted for a question.
+        self._humans_answer = False
 
     # -- connection -------------------------------------------------------------------------
 
@@ -82,6 +84,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.conversation = conversation
+        self._humans_answer = conversation.humans_answer
         self._client_ids = {str(m.client_id) for m in messages if m.client_id}
         conversation_id_var.set(str(conversation.id))
         # Subscribed before the stored results below are read, so a finish in between is not missed. An
@@ -95,6 +98,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "id": str(conversation.id),
             "title": conversation.title,
             "status": conversation.status,
+            "agent": payloads.agent_name(conversation.assigned_agent) if conversation.assigned_agent_id else None,
+            "humans_answer": conversation.humans_answer,
         }
         if requested is not None:
             frame["messages"] = [answering.message_payload(m) for m in messages]
@@ -194,6 +199,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         submission = stored.submission
         await self._emit(_ack(submission))
+        if submission.reply is None and not submission.duplicate:  # a person answers this conversation
+            if client_key is not None:
+                self._client_ids.add(client_key)
+            return
         if submission.duplicate:
             reply = submission.reply
             running = answering.running_answer(conversation_id)
@@ -213,7 +222,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         answer written elsewhere is awaited (the conversation is busy) and while the context is being
         reloaded after an answer: those take the ordinary path, starting after the commit.
         """
-        if self._context is None or self._awaiting or (client_id is not None and client_id in self._client_ids):
+        if (
+            self._context is None
+            or self._humans_answer
+            or self._awaiting
+            or (client_id is not None and client_id in self._client_ids)
+        ):
             return None
         return self._context
 
@@ -257,6 +271,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._context = None
         await self._emit({"type": "answer_started", "reply_id": reply_id, "question": event.get("question")})
         await self._await_reply(reply_id)
+
+    async def chat_conversation_changed(self, event: dict[str, Any]) -> None:
+        """Channel-layer handler for events.CONVERSATION_CHANGED: an agent joined, handed back, resolved."""
+        state = event.get("state", {})
+        self._humans_answer = bool(state.get("humans_answer"))
+        await self._emit({"type": "conversation_state", **state})
+
+    async def chat_message_added(self, event: dict[str, Any]) -> None:
+        """Channel-layer handler for events.MESSAGE_ADDED: an agent's message, or a question this
+        customer sent a person from another tab."""
+        message = event.get("message") or {}
+        if message.get("role") not in ("user", "agent"):  # nothing else is ever published here
+            return
+        client_id = message.get("client_id")
+        if client_id is not None:
+            if client_id in self._client_ids:  # this socket sent it (it had the ack)
+                return
+            self._client_ids.add(client_id)
+        await self._emit({"type": "message_added", "message": message})
 
     async def chat_answer_stop(self, event: dict[str, Any]) -> None:
         """Channel-layer handler for events.ANSWER_STOP: stop the answer if this process writes it."""

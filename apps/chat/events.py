@@ -26,6 +26,15 @@ ANSWER_STARTED = "chat.answer_started"  # {"message_id", "question": <message pa
 REPLY_FINISHED = "chat.reply_finished"  # {"message_id", "origin"}
 ANSWER_STOP = "chat.answer_stop"  # {"origin"}: stop the answer running in whichever process runs it
 SESSION_ENDED = "chat.session_ended"  # the login session logged out
+# Who answers the conversation changed: {"state": <conversation state payload>}.
+CONVERSATION_CHANGED = "chat.conversation_changed"
+# A message not written by the assistant was stored (the customer's, to an agent; an agent's):
+# {"message": <message payload>}.
+MESSAGE_ADDED = "chat.message_added"
+# Every socket that follows the queue of conversations needing a human (the inbox) joins this group:
+# {"type": QUEUE_CHANGED, "conversation_id"}.
+HANDOFFS_GROUP = "chat.handoffs"
+QUEUE_CHANGED = "chat.queue_changed"
 
 
 def conversation_group(conversation_id: object) -> str:
@@ -50,6 +59,24 @@ async def publish(conversation_id: object, event_type: str, **fields: Any) -> No
         )
     except Exception:
         logger.warning("could not publish %s", event_type, exc_info=True)
+
+
+def publish_after_commit(group: str, event_type: str, **fields: Any) -> None:
+    """From synchronous service code: send a control event to `group` once the transaction commits
+    (never before: a socket would read a state not yet visible). Never raises."""
+    from asgiref.sync import async_to_sync
+    from django.db import transaction
+
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            async_to_sync(layer.group_send)(group, {"type": event_type, "origin": PROCESS_ID, **fields})
+        except Exception:
+            logger.warning("could not publish %s", event_type, exc_info=True)
+
+    transaction.on_commit(send)
 
 
 def is_local(event: dict[str, Any]) -> bool:

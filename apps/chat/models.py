@@ -12,7 +12,14 @@ class Conversation(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", "Open"
         NEEDS_HUMAN = "needs_human", "Needs a human"
+        WITH_AGENT = "with_agent", "With a support agent"
         CLOSED = "closed", "Closed"
+
+    class HandoffSource(models.TextChoices):
+        NONE = "", "None"
+        USER = "user", "Asked by the customer"
+        ASSISTANT = "assistant", "Asked by the assistant"
+        DEGRADED = "degraded", "Assistant unavailable"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
@@ -21,8 +28,21 @@ class Conversation(models.Model):
         max_length=20,
         choices=Status.choices,
         default=Status.OPEN,
-        help_text="needs_human once a ticket was opened (handoff or degraded answer).",
+        help_text="needs_human: waiting for an agent (handoff or degraded answer); with_agent: an agent owns it.",
     )
+    assigned_agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_conversations",
+        help_text="The support agent who owns the conversation; the assistant does not answer meanwhile.",
+    )
+    handoff_source = models.CharField(
+        max_length=10, choices=HandoffSource.choices, blank=True, default="", help_text="Who asked for a human."
+    )
+    handoff_reason = models.CharField(max_length=300, blank=True, help_text="Why a human is needed (agents see it).")
+    handoff_at = models.DateTimeField(null=True, blank=True, help_text="Since when the conversation waits for a human.")
     prompt_version = models.ForeignKey(
         "prompts.PromptVersion",
         on_delete=models.PROTECT,
@@ -48,6 +68,18 @@ class Conversation(models.Model):
     def __str__(self) -> str:
         return self.title or str(self.id)
 
+    @property
+    def humans_answer(self) -> bool:
+        """Whether the customer's next message goes to the support team instead of the assistant: an
+        agent owns the conversation, or a human was asked for (a degraded answer alone keeps the
+        assistant answering: the upstream trouble is often over by the next question)."""
+        if self.status == self.Status.WITH_AGENT:
+            return True
+        return self.status == self.Status.NEEDS_HUMAN and self.handoff_source in (
+            self.HandoffSource.USER,
+            self.HandoffSource.ASSISTANT,
+        )
+
 
 class Message(models.Model):
     """One turn. Assistant rows are created as "streaming" and finalised with exactly what the user saw."""
@@ -55,6 +87,7 @@ class Message(models.Model):
     class Role(models.TextChoices):
         USER = "user", "User"
         ASSISTANT = "assistant", "Assistant"
+        AGENT = "agent", "Support agent"
 
     class Status(models.TextChoices):
         STREAMING = "streaming", "Streaming"
@@ -77,6 +110,14 @@ class Message(models.Model):
         blank=True,
         related_name="replies",
         help_text="For an assistant message: the user message it answers.",
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="chat_messages_written",
+        help_text="For an agent message: the support agent who wrote it.",
     )
     model = models.CharField(max_length=80, blank=True, help_text="Model that produced the final text.")
     prompt_version = models.CharField(max_length=20, blank=True, help_text='Prompt version "x.y.z" used.')

@@ -37,7 +37,7 @@ def conversation_get_for_user(
     parsed = _parse_uuid(conversation_id)
     if parsed is None or not user.is_authenticated:
         raise NotFound("Conversation not found.", code="conversation_not_found")
-    queryset = Conversation.objects.select_related("prompt_version")
+    queryset = Conversation.objects.select_related("prompt_version", "assigned_agent")
     if not (staff_access and user.is_staff):
         queryset = queryset.filter(user=user)
     conversation = queryset.filter(pk=parsed).first()
@@ -118,7 +118,7 @@ def conversation_transcript(conversation: Conversation) -> str:
     """Plain-text transcript for a human agent (ticket body)."""
     lines = [f"Conversation {conversation.id} — {conversation.user.get_username()}"]
     for message in conversation_messages(conversation):
-        label = "Customer" if message.role == Message.Role.USER else "Assistant"
+        label = {Message.Role.USER: "Customer", Message.Role.AGENT: "Agent"}.get(message.role, "Assistant")
         suffix = "" if message.status == Message.Status.COMPLETE else f" [{message.status}]"
         lines.append(f"{label}{suffix}: {message.text}")
     return "\n".join(lines)

@@ -155,6 +155,13 @@ def _message_submit_locked(*, conversation: Conversation, text: str, client_id: 
             _message_close(message, status=Message.Status.FAILED)
         question = Message(conversation=locked, role=Message.Role.USER, text=text, client_id=client_id)
         db.insert(question)
+        if locked.humans_answer:  # a person answers: no assistant row, the question goes to the team
+            db.update(locked, ["updated_at"])
+            _publish_to_team(locked, question)
+            return Submission(question=question, reply=None, duplicate=False, conversation=locked)
+        if locked.status == Conversation.Status.CLOSED:  # resolved, then asked again: the assistant answers
+            locked.status = Conversation.Status.OPEN
+            db.update(locked, ["status"])
         reply = Message(
             conversation=locked, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING, reply_to=question
         )
@@ -175,6 +182,15 @@ def _message_submit_locked(*, conversation: Conversation, text: str, client_id: 
         conversation=locked,
         previous_message_id=previous_message_id,
     )
+
+
+def _publish_to_team(conversation: Conversation, question: Message) -> None:
+    from apps.chat import events, payloads
+
+    events.publish_after_commit(
+        events.conversation_group(conversation.pk), events.MESSAGE_ADDED, message=payloads.message_payload(question)
+    )
+    events.publish_after_commit(events.HANDOFFS_GROUP, events.QUEUE_CHANGED, conversation_id=str(conversation.pk))
 
 
 def _pending_messages(conversation: Conversation, client_id: uuid.UUID | None) -> tuple[list[Message], int]:
@@ -474,8 +490,11 @@ def _conversation_escalate(
         source=source,
         conversation_id=str(conversation.id),
     )
-    conversation.status = Conversation.Status.NEEDS_HUMAN
-    conversation.save(update_fields=["status", "updated_at"])
+    conversation.save(update_fields=["updated_at"])
+    from apps.chat.handoffs import conversation_human_request
+
+    source = "degraded" if source == SupportTicket.Source.DEGRADED else "user"
+    conversation = conversation_human_request(conversation_id=conversation.pk, source=source, reason=subject)
     return conversation, ticket
 
 

@@ -40,3 +40,4 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # Test transactions roll rule changes back without signals: read the rules on every route.
 LLM_ROUTING_RULES_CACHE_SECONDS = 0.0
 PROMPT_ACTIVE_VERSIONS_CACHE_SECONDS = 0.0
+SUPPORT_EMAIL_URL = "locmem://"
