@@ -368,3 +368,17 @@ def _article_id_for_source(source: str) -> int | None:
 def citation_rating_set(*, message_id: int, rating: str) -> None:
     """Copy an answer's thumbs onto the citations it made ("" clears it)."""
     ArticleCitation.objects.filter(message_id=message_id).update(rating=rating)
+
+
+DEMO_ARTICLES_DIR = Path(__file__).resolve().parent / "demo_articles"
+
+
+def demo_articles_seed() -> int:
+    """Publish the demo help centre: the demo knowledge base (English) and the EN/DE/FR card articles.
+
+    Idempotent (matched by file path). Returns the articles created by this call.
+    """
+    from apps.accounts import demo_content
+
+    created = articles_import(directory=DEMO_ARTICLES_DIR, publish=True).created
+    return created + articles_import(directory=Path(demo_content.KNOWLEDGE_BASE_DIR), publish=True).created

@@ -31,7 +31,7 @@ def test_seed_demo_creates_the_demo_and_is_idempotent() -> None:
     out = StringIO()
     call_command("seed_demo", stdout=out)
     assert snapshot() == first
-    assert "0 new prompt versions, 0 new sample conversations" in out.getvalue()
+    assert "0 new prompt versions, 0 new articles, 0 new sample conversations" in out.getvalue()
 
     plans = dict(CustomerAccount.objects.values_list("user__username", "plan"))
     assert plans == {"alice": "free", "bob": "pro", "carol": "enterprise"}

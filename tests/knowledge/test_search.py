@@ -74,3 +74,13 @@ def test_hits_carry_what_a_search_result_block_needs(base) -> None:
     assert (hit.title, hit.language) == ("Export your data", "en")
     assert "ZIP archive" in hit.body
     assert hit.score > 0
+
+
+def test_the_demo_help_centre_answers_each_language_from_its_own_article() -> None:
+    services.demo_articles_seed()
+    assert services.demo_articles_seed() == 0  # idempotent
+    (de,) = search.search("Wie kann ich meine Kreditkarte aktualisieren?", "de", 1)
+    (fr,) = search.search("Comment mettre à jour ma carte bancaire ?", "fr", 1)
+    (en,) = search.search("How do I update my credit card?", "en", 1)
+    assert (de.language, fr.language, en.language) == ("de", "fr", "en")
+    assert "Kreditkarte" in de.title and "carte" in fr.title and "credit card" in en.title

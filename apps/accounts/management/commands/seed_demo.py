@@ -6,6 +6,7 @@ Idempotent: running it again changes nothing that already exists.
 from django.core.management.base import BaseCommand
 
 from apps.accounts.demo import demo_accounts_seed, demo_transcripts_seed
+from apps.knowledge.services import demo_articles_seed
 from apps.prompts.services import prompt_seed_defaults
 
 
@@ -15,8 +16,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         accounts = demo_accounts_seed()
         versions = prompt_seed_defaults()
+        articles = demo_articles_seed()
         conversations = demo_transcripts_seed()
         self.stdout.write(
             f"Demo data ready: {len(accounts)} customers, {len(versions)} new prompt versions, "
-            f"{conversations} new sample conversations. Password for admin, alice, bob, carol: demo-password"
+            f"{articles} new articles, {conversations} new sample conversations. "
+            "Password for admin, alice, bob, carol: demo-password"
         )
