@@ -233,8 +233,14 @@
       streaming = { el: li, replyId: f.reply_id, clientId: q.client_id || null };
       setStreaming(true);
     },
+    retrying: function () {
+      // Overload: the server waits for capacity (up to its retry budget) instead of failing at once.
+      if (streaming) setStatusNote(streaming.el, "The assistant is busy right now. Retrying\u2026");
+    },
     delta: function (f) {
       if (!streaming) return;
+      var note = streaming.el.querySelector(".msg-note");
+      if (note) note.remove();
       streaming.el._text.appendData(f.text);
       scrollDown();
     },
