@@ -15,6 +15,8 @@ from apps.accounts.models import CustomerAccount, Invoice, SupportTicket
 DEMO_PASSWORD = "demo-password"
 DEMO_ADMIN_USERNAME = "admin"
 DEMO_ADMIN_EMAIL = "admin@acme.example"
+# The end of every demo account's current billing period (set once, when the account is created).
+DEMO_PERIOD_END = "2026-12-31"
 
 
 def _user_upsert(*, username: str, email: str, full_name: str = "", staff: bool = False) -> AbstractUser:
@@ -40,6 +42,14 @@ def _account_upsert(demo: DemoAccount) -> CustomerAccount:
             "language": demo.language,
             "company": demo.company,
             "seats": demo.seats,
+        },
+        create_defaults={
+            "plan": demo.plan,
+            "billing_status": demo.billing_status,
+            "language": demo.language,
+            "company": demo.company,
+            "seats": demo.seats,
+            "current_period_end": date.fromisoformat(DEMO_PERIOD_END),
         },
     )
     for invoice in demo.invoices:

@@ -140,7 +140,12 @@ DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
         language="en",
         company="Johnson Illustration",
         seats=2,
-        invoices=(),
+        # Free plan, paid storage add-on: she has invoices to ask about.
+        invoices=(
+            DemoInvoice("INV-2026-01390", 900, "USD", "paid", "2026-09-05", "2026-09-19"),
+            DemoInvoice("INV-2026-01560", 900, "USD", "paid", "2026-10-05", "2026-10-19"),
+            DemoInvoice("INV-2026-01741", 900, "USD", "paid", "2026-11-05", "2026-11-19"),
+        ),
         open_tickets=(
             DemoTicket(
                 subject="Uploads paused with error E-1057 (storage full)",

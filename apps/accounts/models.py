@@ -26,12 +26,24 @@ class CustomerAccount(models.Model):
     language = models.CharField(max_length=8, default="en", help_text="ISO 639-1 preferred language.")
     company = models.CharField(max_length=200, blank=True)
     seats = models.PositiveIntegerField(default=1)
+    billing_email = models.EmailField(blank=True, help_text="Where invoices are sent; blank = the login email.")
+    current_period_end = models.DateField(
+        null=True, blank=True, help_text="When the paid period ends (renewal or, if cancelled, the end of service)."
+    )
+    cancel_at_period_end = models.BooleanField(
+        default=False, help_text="Cancelled by the customer: service continues until current_period_end."
+    )
 
     class Meta:
         ordering = ["user__username"]
 
     def __str__(self) -> str:
         return f"{self.user} ({self.plan})"
+
+    @property
+    def invoice_email(self) -> str:
+        """Where invoices go: the billing email, else the login email."""
+        return self.billing_email or self.user.email
 
 
 class Invoice(models.Model):

@@ -16,6 +16,7 @@ from django.utils.crypto import constant_time_compare
 
 from apps.accounts.models import CustomerAccount, Invoice, PlanTier, SupportTicket
 from apps.core.cache import CACHE_ERRORS
+from apps.core.exceptions import NotFound
 
 ACCOUNT_CONTEXT_TAG = "account_context"
 RECENT_INVOICES = 3
@@ -265,3 +266,49 @@ def customer_identifiers() -> CustomerIdentifiers:
     return CustomerIdentifiers(
         usernames=frozenset(usernames), emails=frozenset(emails), invoice_numbers=frozenset(n.lower() for n in numbers)
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# One access selector per object: the account (or user) is always the caller's, never client input.
+
+
+def account_for_user(user: AbstractBaseUser) -> CustomerAccount:
+    """The customer account of `user`. Raises NotFound when the user has none (staff, new sign-ups)."""
+    account = CustomerAccount.objects.select_related("user").filter(user=user).first()
+    if account is None:
+        raise NotFound("You have no customer account.")
+    return account
+
+
+def invoices_for_account(account: CustomerAccount, *, limit: int = 12) -> list[Invoice]:
+    """The account's invoices, newest first."""
+    return list(account.invoices.all()[:limit])
+
+
+def invoice_get_for_account(account: CustomerAccount, number: str) -> Invoice:
+    """The invoice `number` of this account. Raises NotFound for any other account's invoice."""
+    invoice = Invoice.objects.filter(account=account, number=number.strip().upper()).first()
+    if invoice is None:
+        raise NotFound(f"No invoice {number!r} on your account.")
+    return invoice
+
+
+def invoice_latest_for_account(account: CustomerAccount) -> Invoice:
+    """The account's newest invoice. Raises NotFound when it has none."""
+    invoice = account.invoices.first()
+    if invoice is None:
+        raise NotFound("Your account has no invoices yet.")
+    return invoice
+
+
+def tickets_for_user(user: AbstractBaseUser, *, limit: int = 10) -> list[SupportTicket]:
+    """The user's support tickets, newest first."""
+    return list(SupportTicket.objects.filter(user=user)[:limit])
+
+
+def ticket_get_for_user(user: AbstractBaseUser, ticket_id: int) -> SupportTicket:
+    """The ticket `ticket_id` of this user. Raises NotFound for anyone else's."""
+    ticket = SupportTicket.objects.filter(user=user, pk=ticket_id).first()
+    if ticket is None:
+        raise NotFound(f"No ticket #{ticket_id} on your account.")
+    return ticket

@@ -67,6 +67,8 @@ class Meter:
     ttft_ms: int | None = None
     text: str = ""
     citations: list[dict[str, Any]] = field(default_factory=list)
+    # Complete `tool_use` blocks ({type, id, name, input}), in the order the model wrote them.
+    tool_uses: list[dict[str, Any]] = field(default_factory=list)
 
     def absorb_usage(self, usage: Any) -> None:
         """Take the token counts from an SDK `Usage` object or a raw stream event's `usage` dict."""

@@ -21,7 +21,7 @@ from apps.core.exceptions import ApplicationError
 from apps.llm.attempts import CallMeta, message_text
 from apps.llm.clients import get_async_client, get_client
 from apps.llm.models import TaskType
-from apps.llm.prompting import chat_params, single_turn_messages
+from apps.llm.prompting import chat_params, json_compact, single_turn_messages
 from apps.llm.resilience import create_with_fallback
 from apps.llm.routing import route
 from apps.llm.types import ChatRequest, Turn
@@ -49,11 +49,21 @@ MESSAGE_OVERHEAD_TOKENS = 4
 def _request_chars(params: dict[str, Any]) -> tuple[int, int]:
     """(characters of text, number of messages) in a Messages request."""
     chars = sum(len(block.get("text", "")) for block in params.get("system") or [])
+    chars += sum(len(json_compact(tool)) for tool in params.get("tools") or [])
     messages = params.get("messages") or []
     for message in messages:
         content = message["content"]
-        chars += len(content) if isinstance(content, str) else sum(len(b.get("text", "")) for b in content)
+        chars += len(content) if isinstance(content, str) else sum(_block_chars(b) for b in content)
     return chars, len(messages)
+
+
+def _block_chars(block: dict[str, Any]) -> int:
+    if block.get("type") == "tool_use":
+        return len(block["name"]) + len(json_compact(block.get("input") or {}))
+    if block.get("type") == "tool_result":
+        content = block.get("content") or ""
+        return len(content) if isinstance(content, str) else sum(_block_chars(b) for b in content)
+    return len(block.get("text", ""))
 
 
 def estimate_tokens(params: dict[str, Any]) -> int:
@@ -71,7 +81,7 @@ def _calibrate(params: dict[str, Any], exact: int) -> None:
 
 
 def _count_params(params: dict[str, Any]) -> dict[str, Any]:
-    keys = ("model", "system", "messages")
+    keys = ("model", "tools", "system", "messages")
     return {key: params[key] for key in keys if params.get(key)}
 
 

@@ -51,6 +51,7 @@ from apps.llm.retry import FirstTokenTimeout, RetryPolicy, StreamCut, status_of
 from apps.llm.routing import route
 from apps.llm.streaming import stream_once
 from apps.llm.structured import complete_json, parse_json_reply
+from apps.llm.tools import ToolLoop, ToolRunner
 from apps.llm.types import (
     ChatOutcome,
     ChatRequest,
@@ -118,8 +119,27 @@ def _refresh_routing_rules() -> asyncio.Task[Any]:
     return _rules_refresh
 
 
-async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None) -> AsyncIterator[GatewayEvent]:
+def _restart(model: str, earlier: str) -> list[GatewayEvent]:
+    """Drop the interrupted round's text: a Reset, then the finished rounds' text again."""
+    events: list[GatewayEvent] = [Reset(reason=f"restarted on {model} after an interrupted answer")]
+    if earlier:
+        events.append(TextDelta(text=earlier))
+    return events
+
+
+def _add_usage(totals: Meter, meter: Meter) -> None:
+    for name in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
+        setattr(totals, name, getattr(totals, name) + getattr(meter, name))
+
+
+async def chat_stream(
+    request: ChatRequest, *, policy: RetryPolicy | None = None, tool_runner: ToolRunner | None = None
+) -> AsyncIterator[GatewayEvent]:
     """Stream one chat answer: TextDelta…, maybe Reset / HistorySummarised, then exactly one Finished.
+
+    With `request.tools` and a `tool_runner`, the answer may take several rounds (apps.llm.tools): each
+    round is streamed with the same retries and fallback, and between rounds the called tools run,
+    announced by ToolStarted / ConfirmationRequested / ToolFinished.
 
     Never raises for upstream trouble: a broken answer ends "incomplete" (the partial text), no answer
     at all ends "degraded" (an apology in the user's language, error_code "upstream_unavailable").
@@ -144,6 +164,9 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
 
     meta = CallMeta(TaskType.CHAT, prompt, request.conversation_id, request.reply, decision.reason)
     shown = ""  # what the client currently displays
+    earlier = ""  # the text of finished rounds: shown again when a later round restarts
+    loop = ToolLoop(request.tools, tool_runner, max_rounds=settings.LLM_TOOL_MAX_ROUNDS)
+    totals = Meter(started=started)  # token counts summed over the rounds
     first_text_ms: int | None = None  # time to first visible text, retries included (what the user felt)
     final_model = decision.model
     overflow_handled = False
@@ -160,15 +183,16 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
                 break
             attempt += 1
             meter = Meter(started=time.monotonic())
-            body = chat_body(request, model)
-            reset_pending = bool(shown)
+            body = chat_body(request, model, loop.messages, loop.tool_choice)
+            reset_pending = len(shown) > len(earlier)
             error: BaseException | None = None
             try:
                 async for text in stream_once(body, meter, deadline):
                     if reset_pending:
                         # Never splice two answers: the client drops the partial one first.
-                        yield Reset(reason=f"restarted on {model} after an interrupted answer")
-                        shown, reset_pending = "", False
+                        for event in _restart(model, earlier):
+                            yield event
+                        shown, reset_pending = earlier, False
                     if first_text_ms is None:
                         first_text_ms = int((time.monotonic() - started) * 1000)
                     shown += text
@@ -193,6 +217,16 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
             await record_attempt(meta, model=model, attempt=attempt, fallback_step=step, meter=meter, error=error)
             if error is None:
                 await breaker.record_success_async(model)
+                if reset_pending:  # the retry wrote no text: the interrupted attempt's must go all the same
+                    for event in _restart(model, earlier):
+                        yield event
+                    shown = earlier
+                _add_usage(totals, meter)
+                if loop.wants_tools(meter):
+                    async for event in loop.run(meter):
+                        yield event
+                    earlier, attempt = shown, 0  # the next round starts its own attempts
+                    continue
                 outcome = ChatOutcome(
                     status="complete",
                     text=shown,
@@ -202,10 +236,11 @@ async def chat_stream(request: ChatRequest, *, policy: RetryPolicy | None = None
                     refused=meter.stop_reason == "refusal",
                     ttft_ms=first_text_ms,
                     latency_ms=int((time.monotonic() - started) * 1000),
-                    input_tokens=meter.input_tokens,
-                    output_tokens=meter.output_tokens,
-                    cache_creation_input_tokens=meter.cache_creation_input_tokens,
-                    cache_read_input_tokens=meter.cache_read_input_tokens,
+                    input_tokens=totals.input_tokens,
+                    output_tokens=totals.output_tokens,
+                    cache_creation_input_tokens=totals.cache_creation_input_tokens,
+                    cache_read_input_tokens=totals.cache_read_input_tokens,
+                    rounds=loop.round,
                     citations=tuple(meter.citations),
                 )
                 yield Finished(outcome=outcome)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from html import escape
 from typing import Any
 
 from apps.accounts.selectors import neutralise_tags
-from apps.llm.types import ChatRequest, KnowledgeSource, PromptParts, Turn
+from apps.llm.types import ChatRequest, KnowledgeSource, PromptParts, ToolSpec, Turn
 
 EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
 CACHE_TTLS = ("5m", "1h")
@@ -199,18 +201,46 @@ def single_turn_messages(user_text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": [_text_block(user_text)]}]
 
 
-def chat_params(request: ChatRequest, model: str) -> dict[str, Any]:
-    """A chat request as Messages parameters for `model` (what is counted, previewed and sent)."""
-    return {
-        "model": model,
-        "max_tokens": request.prompt.max_tokens,
-        "system": system_blocks(request.prompt),
-        "messages": chat_messages(request),
-    }
+@lru_cache(maxsize=64)
+def tools_json(tools: tuple[ToolSpec, ...]) -> str:
+    """The `tools` array of a request, encoded once per set of specs.
+
+    Tools come first in the cached prefix (tools → system → messages): the same specs must give the
+    same bytes on every request, or every cache after them misses.
+    """
+    return json_compact([tool.definition() for tool in tools])
 
 
-def chat_body(request: ChatRequest, model: str) -> bytes:
+def chat_params(
+    request: ChatRequest,
+    model: str,
+    loop_messages: Sequence[dict[str, Any]] = (),
+    tool_choice: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A chat request as Messages parameters for `model` (what is counted, previewed and sent).
+
+    `loop_messages`: the tool loop's assistant `tool_use` and user `tool_result` turns after the question.
+    """
+    params: dict[str, Any] = {"model": model, "max_tokens": request.prompt.max_tokens}
+    if request.tools:
+        params["tools"] = [tool.definition() for tool in request.tools]
+    params["system"] = system_blocks(request.prompt)
+    params["messages"] = [*chat_messages(request), *loop_messages]
+    if request.tools and tool_choice:
+        params["tool_choice"] = tool_choice
+    return params
+
+
+def chat_body(
+    request: ChatRequest,
+    model: str,
+    loop_messages: Sequence[dict[str, Any]] = (),
+    tool_choice: dict[str, Any] | None = None,
+) -> bytes:
     """`chat_params` with `stream` as the JSON request body, the system prompt's encoding reused."""
     head = json_compact({"model": model, "max_tokens": request.prompt.max_tokens, "stream": True})[:-1]
-    system, messages = system_blocks_json(request.prompt), json_compact(chat_messages(request))
-    return f'{head},"system":{system},"messages":{messages}}}'.encode()
+    tools = f',"tools":{tools_json(request.tools)}' if request.tools else ""
+    system = system_blocks_json(request.prompt)
+    messages = json_compact([*chat_messages(request), *loop_messages])
+    choice = f',"tool_choice":{json_compact(tool_choice)}' if request.tools and tool_choice else ""
+    return f'{head}{tools},"system":{system},"messages":{messages}{choice}}}'.encode()

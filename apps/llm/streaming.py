@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections.abc import AsyncIterator
@@ -91,8 +92,16 @@ async def _open_raw_stream(client: anthropic.AsyncAnthropic, body: bytes) -> ant
     )
 
 
+def _tool_input(partial_json: str) -> dict[str, Any]:
+    """The concatenated `input_json_delta` pieces of a tool_use block: a JSON object ("" means {})."""
+    value = json.loads(partial_json) if partial_json else {}
+    if not isinstance(value, dict):
+        raise TypeError("tool input is not a JSON object")
+    return value
+
+
 async def stream_once(body: bytes, meter: Meter, deadline: float) -> AsyncIterator[str]:
-    """Yield the text deltas of one streamed attempt, filling `meter`. Raises on any failure."""
+    """Yield the text deltas of one streamed attempt, filling `meter` (tool calls included). Raises on any failure."""
     ttft_deadline = meter.started + settings.LLM_FIRST_TOKEN_TIMEOUT_SECONDS
     client = get_async_client()
 
@@ -111,6 +120,7 @@ async def stream_once(body: bytes, meter: Meter, deadline: float) -> AsyncIterat
     iterator = stream.__aiter__()
     event_deadline = _EventDeadline()
     finished = False
+    tool_inputs: dict[int, list[str]] = {}  # `input_json_delta` pieces of each open tool_use block
     try:
         while True:
             try:
@@ -135,6 +145,19 @@ async def stream_once(body: bytes, meter: Meter, deadline: float) -> AsyncIterat
                         yield text
                     elif delta["type"] == "citations_delta":
                         meter.citations.append(dict(delta["citation"]))
+                    elif delta["type"] == "input_json_delta":
+                        if meter.ttft_ms is None:
+                            meter.ttft_ms = meter.elapsed_ms()
+                        tool_inputs[event["index"]].append(delta["partial_json"])
+                elif kind == "content_block_start":
+                    block = event["content_block"]
+                    if block["type"] == "tool_use":
+                        tool_inputs[event["index"]] = []
+                        meter.tool_uses.append({"type": "tool_use", "id": block["id"], "name": block["name"]})
+                elif kind == "content_block_stop":
+                    pieces = tool_inputs.pop(event["index"], None)
+                    if pieces is not None:
+                        meter.tool_uses[-1]["input"] = _tool_input("".join(pieces))
                 elif kind == "message_start":
                     meter.absorb_usage(event["message"]["usage"])
                 elif kind == "message_delta":

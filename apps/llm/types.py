@@ -27,6 +27,7 @@ class PromptParts:
     max_tokens: int
     model_tier: str = ""  # optional default route from the version ("haiku"/"sonnet"/"opus")
     cache_ttl: str = "5m"  # the system blocks' cache lifetime: "5m" or "1h" (cache_control ttl)
+    tool_names: tuple[str, ...] = ()  # the actions this version may call (the caller turns them into ToolSpecs)
     # True for a published version (its content never changes): the gateway may cache what it derives
     # from it, e.g. the assembled system blocks. Drafts leave it False and are never cached.
     immutable: bool = False
@@ -63,6 +64,42 @@ class ReplyRef:
 
 
 @dataclass(frozen=True)
+class ToolSpec:
+    """A tool the model may call: its API definition, plus the progress line the customer sees meanwhile."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any] = field(hash=False, compare=True)
+    progress: str = ""  # "Looking up your invoices…"; never sent upstream
+
+    def definition(self) -> dict[str, Any]:
+        """The API's tool definition (`tools: [...]`), the same bytes every time for the same spec."""
+        return {"name": self.name, "description": self.description, "input_schema": self.input_schema}
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One complete `tool_use` block the model produced."""
+
+    id: str
+    name: str
+    input: dict[str, Any] = field(hash=False)
+    round: int = 1
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """What a tool call gave back: the `tool_result` content (JSON text) and whether it is an error.
+
+    `confirmation` is set when the call is a write that waits for the customer's decision: nothing ran.
+    """
+
+    content: str
+    is_error: bool = False
+    confirmation: ConfirmationRequested | None = None
+
+
+@dataclass(frozen=True)
 class ChatRequest:
     prompt: PromptParts
     history: tuple[Turn, ...]  # earlier complete turns, oldest first (after `summary`)
@@ -76,6 +113,7 @@ class ChatRequest:
     reply: ReplyRef = field(default_factory=ReplyRef)  # the assistant Message row being produced
     # Retrieved articles for this question (retrieval mode); empty when the snapshot is in the prefix.
     knowledge: tuple[KnowledgeSource, ...] = ()
+    tools: tuple[ToolSpec, ...] = ()  # what the model may call, in a fixed order (part of the cached prefix)
 
     def same_call(self, other: ChatRequest) -> bool:
         """True when both send the same upstream request: they differ at most in the reply they are for."""
@@ -104,6 +142,7 @@ class ChatOutcome:
     cache_read_input_tokens: int = 0
     # The answer's citations as the API sent them (`search_result_location`, `char_location`, …).
     citations: tuple[dict[str, Any], ...] = ()
+    rounds: int = 1  # model calls of the answer (more than one when tools ran between them)
 
 
 @dataclass(frozen=True)
@@ -144,7 +183,34 @@ class Finished:
     outcome: ChatOutcome
 
 
-GatewayEvent = TextDelta | Reset | Retrying | HistorySummarised | Finished
+@dataclass(frozen=True)
+class ToolStarted:
+    """The model called a tool and it is about to run: the customer sees `progress`."""
+
+    call_id: str
+    name: str
+    progress: str
+
+
+@dataclass(frozen=True)
+class ToolFinished:
+    call_id: str
+    name: str
+    is_error: bool
+
+
+@dataclass(frozen=True)
+class ConfirmationRequested:
+    """A write waits for the customer: show a card with `summary` and Confirm / Cancel for `action_id`."""
+
+    action_id: int
+    tool: str
+    summary: str
+
+
+GatewayEvent = (
+    TextDelta | Reset | Retrying | HistorySummarised | ToolStarted | ToolFinished | ConfirmationRequested | Finished
+)
 
 
 @dataclass(frozen=True)

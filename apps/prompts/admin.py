@@ -20,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from apps.actions.registry import tool_choices
 from apps.core.exceptions import ApplicationError
 from apps.prompts import selectors, services
 from apps.prompts.gates import publish_blockers
@@ -104,8 +105,17 @@ class PromptVersionForm(forms.ModelForm):
             "model_tier",
             "max_tokens",
             "cache_ttl",
+            "tools",
             "change_note",
         )
+
+    # The choice of tools comes from the actions registry; the version stores plain names.
+    tools = forms.MultipleChoiceField(
+        choices=tool_choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="What the assistant may do with this version. Confirmation tools ask the customer first.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -175,6 +185,7 @@ class PromptVersionAdmin(admin.ModelAdmin):
             "System prompt parts (cached prefix, in this order)",
             {"fields": ("persona", "business_rules", "output_format", "few_shot_examples")},
         ),
+        ("Tools (sent before the system prompt: part of the cached prefix)", {"fields": ("tools",)}),
         (
             "Route and limits",
             {

@@ -44,6 +44,7 @@ CONTENT_FIELDS: tuple[str, ...] = (
     "model_tier",
     "max_tokens",
     "cache_ttl",
+    "tools",
 )
 
 
@@ -107,6 +108,12 @@ class PromptVersion(models.Model):
         help_text="How long the cached system prompt lives. 5 minutes (refreshed by every hit) suits a busy "
         "site; 1 hour costs 2× instead of 1.25× to write but survives quiet spells — see the preview's "
         "break-even.",
+    )
+    tools = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Names of the actions (apps/actions) this version may call. Sent before the system prompt, "
+        "in the registry's order, so they are part of the cached prefix.",
     )
     # No temperature field on purpose: API version 2026-10-21 (SDK 2.x) rejects `temperature`.
 
@@ -223,6 +230,7 @@ class PromptVersion(models.Model):
             max_tokens=self.max_tokens,
             model_tier=self.model_tier,
             cache_ttl=self.cache_ttl,
+            tool_names=tuple(self.tools or ()),
             immutable=not self.is_draft,
         )
 

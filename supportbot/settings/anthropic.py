@@ -68,6 +68,8 @@ LLM_DEFAULT_MIN_CACHEABLE_TOKENS = 1_024
 LLM_LONG_PROMPT_TOKENS = env.int("LLM_LONG_PROMPT_TOKENS", default=60_000)
 # When history must be summarised, this many latest turns stay verbatim.
 LLM_SUMMARY_KEEP_TURNS = env.int("LLM_SUMMARY_KEEP_TURNS", default=4)
+# Model calls one answer may make when it uses tools (the last one must answer in words).
+LLM_TOOL_MAX_ROUNDS = env.int("LLM_TOOL_MAX_ROUNDS", default=4)
 LLM_SUMMARY_MAX_TOKENS = env.int("LLM_SUMMARY_MAX_TOKENS", default=1_024)
 # The exact count_tokens call is made once the local estimate passes this share of the budget.
 LLM_COUNT_TOKENS_ABOVE_FRACTION = env.float("LLM_COUNT_TOKENS_ABOVE_FRACTION", default=0.5)

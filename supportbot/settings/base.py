@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.llm",
     "apps.knowledge",
+    "apps.actions",
     "apps.prompts",
     "apps.staffing",
     "apps.chat",

@@ -1,0 +1,1 @@
+"""One module per tool, each exposing `TOOL` (apps.actions.registry.Tool). See docs/actions.md."""
