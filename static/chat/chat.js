@@ -222,6 +222,19 @@
         setStreaming(true);
       }
     },
+    conversation_state: function (f) {    // a person joined, handed back, or the request waits for one
+      if (f.notice) showNotice(f.notice);
+    },
+    message_added: function (f) {         // a support agent's message, or a question sent from another tab
+      var m = f.message || {};
+      if (m.role === "agent") {
+        var li = bubble("agent", m.text || "", "complete");
+        li.querySelector(".visually-hidden").textContent = (m.author || "Support") + " said: ";
+        li.dataset.author = m.author || "";
+      } else if (m.role === "user") {
+        bubble("user", m.text || "", "complete");
+      }
+    },
     answer_started: function (f) {        // asked in another tab (or by the page before a reload)
       if (replies[f.reply_id]) return;
       var q = f.question || {};
