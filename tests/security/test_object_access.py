@@ -18,6 +18,9 @@ ADMIN_PREFIX = "admin/"
 # Public keys, not anyone's objects: a widget site's key is on its pages for all to see; an unknown or
 # disabled one is 404 (tests/widget/test_views.py).
 PUBLIC_PARAMETERS = {"key"}
+# Staff-only objects (help-centre articles): no customer owns one; every customer is refused them all,
+# checked by test_staff_only_objects_are_refused_to_customers below.
+STAFF_ONLY_PARAMETERS = {"article_id"}
 
 
 def walk(patterns, prefix: str = "") -> list[tuple[str, URLPattern]]:
@@ -37,6 +40,8 @@ def object_routes() -> list[str]:
         if route.startswith(ADMIN_PREFIX):
             continue  # staff-only; covered by the admin permission tests
         parameters = set(pattern.pattern.converters) - PUBLIC_PARAMETERS
+        if parameters & STAFF_ONLY_PARAMETERS:
+            continue
         unknown = parameters - ID_PARAMETERS
         assert not unknown, f"{route}: add {unknown} to this walk so it is checked for object access"
         if parameters:
@@ -105,3 +110,30 @@ async def test_websocket_resume_of_another_users_conversation_is_closed(victims_
     assert frame["type"] == "error" and frame["code"] == "conversation_not_found"
     assert "secret" not in str(frame)
     assert await socket.receive_close() == 4404
+
+
+def staff_only_routes() -> list[str]:
+    return [
+        route
+        for route, pattern in walk(get_resolver().url_patterns)
+        if not route.startswith(ADMIN_PREFIX) and set(pattern.pattern.converters) & STAFF_ONLY_PARAMETERS
+    ]
+
+
+@pytest.mark.parametrize("method", ["get", "post", "patch", "delete"])
+def test_staff_only_objects_are_refused_to_customers(client, method) -> None:
+    from apps.knowledge import services as knowledge_services
+    from apps.knowledge.models import Article
+
+    article = knowledge_services.article_create(title="Internal", body="staff secret", status="draft")
+    client.force_login(CustomerAccountFactory(user__username="curious").user)
+    routes = staff_only_routes()
+    assert "api/knowledge/articles/<int:article_id>/" in routes
+    for route in routes:
+        path = "/" + route.replace("<int:article_id>", str(article.pk))
+        response = getattr(client, method)(path, data={"title": "x"}, content_type="application/json")
+        assert response.status_code in (403, 405), (route, method, response.status_code)
+        assert b"staff secret" not in response.content
+    article.refresh_from_db()
+    assert (article.title, article.status) == ("Internal", "draft")
+    assert Article.objects.count() == 1
