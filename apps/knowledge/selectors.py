@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import Literal
 
 from django.conf import settings
@@ -11,6 +13,7 @@ from django.db.models import QuerySet
 from apps.core.exceptions import NotFound
 from apps.knowledge.models import Article, KnowledgeSnapshot
 
+logger = logging.getLogger(__name__)
 GroundingMode = Literal["prefix", "retrieval"]
 SNAPSHOT_CACHE_KEY = "knowledge:snapshot:current"
 SNAPSHOT_CACHE_SECONDS = 30
@@ -47,11 +50,16 @@ def snapshot_current_ref() -> tuple[int, int] | None:
     `services.snapshot_refresh` drops the cached value when a new snapshot commits; the timeout bounds
     how long another process with a per-process cache may keep the old one.
     """
-    cached = cache.get(SNAPSHOT_CACHE_KEY)
+    try:
+        cached = cache.get(SNAPSHOT_CACHE_KEY)
+    except Exception:  # the cache (Redis) is down: answers go on, reading the database
+        logger.warning("knowledge: cache unavailable, reading the current snapshot from the database")
+        cached = None
     if cached is not None:
         return tuple(cached) if cached else None
     snapshot = KnowledgeSnapshot.objects.order_by("-created_at", "-id").values_list("id", "token_estimate").first()
-    cache.set(SNAPSHOT_CACHE_KEY, list(snapshot) if snapshot else [], SNAPSHOT_CACHE_SECONDS)
+    with contextlib.suppress(Exception):
+        cache.set(SNAPSHOT_CACHE_KEY, list(snapshot) if snapshot else [], SNAPSHOT_CACHE_SECONDS)
     return snapshot
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
 from collections.abc import Iterable
@@ -213,7 +214,7 @@ def snapshot_refresh(*, actor=None) -> KnowledgeSnapshot:
     characters = sum(len(a["title"]) + len(a["body"]) + len(a["url"]) for a in articles)
     # Answers read the current snapshot from the cache: drop it once this one is visible to them. The
     # search's term statistics follow the published set too (a full pass: in a task).
-    transaction.on_commit(lambda: cache.delete(SNAPSHOT_CACHE_KEY))
+    transaction.on_commit(_forget_current_snapshot)
     transaction.on_commit(_refresh_term_stats_later)
     return KnowledgeSnapshot.objects.create(
         created_by=actor if getattr(actor, "pk", None) else None,
@@ -222,6 +223,13 @@ def snapshot_refresh(*, actor=None) -> KnowledgeSnapshot:
         article_count=len(articles),
         token_estimate=math.ceil(characters / CHARS_PER_TOKEN),
     )
+
+
+def _forget_current_snapshot() -> None:
+    try:
+        cache.delete(SNAPSHOT_CACHE_KEY)
+    except Exception:  # the cache is down: its entry expires within SNAPSHOT_CACHE_SECONDS anyway
+        logging.getLogger(__name__).warning("knowledge: could not drop the cached snapshot id")
 
 
 def _refresh_term_stats_later() -> None:
