@@ -14,7 +14,7 @@ def action_get_for_user(user: AbstractBaseUser, action_id: object, *, for_update
         raise NotFound() from None
     records = ActionRecord.objects.select_related("account__user")
     if for_update:
-        records = records.select_for_update()
+        records = records.select_for_update(of=("self",))
     record = records.filter(pk=pk, user=user).first()
     if record is None:
         raise NotFound()

@@ -26,7 +26,7 @@ def _publish_state(conversation: Conversation, *, notice: str) -> None:
 
 
 def _locked(conversation_id: object) -> Conversation:
-    return Conversation.objects.select_for_update().select_related("assigned_agent").get(pk=conversation_id)
+    return Conversation.objects.select_for_update(of=("self",)).select_related("assigned_agent").get(pk=conversation_id)
 
 
 def waiting_notice() -> str:

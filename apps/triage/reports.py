@@ -257,7 +257,9 @@ def report_csv(data: dict[str, Any]) -> str:
     writer = _SpreadsheetSafeWriter(csv.writer(out))
     writer.writerow(["section", "key", "value"])
     writer.writerow(["report", "date", data["date"]])
-    for key, value in data["volumes"].items():
+    # Keys sorted: PostgreSQL's jsonb does not keep a stored dict's key order, and the file written on the
+    # night and the one downloaded later from the stored row must be the same bytes.
+    for key, value in sorted(data["volumes"].items()):
         writer.writerow(["volumes", key, value])
     for row in data["categories"]:
         writer.writerow(["category", row["category"], row["count"]])
@@ -274,7 +276,7 @@ def report_csv(data: dict[str, Any]) -> str:
         writer.writerow(["unresolved", topic["category"], topic["count"]])
         for example in topic["examples"]:
             writer.writerow(["unresolved_example", example["conversation_id"], example["summary"]])
-    for key, value in data["costs"].items():
+    for key, value in sorted(data["costs"].items()):
         writer.writerow(["costs", key, value])
     for row in data["prompt_versions"]:
         label = f"{row['slug'] or '-'}@{row['version'] or '-'}"
