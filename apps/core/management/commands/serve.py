@@ -46,8 +46,23 @@ class DrainingServer(uvicorn.Server):
         still_running = await running_answers_drain(timeout=settings.SHUTDOWN_GRACE_SECONDS)
         if still_running:
             logger.warning("shutdown: %d answers still streaming are stored as incomplete", still_running)
+        self._forget_closing_websockets()
         await super().shutdown(sockets)
         self.on_stopped()
+
+    def _forget_closing_websockets(self) -> None:
+        """Leave websockets the client is already closing to finish on their own.
+
+        uvicorn's shutdown sends every connection a close frame; one whose closing handshake has begun
+        (a customer's page closing just after its answer) makes websockets raise InvalidState, which
+        aborts the whole shutdown and exits with status 1.
+        """
+        from websockets.protocol import State
+
+        for connection in list(self.server_state.connections):
+            protocol = getattr(connection, "conn", None)
+            if getattr(protocol, "state", None) in (State.CLOSING, State.CLOSED):
+                self.server_state.connections.discard(connection)
 
 
 def server_config(*, host: str, port: int) -> uvicorn.Config:
