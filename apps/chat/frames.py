@@ -46,7 +46,7 @@ def frame_parse(text_data: str | None) -> Frame:
     `services.check_message_text` and `services.check_client_id` raise. A string `client_id` is
     echoed in the error's `client_id`.
     """
-    raw = _json_object(text_data)
+    raw = frame_object(text_data)
     sent_id = raw.get("client_id")
     echo = sent_id if isinstance(sent_id, str) else None
     try:
@@ -64,7 +64,9 @@ def frame_parse(text_data: str | None) -> Frame:
         raise
 
 
-def _json_object(text_data: str | None) -> dict[str, Any]:
+def frame_object(text_data: str | None) -> dict[str, Any]:
+    """`text_data` as a JSON object, with the same refusals as `frame_parse` ("malformed"), for
+    consumers that speak a few frame types of their own on top of the chat's (the widget)."""
     if not isinstance(text_data, str):
         raise ApplicationError("Frames must be JSON text.", code="malformed")
     try:

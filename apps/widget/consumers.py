@@ -8,12 +8,12 @@ offers to leave a message for the team (a `leave_message` frame) instead of call
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 from urllib.parse import parse_qs
 
-from apps.chat.answering import db
+from apps.chat import frames
+from apps.chat.answering import db, dumps
 from apps.chat.consumers import ChatConsumer
 from apps.core.exceptions import ApplicationError, NotFound, RateLimited
 from apps.widget import limits, selectors, services
@@ -67,27 +67,29 @@ class WidgetConsumer(ChatConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.conversation is None or self.identity is None:
             return
-        frame = _peek(text_data)
-        kind = frame.get("type") if frame else None
-        if kind == "leave_message":
+        try:
+            frame = frames.frame_object(text_data)
+        except ApplicationError:
+            frame = {}  # the chat's own parsing answers it with the documented error
+        if frame.get("type") == "leave_message":
             await self._leave_message(frame)
             return
-        if kind == "message":
-            hit = await limits.rate_limit_check(visitor_id=self.identity.visitor.pk, ip=self._ip())
-            if hit is None:
-                hit = await db(limits.question_check)(
-                    site=self.identity.site,
-                    conversation_id=self.conversation.pk,
-                    user=self.identity.user,
-                    identified=self.identity.identified,
-                )
-            if hit is not None:
-                reply = hit.as_frame()
-                if isinstance(frame.get("client_id"), str):
-                    reply["client_id"] = frame["client_id"]
-                await self._send_frame(reply)
-                return
         await super().receive(text_data, bytes_data)
+
+    async def on_message(self, frame: frames.MessageFrame) -> None:
+        """A question, once the widget's limits allow it; past one, the chat's error frame (with the
+        question's client_id) tells the visitor, offering to leave a message where that helps."""
+        hit = await limits.rate_limit_check(visitor_id=self.identity.visitor.pk, ip=self._ip())
+        if hit is None:
+            hit = await db(limits.question_check)(
+                site=self.identity.site,
+                conversation_id=self.conversation.pk,
+                user=self.identity.user,
+                identified=self.identity.identified,
+            )
+        if hit is not None:
+            raise hit.as_error()
+        await super().on_message(frame)
 
     async def _leave_message(self, frame: dict[str, Any]) -> None:
         try:
@@ -105,15 +107,6 @@ class WidgetConsumer(ChatConsumer):
 
     async def _send_frame(self, frame: dict[str, Any]) -> None:
         try:
-            await self.send(text_data=json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
+            await self.send(text_data=dumps(frame))
         except Exception:  # the visitor went away
             logger.debug("widget frame not sent", exc_info=True)
-
-
-def _peek(text_data: str | None) -> dict[str, Any] | None:
-    """The frame as a dict, or None; malformed frames are left to the chat's own error handling."""
-    try:
-        frame = json.loads(text_data) if text_data else None
-    except ValueError:
-        return None
-    return frame if isinstance(frame, dict) else None

@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 
+from apps.core.exceptions import ApplicationError
 from apps.core.ratelimit import rate_limit_hit, rate_limit_hit_async
 from apps.widget import selectors
 from apps.widget.models import Site
@@ -24,16 +25,11 @@ class LimitHit:
     leave_message: bool  # offer the visitor to leave a message for a human instead
     retry_after: int | None = None
 
-    def as_frame(self) -> dict[str, Any]:
-        frame: dict[str, Any] = {
-            "type": "error",
-            "code": self.code,
-            "message": self.message,
-            "leave_message": self.leave_message,
-        }
+    def as_error(self) -> ApplicationError:
+        extra: dict[str, Any] = {"leave_message": self.leave_message}
         if self.retry_after is not None:
-            frame["retry_after"] = self.retry_after
-        return frame
+            extra["retry_after"] = self.retry_after
+        return ApplicationError(self.message, code=self.code, extra=extra)
 
 
 RATE_LIMITED = LimitHit("rate_limited", "Too many messages; wait a minute.", leave_message=False, retry_after=60)

@@ -161,3 +161,19 @@ async def test_a_visitor_leaves_a_message_with_an_email_for_a_reply(widget_env, 
     ticket, visitor = await stored()
     assert "Call me back" in ticket.body and "vis@example.org" in ticket.body and "Also: the invoice" in ticket.body
     assert ticket.conversation_id == conversation["id"] and visitor.email == "vis@example.org"
+
+
+@pytest.mark.parametrize(
+    "text_data",
+    ["[" * 100_000 + "]" * 100_000, '{"type": ["leave_message"], "text": "x"}', '{"type": "message", "text": NaN}'],
+    ids=["nested_too_deep", "type_not_a_string", "nan"],
+)
+async def test_a_malformed_frame_gets_the_documented_error_and_the_chat_goes_on(widget_env, site, text_data):
+    socket = await WidgetSocket.open(site.key)
+    await socket.hello()
+    await socket.communicator.send_to(text_data=text_data)
+    error = await socket.receive()
+    frames = await socket.ask(QUESTION)
+    await socket.close()
+    assert error["type"] == "error" and error["code"] in {"malformed", "unknown_type"}
+    assert frames[-1]["type"] == "done"
