@@ -1,12 +1,13 @@
 from django.contrib import admin, messages
 
+from apps.core.admin import AuditLogAdmin
 from apps.llm.deprecations import deprecated_models_in, model_deprecation_text
 from apps.llm.models import LLMCall, RoutingRule
 from apps.llm.routing import rule_models
 
 
 @admin.register(LLMCall)
-class LLMCallAdmin(admin.ModelAdmin):
+class LLMCallAdmin(AuditLogAdmin):
     """Read-only: the call log is evidence (cost, latency, failures), never edited by hand."""
 
     list_display = (
@@ -29,15 +30,6 @@ class LLMCallAdmin(admin.ModelAdmin):
     search_fields = ("conversation_id", "request_id", "prompt_version", "route_reason", "error_type")
     date_hierarchy = "created_at"
     list_per_page = 100
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(RoutingRule)
