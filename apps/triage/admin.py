@@ -2,11 +2,14 @@
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
-from django.urls import URLPattern, path
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
+from django.views.decorators.http import require_POST
 
+from apps.core.exceptions import ApplicationError
+from apps.triage import selectors, services
 from apps.triage.models import ClassificationBatch, ClassificationBatchItem, DailyReport, TranscriptClassification
 from apps.triage.reports import report_context, report_csv
 
@@ -95,12 +98,44 @@ class DailyReportAdmin(ReadOnlyAdmin):
         report = self.get_object(request, object_id)
         extra_context = dict(extra_context or {})
         if report is not None:
-            extra_context["report_context"] = report_context(report.data)
+            data = dict(report.data)
+            if "knowledge_gaps" in data:
+                # Live, so a group drafted since the report was written shows its article.
+                data["knowledge_gaps"] = {
+                    **data["knowledge_gaps"],
+                    "groups": selectors.knowledge_gap_groups(for_date=report.date),
+                }
+            extra_context["report_context"] = report_context(data)
+            if request.user.has_perm("knowledge.add_article"):
+                extra_context["gap_draft_url"] = reverse("admin:triage_dailyreport_gap_draft", args=[report.pk])
+            extra_context["gap_article_url"] = reverse("admin:knowledge_article_changelist")
         return super().change_view(request, object_id, form_url, extra_context=extra_context)
 
     def get_urls(self) -> list[URLPattern]:
         download = self.admin_site.admin_view(self.csv_view)
-        return [path("<path:object_id>/csv/", download, name="triage_dailyreport_csv"), *super().get_urls()]
+        draft = self.admin_site.admin_view(require_POST(self.gap_draft_view))
+        return [
+            path("<path:object_id>/csv/", download, name="triage_dailyreport_csv"),
+            path("<path:object_id>/gaps/draft/", draft, name="triage_dailyreport_gap_draft"),
+            *super().get_urls(),
+        ]
+
+    def gap_draft_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Turn one knowledge-gap group of the report into a draft article, then open it for editing."""
+        report = self.get_object(request, object_id)
+        if report is None:
+            raise Http404("No report with that id.")
+        if not (self.has_view_permission(request, report) and request.user.has_perm("knowledge.add_article")):
+            raise PermissionDenied
+        try:
+            article = services.knowledge_gap_draft_create(
+                for_date=report.date, topic=request.POST.get("topic", ""), actor=request.user
+            )
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+            return HttpResponseRedirect(reverse("admin:triage_dailyreport_change", args=[report.pk]))
+        messages.success(request, f"Draft article “{article.title}”: write the answer, then publish it.")
+        return HttpResponseRedirect(reverse("admin:knowledge_article_change", args=[article.pk]))
 
     def csv_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The report as the same CSV the nightly job writes and emails, as a download."""

@@ -29,6 +29,25 @@ class TranscriptClassification(models.Model):
     escalation_needed = models.BooleanField(null=True, help_text="Should a human follow up?")
     language = models.CharField(max_length=8, blank=True, help_text="ISO 639-1 code of the conversation.")
     summary = models.CharField(max_length=300, blank=True, help_text="One line, in English.")
+    knowledge_gap = models.BooleanField(
+        null=True, help_text="The customer asked something the help centre did not answer (blank: not asked)."
+    )
+    gap_topic = models.CharField(
+        max_length=80,
+        blank=True,
+        help_text="What the help centre lacked, in a few English words; the report groups by it.",
+    )
+    cx_score = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The customer's experience, 1 (very poor) to 5 (excellent)."
+    )
+    gap_article = models.ForeignKey(
+        "knowledge.Article",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="gap_classifications",
+        help_text="The draft article staff made from this gap's group, if any.",
+    )
     prompt_version = models.CharField(max_length=32, blank=True, help_text="Classifier prompt version (x.y.z).")
     prompt_version_id = models.IntegerField(null=True, blank=True, help_text="prompts.PromptVersion id, if any.")
     model = models.CharField(max_length=100, blank=True, help_text="Model that produced the classification.")
@@ -46,7 +65,10 @@ class TranscriptClassification(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["conversation", "for_date"], name="triage_one_classification_per_day"),
         ]
-        indexes = [models.Index(fields=["for_date", "status"], name="triage_cls_date_status")]
+        indexes = [
+            models.Index(fields=["for_date", "status"], name="triage_cls_date_status"),
+            models.Index(fields=["for_date", "gap_topic"], name="triage_cls_date_gap"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.conversation_id} @ {self.for_date}: {self.status}"

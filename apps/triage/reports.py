@@ -13,11 +13,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db.models import Count, Q, Sum
+from django.db.models import Avg, Count, Q, Sum
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from apps.triage.models import DailyReport, TranscriptClassification
-from apps.triage.selectors import day_bounds
+from apps.triage.selectors import day_bounds, knowledge_gap_groups
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +77,85 @@ def report_data_build(*, for_date: date) -> dict[str, Any]:
         "languages": [{"language": code, "count": n} for code, n in languages.most_common()],
         "top_unresolved": _top_unresolved(classified),
         "classifier_versions": _classifier_versions(classifications),
+        "knowledge_gaps": _knowledge_gaps(classified, for_date=for_date),
+        "cx_score": _cx_score(classified),
+        "outcomes": _outcomes(for_date=for_date, classified=classified),
         **_costs(for_date=for_date),
     }
+
+
+def _knowledge_gaps(classified, *, for_date: date) -> dict[str, Any]:
+    """Questions the help centre did not answer, grouped by the classifier's topic (largest group first)."""
+    asked = classified.exclude(knowledge_gap=None).count()
+    count = classified.filter(knowledge_gap=True).count()
+    return {
+        "count": count,
+        "assessed": asked,
+        "rate": _rate(count, asked),
+        "groups": knowledge_gap_groups(for_date=for_date, examples=EXAMPLES_PER_TOPIC),
+    }
+
+
+def _cx_score(classified) -> dict[str, Any]:
+    """The day's customer-experience scores (1–5): how many were scored, their mean and distribution."""
+    scored = classified.exclude(cx_score=None)
+    counts = dict(scored.values_list("cx_score").annotate(n=Count("id")).values_list("cx_score", "n"))
+    total = sum(counts.values())
+    mean = sum(score * n for score, n in counts.items()) / total if total else None
+    return {
+        "scored": total,
+        "average": None if mean is None else round(mean, 2),
+        "distribution": [{"score": score, "count": counts.get(score, 0)} for score in range(1, 6)],
+    }
+
+
+def _outcomes(*, for_date: date, classified) -> list[dict[str, Any]]:
+    """Per prompt version, the conversations started on the day: resolution, handoff and reopen rates (as
+    apps.chat.outcomes defines them, judged now), cost per resolved conversation from the call log, and
+    the mean CX score of the day's classified conversations of that version.
+
+    A conversation whose last answer is younger than 24 h is still pending and counts in no rate: a report
+    regenerated later can move it to resolved or reopened.
+    """
+    from apps.chat.outcomes import version_outcomes
+    from apps.prompts.models import PromptVersion
+
+    start, end = day_bounds(for_date)
+    figures = version_outcomes(since=start, until=end, now=timezone.now())
+    cx = dict(
+        classified.exclude(cx_score=None)
+        .exclude(conversation__prompt_version=None)
+        .values_list("conversation__prompt_version")
+        .annotate(mean=Avg("cx_score"))
+        .values_list("conversation__prompt_version", "mean")
+    )
+    versions = {
+        version.pk: version
+        for version in PromptVersion.objects.filter(pk__in=set(figures) | set(cx)).select_related("prompt")
+    }
+    rows = []
+    for version_id in sorted(versions, key=lambda pk: (versions[pk].prompt.slug, versions[pk].semver)):
+        version = versions[version_id]
+        outcome = figures.get(version_id)
+        per_resolution = outcome.cost_per_resolved if outcome is not None else None
+        rows.append(
+            {
+                "slug": version.prompt.slug,
+                "version": version.version,
+                "conversations": outcome.conversations if outcome else 0,
+                "resolved": outcome.resolved if outcome else 0,
+                "handed_off": outcome.handed_off if outcome else 0,
+                "reopened": outcome.reopened if outcome else 0,
+                "pending": outcome.pending if outcome else 0,
+                "resolution_rate": _rate(outcome.resolved, outcome.decided) if outcome else None,
+                "handoff_rate": _rate(outcome.handed_off, outcome.decided) if outcome else None,
+                "reopen_rate": _rate(outcome.reopened, outcome.decided) if outcome else None,
+                "cost_usd": _money(outcome.cost_usd) if outcome else _money(Decimal(0)),
+                "cost_per_resolution_usd": None if per_resolution is None else _money(per_resolution),
+                "cx_average": None if version_id not in cx else round(float(cx[version_id]), 2),
+            }
+        )
+    return rows
 
 
 def _top_unresolved(classified) -> list[dict[str, Any]]:
@@ -229,6 +307,13 @@ def report_context(data: dict[str, Any]) -> dict[str, Any]:
         ),
         "resolution_pct": None if resolution["rate"] is None else round(100 * resolution["rate"], 1),
         "escalation_pct": None if data["escalations"]["rate"] is None else round(100 * data["escalations"]["rate"], 1),
+        "cx_bars": _bars(
+            [
+                {"label": str(row["score"]), "count": row["count"]}
+                for row in data.get("cx_score", {}).get("distribution", [])
+            ],
+            "label",
+        ),
     }
 
 
@@ -286,7 +371,41 @@ def report_csv(data: dict[str, Any]) -> str:
     for row in data["classifier_versions"]:
         writer.writerow(["classifier_version_classified", row["version"], row["classified"]])
         writer.writerow(["classifier_version_resolution_rate", row["version"], row["resolution_rate"]])
+    # Sections added later are read with defaults: a report stored before they existed still downloads.
+    cx = data.get("cx_score")
+    if cx is not None:
+        writer.writerow(["cx_score", "scored", cx["scored"]])
+        writer.writerow(["cx_score", "average", cx["average"]])
+        for row in cx["distribution"]:
+            writer.writerow(["cx_score_count", row["score"], row["count"]])
+    gaps = data.get("knowledge_gaps")
+    if gaps is not None:
+        writer.writerow(["knowledge_gaps", "count", gaps["count"]])
+        writer.writerow(["knowledge_gaps", "rate", gaps["rate"]])
+        for group in gaps["groups"]:
+            writer.writerow(["knowledge_gap", group["topic"], group["count"]])
+            for example in group["examples"]:
+                writer.writerow(["knowledge_gap_example", example["conversation_id"], example["summary"]])
+    for row in data.get("outcomes", []):
+        label = f"{row['slug']}@{row['version']}"
+        for key in OUTCOME_CSV_KEYS:
+            writer.writerow([f"outcome_{key}", label, row[key]])
     return out.getvalue()
+
+
+OUTCOME_CSV_KEYS = (
+    "conversations",
+    "resolved",
+    "handed_off",
+    "reopened",
+    "pending",
+    "resolution_rate",
+    "handoff_rate",
+    "reopen_rate",
+    "cost_usd",
+    "cost_per_resolution_usd",
+    "cx_average",
+)
 
 
 def report_paths(for_date: date) -> tuple[Path, Path]:
@@ -329,6 +448,8 @@ def _report_email(*, data: dict[str, Any], html: str, csv_text: str, recipients:
         f"unclassifiable {volumes['unclassifiable']})\n"
         f"Resolution rate: {'n/a' if rate is None else f'{rate:.0%}'}\n"
         f"Escalations: {data['escalations']['count']}\n"
+        f"Knowledge gaps: {data.get('knowledge_gaps', {}).get('count', 0)}\n"
+        f"CX score: {data.get('cx_score', {}).get('average') or 'n/a'}\n"
         f"Cost: ${costs['total_usd']} (chat ${costs['chat_usd']}, batch ${costs['batch_usd']}); "
         f"cache saved ${costs['cache_savings_usd']}\n"
     )

@@ -4,7 +4,7 @@ import json
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
@@ -17,7 +17,10 @@ CLARIFYING_INSTRUCTION = (
     '"sentiment": one of "positive", "neutral", "negative"\n'
     '"escalation_needed": a JSON boolean, true or false\n'
     '"language": two-letter lowercase ISO 639-1 code\n'
-    '"summary": one line, at most 200 characters, in English'
+    '"summary": one line, at most 200 characters, in English\n'
+    '"knowledge_gap": a JSON boolean, true when the customer asked something the help centre did not answer\n'
+    '"gap_topic": when knowledge_gap is true, the missing topic in at most 6 English words, else ""\n'
+    '"cx_score": an integer from 1 (very poor) to 5 (excellent), the customer\'s experience'
 )
 
 
@@ -30,6 +33,11 @@ class ClassificationOutput(BaseModel):
     escalation_needed: bool
     language: str = Field(pattern=r"^[a-z]{2}$")
     summary: str = Field(min_length=1, max_length=300)
+    # Optional so that classifier versions written before these keys existed still validate: their
+    # conversations simply carry no gap verdict and no CX score.
+    knowledge_gap: bool | None = None
+    gap_topic: str = Field(default="", max_length=80)
+    cx_score: int | None = Field(default=None, ge=1, le=5)
 
     @field_validator("summary")
     @classmethod
@@ -38,6 +46,19 @@ class ClassificationOutput(BaseModel):
         if "\n" in value or not value:
             raise ValueError("summary must be one non-empty line")
         return value
+
+    @field_validator("gap_topic")
+    @classmethod
+    def _topic_line(cls, value: str) -> str:
+        value = " ".join(value.split())
+        return value
+
+    @model_validator(mode="after")
+    def _topic_only_for_gaps(self) -> "ClassificationOutput":
+        # A topic without a gap would be grouped as one; a gap without a topic still counts (as "unspecified").
+        if not self.knowledge_gap:
+            self.gap_topic = ""
+        return self
 
 
 class InvalidClassification(ValueError):

@@ -125,3 +125,43 @@ def classification_counts(*, for_date: date) -> dict[str, int]:
 
     rows = TranscriptClassification.objects.filter(for_date=for_date).values("status").annotate(n=Count("id"))
     return {row["status"]: row["n"] for row in rows.order_by()}
+
+
+UNSPECIFIED_GAP = "unspecified"
+
+
+def knowledge_gap_groups(*, for_date: date, examples: int = 3) -> list[dict]:
+    """The day's unanswered questions grouped by topic, largest first: count, languages, a few examples, and
+    the draft article already made for the topic (any day), if one was."""
+    from django.db.models import Count
+
+    gaps = TranscriptClassification.objects.filter(
+        for_date=for_date, status=TranscriptClassification.Status.CLASSIFIED, knowledge_gap=True
+    )
+    groups = gaps.values("gap_topic").annotate(n=Count("id")).order_by("-n", "gap_topic")
+    topics = [group["gap_topic"] for group in groups]
+    drafted = dict(
+        TranscriptClassification.objects.filter(gap_article__isnull=False, gap_topic__in=topics)
+        .order_by("gap_topic", "gap_article_id")  # the newest draft wins
+        .values_list("gap_topic", "gap_article_id")
+    )
+    rows = []
+    for group in groups:
+        topic = group["gap_topic"]
+        mine = gaps.filter(gap_topic=topic)
+        languages = sorted(set(mine.values_list("language", flat=True)) - {""})
+        rows.append(
+            {
+                "topic": topic or UNSPECIFIED_GAP,
+                "count": group["n"],
+                "languages": languages,
+                "article_id": drafted.get(topic),
+                "examples": [
+                    {"conversation_id": str(conversation_id), "summary": summary}
+                    for conversation_id, summary in mine.order_by("-conversation__updated_at", "-id").values_list(
+                        "conversation_id", "summary"
+                    )[:examples]
+                ],
+            }
+        )
+    return rows

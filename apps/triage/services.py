@@ -323,6 +323,9 @@ _CLASSIFICATION_RESULT_FIELDS = [
     "escalation_needed",
     "language",
     "summary",
+    "knowledge_gap",
+    "gap_topic",
+    "cx_score",
     "model",
     "raw_output",
     "last_error",
@@ -424,6 +427,9 @@ def _classification_store(*, classification: TranscriptClassification, parsed: A
     classification.escalation_needed = parsed.escalation_needed
     classification.language = parsed.language
     classification.summary = parsed.summary[:300]
+    classification.knowledge_gap = parsed.knowledge_gap
+    classification.gap_topic = gap_topic_normalise(parsed.gap_topic) if parsed.knowledge_gap else ""
+    classification.cx_score = parsed.cx_score
     classification.model = model
     classification.raw_output = raw
     classification.last_error = ""
@@ -533,3 +539,69 @@ def batches_poll_open() -> PollSummary:
             report_generate(for_date=for_date)
             summary.reports.append(for_date)
     return summary
+
+
+# --- knowledge gaps ------------------------------------------------------------------------------------------
+
+_TOPIC_EDGES = " \t.,;:!?\"'`()[]"
+
+
+def gap_topic_normalise(topic: str) -> str:
+    """One spelling per topic, so the report groups "Exporting invoices to Xero." with "exporting invoices to xero"."""
+    return " ".join(topic.split()).strip(_TOPIC_EDGES).lower()[:80]
+
+
+def knowledge_gap_draft_create(*, for_date: date, topic: str, actor=None):
+    """Turn one of the report's knowledge-gap groups into a draft article for staff to write and publish.
+
+    The draft lists what customers asked (the classifier's summaries, already masked of personal data) and
+    is never served: only published articles reach a snapshot. A topic drafted once (on any day) returns the
+    same article, and the day's conversations of the group are linked to it.
+    Raises NotFound when the day has no gap with that topic.
+    """
+    from apps.core.exceptions import NotFound
+    from apps.knowledge.models import Article
+    from apps.knowledge.services import article_create
+
+    key = "" if topic == selectors.UNSPECIFIED_GAP else gap_topic_normalise(topic)
+    with transaction.atomic():
+        group = list(
+            TranscriptClassification.objects.select_for_update()
+            .filter(for_date=for_date, status=Status.CLASSIFIED, knowledge_gap=True, gap_topic=key)
+            .order_by("id")
+        )
+        if not group:
+            raise NotFound("No knowledge gap with that topic on that day.")
+        existing = (
+            TranscriptClassification.objects.filter(gap_topic=key, gap_article__isnull=False)
+            .order_by("-gap_article_id")
+            .values_list("gap_article_id", flat=True)
+            .first()
+            if key
+            else None
+        )
+        article = Article.objects.filter(pk=existing).first() if existing else None
+        if article is None:
+            article = article_create(
+                actor=actor,
+                title=(key or "Unanswered questions")[:1].upper() + (key or "Unanswered questions")[1:],
+                body=_gap_draft_body(for_date=for_date, group=group),
+                language="en",
+                tags=["knowledge-gap"],
+                status=Article.Status.DRAFT,
+            )
+        TranscriptClassification.objects.filter(pk__in=[row.pk for row in group], gap_article__isnull=True).update(
+            gap_article=article, updated_at=timezone.now()
+        )
+    return article
+
+
+def _gap_draft_body(*, for_date: date, group: list[TranscriptClassification]) -> str:
+    asked = "\n".join(f"- {row.summary} (conversation {row.conversation_id})" for row in group[:20])
+    languages = ", ".join(sorted({row.language for row in group if row.language})) or "unknown"
+    return (
+        "<!-- Draft from the knowledge-gap report of "
+        f"{for_date.isoformat()}: {len(group)} conversation(s) ({languages}) asked this and the help centre had "
+        "no answer. Replace this comment and the list below with the answer, then publish. -->\n\n"
+        f"## What customers asked\n\n{asked}\n\n## Answer\n\nTo be written.\n"
+    )

@@ -132,10 +132,14 @@ def _value_for(field: FieldSpec, signals: TranscriptSignals) -> Any:
     if field.kind == "boolean":
         if "resolved" in name:
             return signals.resolved
+        if "gap" in name or "unanswered" in name:
+            return signals.knowledge_gap
         if "escalat" in name or "human" in name or "follow" in name:
             return signals.escalation_needed
         return False
     if field.kind in ("number", "integer"):
+        if "cx" in name or "experience" in name or "satisfaction" in name or "csat" in name:
+            return signals.cx_score
         if "confidence" in name or "score" in name:
             return 0.8 if field.kind == "number" else 1
         return 0
@@ -147,7 +151,9 @@ def _value_for(field: FieldSpec, signals: TranscriptSignals) -> Any:
 
 
 def _string_value(name: str, options: tuple[str, ...], signals: TranscriptSignals) -> str:
-    if "sentiment" in name or "mood" in name:
+    if "gap" in name:
+        preferred = signals.gap_topic
+    elif "sentiment" in name or "mood" in name:
         preferred = signals.sentiment
     elif "category" in name or "topic" in name or "intent" in name:
         preferred = signals.category

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
-from .language import detect_language, words
+from .language import NOT_FOUND, STOPWORDS, detect_language, words
 
 _TRANSCRIPT_TAG = re.compile(
     r"<(transcript|conversation|chat|dialogue|messages)\b[^>]*>(.*?)</\1>", re.DOTALL | re.IGNORECASE
@@ -172,6 +172,25 @@ ESCALATION_WORDS = (
 )
 
 
+# How an answer says the help centre had nothing: the emulator's own "not found" answers (their first
+# sentence, every language) and the usual English wordings of a real model.
+NOT_ANSWERED_PHRASES = (
+    *sorted({text.split(".")[0].split("?")[0].lower() for text in NOT_FOUND.values()}),
+    "couldn't find",
+    "could not find",
+    "no information about",
+    "don't have information",
+    "do not have information",
+    "not covered in our help",
+)
+_TOPIC_SKIP = frozenset(
+    "can could would will should do does did how what when where why which who is are am was were my i me we our "
+    "you your it its this that there a an the to of in on for with into from about please hi hello hey just "
+    "straight possible way".split()
+)
+GAP_TOPIC_WORDS = 6
+
+
 def transcript_from(text: str) -> str:
     """The transcript inside a known wrapper tag, else the whole text."""
     match = _TRANSCRIPT_TAG.search(text)
@@ -228,6 +247,35 @@ class TranscriptSignals:
     def escalation_needed(self) -> bool:
         asked_for_escalation = any(phrase in self.customer_text.lower() for phrase in ESCALATION_WORDS)
         return asked_for_escalation or (not self.resolved and self.sentiment == "negative")
+
+    @cached_property
+    def knowledge_gap(self) -> bool:
+        """The assistant said the help centre had nothing on the customer's question."""
+        agent = self.agent_text.lower()
+        return any(phrase in agent for phrase in NOT_ANSWERED_PHRASES)
+
+    @cached_property
+    def gap_topic(self) -> str:
+        """The missing topic: the content words of the customer's first question, in order (so the same
+        question always names the same topic, and the report can group by it)."""
+        if not self.knowledge_gap:
+            return ""
+        skip = _TOPIC_SKIP | STOPWORDS.get(self.language, frozenset())
+        content = [word for word in words(self.first_customer_sentence) if word not in skip and not word.isdigit()]
+        return " ".join(content[:GAP_TOPIC_WORDS]) or "unspecified"
+
+    @cached_property
+    def cx_score(self) -> int:
+        """1 (answered nothing, customer angry) .. 5 (resolved, customer pleased)."""
+        if self.resolved:
+            return 5 if self.sentiment == "positive" else 4
+        if self.sentiment == "positive":  # thanked the assistant without saying it is solved
+            return 4
+        if self.sentiment == "negative":
+            return 1
+        if self.knowledge_gap or self.escalation_needed:
+            return 2
+        return 3
 
     @cached_property
     def language(self) -> str:

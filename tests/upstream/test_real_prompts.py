@@ -119,7 +119,7 @@ def test_an_earlier_conversation_summary_does_not_make_the_answer_a_summary(clie
         assert "requests per minute" in answer
 
 
-def test_classifier_request_gets_the_six_keys(client: anthropic.Anthropic) -> None:
+def test_classifier_request_gets_the_keys_it_asks_for(client: anthropic.Anthropic) -> None:
     answer = _text(client, system=system_blocks(CLASSIFIER), messages=single_turn_messages(TRANSCRIPT))
     parsed = json.loads(answer)
     assert parsed == {
@@ -129,7 +129,21 @@ def test_classifier_request_gets_the_six_keys(client: anthropic.Anthropic) -> No
         "escalation_needed": True,
         "language": "en",
         "summary": parsed["summary"],
+        "knowledge_gap": False,
+        "gap_topic": "",
+        "cx_score": 1,
     }
+
+
+def test_classifier_marks_a_question_the_help_centre_did_not_answer(client: anthropic.Anthropic) -> None:
+    transcript = (
+        "<transcript>\nCustomer: Can I export my invoices straight into Xero?\n"
+        "Assistant: I'm sorry, I couldn't find information about that in our help center.\n"
+        "Customer: Ok.\n</transcript>"
+    )
+    parsed = json.loads(_text(client, system=system_blocks(CLASSIFIER), messages=single_turn_messages(transcript)))
+    assert (parsed["knowledge_gap"], parsed["gap_topic"]) == (True, "export invoices xero")
+    assert parsed["cx_score"] == 2
 
 
 def test_a_request_to_summarise_the_conversation_gets_a_summary(client: anthropic.Anthropic) -> None:
