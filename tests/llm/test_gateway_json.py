@@ -33,6 +33,9 @@ class Classification(pydantic.BaseModel):
     escalation_needed: bool
     language: str
     summary: str
+    knowledge_gap: bool
+    gap_topic: str
+    cx_score: int
 
 
 def classifier_prompt() -> PromptParts:
