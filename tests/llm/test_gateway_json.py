@@ -33,9 +33,10 @@ class Classification(pydantic.BaseModel):
     escalation_needed: bool
     language: str
     summary: str
-    knowledge_gap: bool
-    gap_topic: str
-    cx_score: int
+    # Asked for by the demo classifier; optional as in apps.triage.schema (older versions omit them).
+    knowledge_gap: bool | None = None
+    gap_topic: str = ""
+    cx_score: int | None = None
 
 
 def classifier_prompt() -> PromptParts:
