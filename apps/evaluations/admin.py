@@ -35,6 +35,7 @@ class CaseInline(admin.StackedInline):
         ("goal", "persona", "max_turns"),
         ("must_include", "must_not_include"),
         ("language", "expect_handoff"),
+        ("expect_tool", "expect_tool_arguments"),
         "rubric",
     ]
 
@@ -51,7 +52,7 @@ class EvaluationSetAdmin(admin.ModelAdmin):
 
 @admin.register(Case)
 class CaseAdmin(admin.ModelAdmin):
-    list_display = ["name", "evaluation_set", "tags", "plan_tier", "language", "expect_handoff"]
+    list_display = ["name", "evaluation_set", "tags", "plan_tier", "language", "expect_handoff", "expect_tool"]
     list_filter = ["evaluation_set", "plan_tier", "language"]
     search_fields = ["name", "tags"]
 

@@ -121,7 +121,7 @@ def _ingest(run: Run) -> None:
                 result.save(update_fields=["requeues", "status", "error"])
                 continue
             services.result_usage_add(result, message)
-            services.result_apply_reply(result, step, message_text(message))
+            services.result_apply_reply(result, step, message_text(message), services.message_tool_uses(message))
             services.result_advance_local(result)
             result.save(update_fields=["transcript", "answer", "input_tokens", "output_tokens"])
     finally:

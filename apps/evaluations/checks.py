@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from apps.llm.types import ToolCall
 
 # Enough stopwords to tell the seven languages the assistant serves apart in a support answer.
 _STOPWORDS: dict[str, frozenset[str]] = {
@@ -27,7 +30,7 @@ HANDOFF = re.compile(
 
 @dataclass(frozen=True)
 class Check:
-    check: str  # "must_include" | "must_not_include" | "language" | "handoff"
+    check: str  # "must_include" | "must_not_include" | "language" | "handoff" | "tool_call"
     ok: bool
     detail: str
 
@@ -73,3 +76,28 @@ def run_checks(
         detail = "offers a human handoff" if handed else "no handoff"
         checks.append(Check("handoff", handed == expect_handoff, detail))
     return checks
+
+
+def _same_value(expected: Any, actual: Any) -> bool:
+    """Strings match without regard to case or surrounding space (INV-2041 = inv-2041); anything else exactly."""
+    if isinstance(expected, str) and isinstance(actual, str):
+        return expected.strip().casefold() == actual.strip().casefold()
+    return expected == actual
+
+
+def tool_call_check(*, calls: Sequence[ToolCall], name: str, arguments: dict[str, Any]) -> Check:
+    """Passes when one of the answer's tool calls (the `tool_use` blocks, as the tool loop reads them) is to
+    `name` with every expected argument; arguments the case does not name may be anything."""
+    named = [call for call in calls if call.name == name]
+    for call in named:
+        if all(key in call.input and _same_value(value, call.input[key]) for key, value in arguments.items()):
+            return Check("tool_call", True, f"called {name}({_arguments_text(call.input)})")
+    if named:
+        got = "; ".join(f"{name}({_arguments_text(call.input)})" for call in named)
+        return Check("tool_call", False, f"expected {name}({_arguments_text(arguments)}), got {got}")
+    others = ", ".join(call.name for call in calls) or "no tool"
+    return Check("tool_call", False, f"expected {name}, called {others}")
+
+
+def _arguments_text(arguments: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in sorted(arguments.items()))

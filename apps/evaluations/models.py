@@ -67,6 +67,16 @@ class Case(models.Model):
     expect_handoff = models.BooleanField(
         null=True, blank=True, help_text="True: the answer must hand over to a human; False: it must not; blank: any."
     )
+    expect_tool = models.CharField(
+        max_length=80,
+        blank=True,
+        help_text="A tool the assistant must call in this case (e.g. resend_invoice); blank: no expectation.",
+    )
+    expect_tool_arguments = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Arguments that call must carry, e.g. {"invoice_number": "INV-2041"}; others may be present too.',
+    )
     rubric = models.JSONField(default=list, blank=True, help_text="Criteria for the model grader, one per string.")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -97,10 +107,28 @@ class Case(models.Model):
         overlap = {f.lower() for f in self.must_include} & {f.lower() for f in self.must_not_include}
         if overlap:
             raise ValidationError(f"A fact cannot be both required and forbidden: {', '.join(sorted(overlap))}.")
-        if not (self.must_include or self.must_not_include or self.language or self.rubric) and (
+        self._clean_tool_expectation()
+        if not (self.must_include or self.must_not_include or self.language or self.rubric or self.expect_tool) and (
             self.expect_handoff is None
         ):
             raise ValidationError("A case needs at least one expectation.")
+
+    def _clean_tool_expectation(self) -> None:
+        from apps.actions.registry import tool_get
+
+        arguments = self.expect_tool_arguments
+        if not isinstance(arguments, dict) or not all(isinstance(key, str) for key in arguments):
+            raise ValidationError({"expect_tool_arguments": "Give an object of argument → value."})
+        if not self.expect_tool:
+            if arguments:
+                raise ValidationError({"expect_tool_arguments": "Arguments need an expected tool."})
+            return
+        tool = tool_get(self.expect_tool)
+        if tool is None:
+            raise ValidationError({"expect_tool": f"No tool named {self.expect_tool!r}."})
+        unknown = sorted(set(arguments) - set(tool.input_schema.get("properties") or {}))
+        if unknown:
+            raise ValidationError({"expect_tool_arguments": f"{tool.name} takes no argument {', '.join(unknown)}."})
 
 
 class Run(models.Model):

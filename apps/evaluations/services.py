@@ -27,11 +27,11 @@ from django.utils import timezone
 from apps.accounts.selectors import neutralise_tags
 from apps.core.exceptions import ApplicationError
 from apps.evaluations import grading
-from apps.evaluations.checks import run_checks
+from apps.evaluations.checks import run_checks, tool_call_check
 from apps.evaluations.demo import DEMO_CASES, DEMO_SET_NAME
 from apps.evaluations.models import Case, CaseResult, EvaluationSet, Run
 from apps.llm.models import LLMCall, TaskType
-from apps.llm.types import PromptParts, Turn
+from apps.llm.types import PromptParts, ToolCall, Turn
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def _answer_params(result: CaseResult, parts: PromptParts) -> dict[str, Any]:
     from apps.llm.routing import route
 
     transcript = [turn for turn in result.transcript if turn["role"] in ("user", "assistant")]
-    history = tuple(Turn(role=turn["role"], text=turn["text"]) for turn in transcript[:-1])
+    history = tuple(Turn(role=turn["role"], text=_turn_text(turn)) for turn in transcript[:-1])
     new_turn = f"{account_context_text(result.case)}\n\n{user_message_text(transcript[-1]['text'])}"
     params: dict[str, Any] = {
         "max_tokens": parts.max_tokens,
@@ -203,6 +203,12 @@ def _answer_params(result: CaseResult, parts: PromptParts) -> dict[str, Any]:
             summary="", history=history, new_user_blocks=[{"type": "text", "text": new_turn}]
         ),
     }
+    if parts.tool_names:
+        from apps.actions.registry import tool_specs
+
+        # The version's tools, as the chat sends them, so the model can choose one; evaluations record the
+        # call and never run it (a case's customer is a fixture, not an account to act on).
+        params["tools"] = [spec.definition() for spec in tool_specs(parts.tool_names)]
     params["model"] = route(
         task_type=TaskType.CHAT,
         plan_tier=result.case.plan_tier,
@@ -236,10 +242,42 @@ def result_step_params(result: CaseResult, step: str, parts: PromptParts) -> tup
     return _customer_params(result), grading.CUSTOMER_PROMPT
 
 
-def result_apply_reply(result: CaseResult, step: str, text: str) -> None:
+def _turn_text(turn: dict[str, Any]) -> str:
+    """An earlier assistant turn as history: its words, or what it called when it only called a tool."""
+    if turn["text"] or not turn.get("tool_uses"):
+        return turn["text"]
+    return " ".join(f"(called {call['name']})" for call in turn["tool_uses"])
+
+
+def message_tool_uses(message: Any) -> list[dict[str, Any]]:
+    """The reply's complete `tool_use` blocks as plain data (what the tool loop would run)."""
+    return [
+        {"id": block.id, "name": block.name, "input": dict(block.input or {})}
+        for block in message.content
+        if block.type == "tool_use"
+    ]
+
+
+def transcript_tool_calls(transcript: list[dict[str, Any]]) -> list[ToolCall]:
+    """Every tool call the assistant made in a result's transcript, as the tool loop's ToolCall (round = the
+    assistant turn it was made in)."""
+    calls: list[ToolCall] = []
+    assistant_turns = (turn for turn in transcript if turn["role"] == "assistant")
+    for number, turn in enumerate(assistant_turns, 1):
+        calls += [
+            ToolCall(id=use.get("id", ""), name=use["name"], input=dict(use.get("input") or {}), round=number)
+            for use in turn.get("tool_uses", ())
+        ]
+    return calls
+
+
+def result_apply_reply(result: CaseResult, step: str, text: str, tool_uses: list[dict[str, Any]] | None = None) -> None:
     text = text.strip()
     if step == "answer":
-        result.transcript = [*result.transcript, {"role": "assistant", "text": text}]
+        turn: dict[str, Any] = {"role": "assistant", "text": text}
+        if tool_uses:
+            turn["tool_uses"] = tool_uses
+        result.transcript = [*result.transcript, turn]
         result.answer = text
     elif text == grading.CUSTOMER_DONE or not text:
         result.transcript = [*result.transcript, {"role": "done", "text": ""}]
@@ -317,7 +355,7 @@ def run_quick(*, run: Run) -> Run:
             if step == "answer":
                 result.latency_ms += latency
             result_usage_add(result, message)
-            result_apply_reply(result, step, text)
+            result_apply_reply(result, step, text, message_tool_uses(message))
             result_advance_local(result)
         if result.status != Status.ERRORED:
             result.status = Status.ANSWERED
@@ -347,10 +385,15 @@ def result_grade(*, result: CaseResult) -> CaseResult:
         language=case.language,
         expect_handoff=case.expect_handoff,
     )
+    if case.expect_tool:
+        calls = transcript_tool_calls(result.transcript)
+        checks.append(tool_call_check(calls=calls, name=case.expect_tool, arguments=case.expect_tool_arguments))
+    # A turn that only called a tool has no words, but it is an answer.
+    answered = any(turn["role"] == "assistant" for turn in result.transcript)
     result.checks = [check.as_dict() for check in checks]
     result.grades = []
     grader_ok = True
-    if case.rubric and answers:
+    if case.rubric and answered:
         reply = complete_json(
             prompt=grading.GRADER_PROMPT,
             user_text=grading.grader_user_text(rubric=case.rubric, transcript=result.transcript, answer=answers[-1]),
@@ -369,13 +412,13 @@ def result_grade(*, result: CaseResult) -> CaseResult:
                 for n, item in enumerate(case.rubric, 1)
             ]
     result.passed = (
-        bool(answers)
+        answered
         and grader_ok
         and all(check.ok for check in checks)
         and all(grade["score"] >= grading.PASS_SCORE for grade in result.grades)
     )
-    result.status = Status.GRADED if grader_ok and answers else Status.ERRORED
-    if not answers and not result.error:
+    result.status = Status.GRADED if grader_ok and answered else Status.ERRORED
+    if not answered and not result.error:
         result.error = "no answer"
     cost = LLMCall.objects.filter(conversation_id=result_call_key(result)).aggregate(total=Sum("cost_usd"))["total"]
     result.cost_usd = cost or Decimal(0)
