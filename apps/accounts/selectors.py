@@ -19,6 +19,7 @@ from apps.core.cache import CACHE_ERRORS
 from apps.core.exceptions import NotFound
 
 ACCOUNT_CONTEXT_TAG = "account_context"
+VISITOR_CONTEXT_TAG = "visitor_context"
 RECENT_INVOICES = 3
 # The key a customer-written value is wrapped in, so the model can tell it from a fact of ours.
 CUSTOMER_TEXT = "customer_text"
@@ -104,6 +105,15 @@ class AccountContext:
             return ""
         fields = ",\n".join(f" {_json(key)}: {_json(value)}" for key, value in self.as_json().items())
         return f"<{ACCOUNT_CONTEXT_TAG}>\n{{\n{fields}\n}}\n</{ACCOUNT_CONTEXT_TAG}>"
+
+
+def visitor_context_render(*, language: str) -> str:
+    """What the assistant may know about an anonymous visitor (no account): the language of their
+    browser, a code the caller has checked against the languages the assistant serves. In the user
+    turn, like an account context; the system blocks stay the same for every visitor."""
+    facts = {"visitor": "anonymous", "language": language}
+    fields = ",\n".join(f" {_json(key)}: {_json(value)}" for key, value in facts.items())
+    return f"<{VISITOR_CONTEXT_TAG}>\n{{\n{fields}\n}}\n</{VISITOR_CONTEXT_TAG}>"
 
 
 def customer_text(value: str) -> dict[str, str]:

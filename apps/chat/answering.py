@@ -245,13 +245,14 @@ async def question_store(
     text: str,
     client_id: Any,
     draft_from: services.ChatContext | None,
+    language: str = "",
 ) -> StoredQuestion:
     """Store the question (and its streaming reply row) and build its gateway request.
 
     `draft_from`: a context read earlier; the upstream call then starts from it before the commit, and
     is kept only if the request built after the commit is the same call. Raises what
     `services.message_submit` raises (`busy`, database errors): then nothing was stored and no call
-    goes on.
+    goes on. `language`: an anonymous visitor's browser language (`services.chat_context_load`).
     """
     early = _EarlyStream(draft_from.request(text)) if draft_from is not None else None
     try:
@@ -262,7 +263,12 @@ async def question_store(
                 # the question takes to store, serialising the two instead of overlapping them.
                 await early.wait_sent(timeout=EARLY_SEND_WAIT_SECONDS)
             submission, prepared = await db(_submit_and_prepare)(
-                user=user, conversation=conversation, text=text, client_id=client_id, known=draft_from
+                user=user,
+                conversation=conversation,
+                text=text,
+                client_id=client_id,
+                known=draft_from,
+                language=language,
             )
     except BaseException:
         if early is not None:
@@ -585,7 +591,13 @@ async def _aclose_quietly(stream: Any) -> None:
 
 
 def _submit_and_prepare(
-    *, user: Any, conversation: Conversation, text: str, client_id: Any, known: services.ChatContext | None
+    *,
+    user: Any,
+    conversation: Conversation,
+    text: str,
+    client_id: Any,
+    known: services.ChatContext | None,
+    language: str = "",
 ) -> tuple[services.Submission, ChatRequest | Exception | None]:
     """Store the question and build its gateway request in ONE worker-thread call.
 
@@ -598,7 +610,9 @@ def _submit_and_prepare(
     if submission.duplicate or submission.reply is None:  # a resend, or a question for a person
         return submission, None
     try:
-        return submission, services.message_reply_request(user=user, submission=submission, known=known)
+        return submission, services.message_reply_request(
+            user=user, submission=submission, known=known, language=language
+        )
     except Exception as exc:  # handed to the run, which reports and stores it
         return submission, exc
 

@@ -57,6 +57,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._session_ended = False
         # A person answers this conversation (as last heard): no upstream call is drafted for a question.
         self._humans_answer = False
+        # An anonymous visitor's browser language, set by the widget's consumer before connecting; a
+        # customer's language is their account's.
+        self.language = ""
 
     # -- connection -------------------------------------------------------------------------
 
@@ -78,7 +81,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         requested = query.get("conversation", [None])[0]
         try:
-            conversation, messages, self._context = await _conversation_open(user, requested)
+            conversation, messages, self._context = await _conversation_open(user, requested, self.language)
         except ApplicationError as exc:
             await self._emit(exc.as_frame())
             await self.close(code=CLOSE_NOT_FOUND)
@@ -196,6 +199,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             text=text,
             client_id=client_id,
             draft_from=self._draft_context(client_key),
+            language=self.language,
         )
         submission = stored.submission
         await self._emit(_ack(submission))
@@ -252,7 +256,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self._context = None
         try:
-            context = await db(services.chat_context_load)(user=self.user, conversation=self.conversation)
+            context = await db(services.chat_context_load)(
+                user=self.user, conversation=self.conversation, language=self.language
+            )
         except Exception:  # the next question takes the ordinary path
             logger.warning("could not load the chat context", exc_info=True)
             return
@@ -343,7 +349,7 @@ async def _rate_limited(user: Any) -> bool:
 
 
 def _conversation_open_sync(
-    user: Any, requested: str | None
+    user: Any, requested: str | None, language: str = ""
 ) -> tuple[Conversation, list[Message], services.ChatContext | None]:
     """The requested conversation (the user's own only) with its transcript, or a fresh one, and the
     context its next question will be built from."""
@@ -355,13 +361,13 @@ def _conversation_open_sync(
         for message in messages:
             if selectors.message_streaming_is_stale(message):
                 services.message_reply_fail(reply=message, text=message.text)
-    return conversation, messages, services.chat_context_load(user=user, conversation=conversation)
+    return conversation, messages, services.chat_context_load(user=user, conversation=conversation, language=language)
 
 
 async def _conversation_open(
-    user: Any, requested: str | None
+    user: Any, requested: str | None, language: str = ""
 ) -> tuple[Conversation, list[Message], services.ChatContext | None]:
-    return await db(_conversation_open_sync)(user, requested)
+    return await db(_conversation_open_sync)(user, requested, language)
 
 
 def _ack(submission: services.Submission) -> dict[str, Any]:

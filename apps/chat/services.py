@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import SupportTicket
-from apps.accounts.selectors import account_context_for_user
+from apps.accounts.selectors import account_context_for_user, visitor_context_render
 from apps.accounts.services import ticket_open
 from apps.chat.models import Conversation, Feedback, Message
 from apps.chat.selectors import (
@@ -301,8 +301,14 @@ def _chat_context(
     before: Message | None,
     history: tuple[Turn, ...] | None = None,
     last_message_id: int = 0,
+    language: str = "",
 ) -> ChatContext:
     account = account_context_for_user(user)  # cached
+    rendered, chosen_language = account.render(), account.language
+    if account.anonymous and language:
+        # An anonymous visitor has no account language: their browser's, sent with each question (never
+        # in the cached system blocks, which stay the same bytes for every visitor).
+        rendered, chosen_language = visitor_context_render(language=language), language
     prompt, knowledge_mode = prompt_parts_grounded(prompt)  # the current knowledge snapshot, same object per pair
     if history is None:
         history = conversation_history_turns(conversation, before=before)[conversation.summary_turns :]
@@ -312,9 +318,9 @@ def _chat_context(
         history=history,
         summary=conversation.summary,
         summary_turns=conversation.summary_turns,
-        account_context=account.render(),
+        account_context=rendered,
         plan_tier=str(account.plan_tier),
-        language=account.language,
+        language=chosen_language,
         last_message_id=last_message_id,
         knowledge_mode=knowledge_mode,
     )
@@ -335,11 +341,12 @@ def _history_unchanged(context: ChatContext, submission: Submission) -> bool:
     )
 
 
-def chat_context_load(*, user: AbstractBaseUser, conversation: Conversation) -> ChatContext | None:
+def chat_context_load(*, user: AbstractBaseUser, conversation: Conversation, language: str = "") -> ChatContext | None:
     """The context the next question in `conversation` would be answered with, as of now (writes nothing).
 
-    For the authenticated `user` only. None when no prompt version is active: the question then takes
-    the ordinary path, which reports that error.
+    For the authenticated `user` only. `language`: an anonymous visitor's browser language, checked by
+    the caller (a customer's comes from their account). None when no prompt version is active: the
+    question then takes the ordinary path, which reports that error.
     """
     current = Conversation.objects.select_related("prompt_version__prompt").get(pk=conversation.pk)
     if current.messages.filter(status=Message.Status.STREAMING).exists():
@@ -355,6 +362,7 @@ def chat_context_load(*, user: AbstractBaseUser, conversation: Conversation) -> 
         prompt=version.to_parts(),  # cached per process for published versions
         before=None,
         last_message_id=last_message_id,
+        language=language,
     )
     # Retrieval searches per question, a database query the event loop cannot run: such questions take
     # the ordinary path, which builds the request (search included) after the question is stored.
@@ -362,9 +370,10 @@ def chat_context_load(*, user: AbstractBaseUser, conversation: Conversation) -> 
 
 
 def message_reply_request(
-    *, user: AbstractBaseUser, submission: Submission, known: ChatContext | None = None
+    *, user: AbstractBaseUser, submission: Submission, known: ChatContext | None = None, language: str = ""
 ) -> ChatRequest:
-    """The gateway request for `submission.reply`, for the authenticated `user` only (their account context).
+    """The gateway request for `submission.reply`, for the authenticated `user` only (their account context;
+    `language` as for `chat_context_load`).
 
     `known`: a context read earlier (`chat_context_load`); its history is reused when no message was
     written since. Raises `ApplicationError` if no prompt version is available.
@@ -381,7 +390,9 @@ def message_reply_request(
     else:
         prompt = conversation_prompt_version_assign(conversation=conversation).to_parts()
     history = known.history if known is not None and _history_unchanged(known, submission) else None
-    context = _chat_context(user=user, conversation=conversation, prompt=prompt, before=question, history=history)
+    context = _chat_context(
+        user=user, conversation=conversation, prompt=prompt, before=question, history=history, language=language
+    )
     knowledge: tuple[KnowledgeSource, ...] = ()
     if context.knowledge_mode == "retrieval":
         recent = [turn.text for turn in context.history if turn.role == "user"][-RETRIEVAL_RECENT_TURNS:]

@@ -42,9 +42,14 @@ _ACCOUNT_CONTEXT = re.compile(
 )
 # Context an application puts into the user turn next to what the user typed.
 _CONTEXT_BLOCK = re.compile(
-    r"<(account_context|account|customer_context|customer_account|conversation_summary|summary|history_summary|"
-    r"previous_summary)\b[^>]*>.*?</\1>",
+    r"<(account_context|account|customer_context|customer_account|visitor_context|visitor|conversation_summary|"
+    r"summary|history_summary|previous_summary)\b[^>]*>.*?</\1>",
     re.DOTALL | re.IGNORECASE,
+)
+# The language an account or visitor context gives (`"language": "de"`): what a short message with no
+# language of its own ("Hi", an order number) is answered in.
+_CONTEXT_LANGUAGE = re.compile(
+    r"<(account_context|visitor_context)\b[^>]*>.*?\"language\":\s*\"([a-z]{2})\".*?</\1>", re.DOTALL | re.IGNORECASE
 )
 _TRANSCRIPT_TAG = re.compile(
     r"<(transcript|conversation|chat|dialogue|messages)\b[^>]*>.*?</\1>", re.DOTALL | re.IGNORECASE
@@ -310,7 +315,10 @@ def _account_context(instructions: _Instructions, user_text: str) -> str:
 
 def _support_answer(system: str, instructions: _Instructions, user_text: str) -> str:
     query = plain_prose(_own_words(user_text))
-    language = detect_language(query)
+    hinted = _CONTEXT_LANGUAGE.search(user_text)
+    language = detect_language(query, default=hinted.group(2).lower() if hinted else "en")
+    if language not in GREETING:
+        language = "en"
     query_words = set(words(query))
     if not stem_terms(query) or (query_words & GREETING_WORDS and len(query_words) <= 3):
         return GREETING[language]

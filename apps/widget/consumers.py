@@ -52,6 +52,10 @@ class WidgetConsumer(ChatConsumer):
             await self._send_frame(exc.as_frame())
             await self.close(code=CLOSE_NOT_FOUND if isinstance(exc, NotFound) else CLOSE_TOO_MANY)
             return
+        # Used only for an anonymous visitor (a customer's account has a language).
+        self.language = selectors.visitor_language(
+            requested=first.get("lang"), accept_language=self._header("accept-language")
+        )
         # The chat runs as this user; any login session of the support site's own (a cookie sent along)
         # plays no part here.
         self.scope["user"] = self.identity.user
@@ -100,6 +104,13 @@ class WidgetConsumer(ChatConsumer):
             await self._send_frame(exc.as_frame())
             return
         await self._send_frame({"type": "left", "ticket_id": ticket.pk})
+
+    def _header(self, name: str) -> str:
+        wanted = name.encode()
+        for key, value in self.scope.get("headers", []):
+            if key.lower() == wanted:
+                return value.decode("latin-1")
+        return ""
 
     def _ip(self) -> str:
         client = self.scope.get("client") or ("unknown", 0)

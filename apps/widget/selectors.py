@@ -1,4 +1,4 @@
-"""Reads: sites by their public key, the origin a request comes from, today's spend."""
+"""Reads: sites by their public key, the origin a request comes from, a visitor's language, today's spend."""
 
 import datetime
 from decimal import Decimal
@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from apps.chat.models import Conversation, Message
 from apps.core.exceptions import NotFound
+from apps.knowledge.models import Language
 from apps.llm.models import LLMCall
 from apps.widget.identity import visitor_token_read
 from apps.widget.models import Site, SiteConversation, Visitor, origin_normalise
@@ -35,6 +36,35 @@ def request_origin(request: HttpRequest) -> str:
         return ""
     parts = urlsplit(referer)
     return origin_normalise(f"{parts.scheme}://{parts.netloc}") if parts.scheme and parts.netloc else ""
+
+
+MAX_LANGUAGE_TAGS = 10  # a browser lists a handful; more is not a browser
+
+
+def _language_code(tag: str) -> str:
+    """The served language of one language tag ("de-AT" -> "de"), else ""."""
+    primary = tag.strip().split("-")[0].split("_")[0].lower()
+    return primary if primary in Language.values else ""
+
+
+def visitor_language(*, requested: object, accept_language: str) -> str:
+    """The first language the assistant serves among the browser's: `requested` (navigator.languages,
+    comma-separated, sent by the widget), else the websocket handshake's `Accept-Language` by its
+    q-values; "" when neither names one (the model then goes by what the visitor writes)."""
+    if isinstance(requested, str):
+        for tag in requested.split(",")[:MAX_LANGUAGE_TAGS]:
+            if code := _language_code(tag):
+                return code
+    weighted: list[tuple[float, int, str]] = []
+    for index, part in enumerate(accept_language.split(",")[:MAX_LANGUAGE_TAGS]):
+        tag, _, params = part.partition(";")
+        try:
+            quality = float(params.strip().removeprefix("q=")) if params.strip().startswith("q=") else 1.0
+        except ValueError:
+            continue
+        if (code := _language_code(tag)) and quality > 0:
+            weighted.append((-quality, index, code))
+    return min(weighted)[2] if weighted else ""
 
 
 def _day_start() -> datetime.datetime:

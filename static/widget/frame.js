@@ -84,6 +84,7 @@
     if (token) q.set("token", token);
     if (conversation) q.set("conversation", conversation);
     if (uid && sig) { q.set("user_id", uid); q.set("user_hash", sig); }
+    q.set("lang", Array.prototype.slice.call(langs, 0, 5).join(","));  // answers in the browser's language
     state.textContent = t.connecting;
     setBusy(true);  // until the conversation frame: nothing typed is sent into a closed socket
     ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + cfg.ws + "?" + q);

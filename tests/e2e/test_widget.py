@@ -15,6 +15,7 @@ from django.core.cache import cache
 from apps.accounts.models import SupportTicket
 from apps.chat.models import Message
 from apps.prompts.services import prompt_seed_defaults
+from apps.upstream.language import GREETING
 from apps.widget.models import Visitor
 from tests.chat.factories import CustomerAccountFactory
 from tests.conftest import received_requests
@@ -168,13 +169,18 @@ def test_a_signed_identity_gets_its_account_context_and_a_forged_one_does_not(
     assert "account_context" not in sent and "carol" not in sent and "Globex" not in sent
 
 
-def test_in_german_a_visitor_leaves_a_message_with_an_email(site, host, llm_upstream, asgi_server, browser_page):
+def test_in_german_a_visitor_is_answered_in_german_and_leaves_a_message_with_an_email(site, host, llm_upstream, asgi_server, browser_page):
     context = browser_page.context.browser.new_context(locale="de-DE")
     page = context.new_page()
     page.goto(f"http://localhost:{host.port}" + host.page("/kontakt", f"{asgi_server}/widget/{site.key}.js"))
     page.get_by_role("button", name="Chatten Sie mit uns").click()
     frame = page.frame_locator("iframe[title='Globex Help']")
     frame.locator("#w-state", has_text="Online").wait_for()
+    frame.get_by_label("Ihre Nachricht", exact=True).fill("Hey")
+    frame.get_by_label("Ihre Nachricht", exact=True).press("Enter")
+    frame.locator(ANSWER).wait_for()  # in the browser's language, though "Hey" is not German
+    assert frame.locator(ANSWER).text_content() == GREETING["de"]
+    assert '"language": "de"' in last_chat_request_text(llm_upstream)
     frame.get_by_role("button", name="Oder hinterlassen Sie unserem Team eine Nachricht und Ihre E-Mail").click()
     frame.get_by_label("E-Mail für eine Antwort (optional)").fill("besuch@example.de")
     frame.get_by_label("Ihre Nachricht an unser Team").fill("Bitte rufen Sie mich an.")

@@ -10,6 +10,7 @@ from django.core.cache import cache
 
 from apps.prompts.services import prompt_seed_defaults
 from tests.chat.conftest import TERMINAL
+from tests.chat.factories import CustomerAccountFactory
 from tests.widget.factories import SiteFactory
 
 SECRET = "host-site-secret-for-tests"
@@ -25,6 +26,12 @@ def widget_env(llm_upstream, transactional_db):
 
 
 @pytest.fixture
+def carol(transactional_db):
+    """A customer of the host site, with an account (language "en")."""
+    return CustomerAccountFactory(user__username="carol", plan="enterprise", company="Globex").user
+
+
+@pytest.fixture
 def site(transactional_db):
     return SiteFactory(origin="https://help.example.com", name="Acme Help", secret=SECRET)
 
@@ -36,14 +43,16 @@ class WidgetSocket:
         self.communicator = communicator
 
     @classmethod
-    async def open(cls, key: str, *, client: str = "203.0.113.9", **params: str) -> "WidgetSocket":
+    async def open(
+        cls, key: str, *, client: str = "203.0.113.9", headers: tuple[tuple[bytes, bytes], ...] = (), **params: str
+    ) -> "WidgetSocket":
         from supportbot.asgi import application
 
         query = urlencode({name: value for name, value in params.items() if value is not None})
         communicator = WebsocketCommunicator(
             application,
             f"/ws/widget/{key}/" + (f"?{query}" if query else ""),
-            headers=[(b"origin", b"http://localhost"), (b"host", b"localhost")],
+            headers=[(b"origin", b"http://localhost"), (b"host", b"localhost"), *headers],
         )
         communicator.scope["client"] = (client, 50000)
         connected, _ = await communicator.connect(timeout=10)

@@ -12,7 +12,6 @@ from apps.accounts.models import SupportTicket
 from apps.chat.models import Conversation
 from apps.widget.models import SiteConversation, Visitor
 from tests.chat.conftest import shown_text
-from tests.chat.factories import CustomerAccountFactory
 from tests.conftest import received_requests
 from tests.widget.conftest import SECRET, WidgetSocket
 
@@ -43,11 +42,6 @@ def json_text(messages) -> str:
         else:
             parts.extend(block.get("text", "") for block in content if isinstance(block, dict))
     return "\n".join(parts)
-
-
-@pytest.fixture
-def carol(transactional_db):
-    return CustomerAccountFactory(user__username="carol", plan="enterprise", company="Globex").user
 
 
 async def test_an_anonymous_visitor_chats_without_account_context_and_resumes_with_the_token(widget_env, site):
