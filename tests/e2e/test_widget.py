@@ -169,7 +169,9 @@ def test_a_signed_identity_gets_its_account_context_and_a_forged_one_does_not(
     assert "account_context" not in sent and "carol" not in sent and "Globex" not in sent
 
 
-def test_in_german_a_visitor_is_answered_in_german_and_leaves_a_message_with_an_email(site, host, llm_upstream, asgi_server, browser_page):
+def test_in_german_a_visitor_is_answered_in_german_and_leaves_a_message_with_an_email(
+    site, host, llm_upstream, asgi_server, browser_page
+):
     context = browser_page.context.browser.new_context(locale="de-DE")
     page = context.new_page()
     page.goto(f"http://localhost:{host.port}" + host.page("/kontakt", f"{asgi_server}/widget/{site.key}.js"))
