@@ -206,26 +206,31 @@ def snapshot_content() -> list[dict[str, Any]]:
 def snapshot_refresh(*, actor=None) -> KnowledgeSnapshot:
     """The snapshot of the published articles: the latest one when nothing changed, else a new one."""
     articles = snapshot_content()
-    encoded = json.dumps(articles, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    digest = hashlib.sha256(encoded.encode()).hexdigest()
+    figures = snapshot_figures(articles)
     latest = KnowledgeSnapshot.objects.order_by("-created_at", "-id").first()
-    if latest is not None and latest.digest == digest:
+    if latest is not None and latest.digest == figures["digest"]:
         return latest
-    characters = sum(len(a["title"]) + len(a["body"]) + len(a["url"]) for a in articles)
     # Answers read the current snapshot from the cache: drop it once this one is visible to them. The
     # search's term statistics follow the published set too (a full pass: in a task).
-    transaction.on_commit(_forget_current_snapshot)
+    transaction.on_commit(forget_current_snapshot)
     transaction.on_commit(_refresh_term_stats_later)
     return KnowledgeSnapshot.objects.create(
-        created_by=actor if getattr(actor, "pk", None) else None,
-        digest=digest,
-        articles=articles,
-        article_count=len(articles),
-        token_estimate=math.ceil(characters / CHARS_PER_TOKEN),
+        created_by=actor if getattr(actor, "pk", None) else None, articles=articles, **figures
     )
 
 
-def _forget_current_snapshot() -> None:
+def snapshot_figures(articles: list[dict[str, Any]]) -> dict[str, Any]:
+    """A snapshot's digest, article count and token estimate from its entries (also used by migration 0005)."""
+    encoded = json.dumps(articles, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    characters = sum(len(a["title"]) + len(a["body"]) + len(a["url"]) for a in articles)
+    return {
+        "digest": hashlib.sha256(encoded.encode()).hexdigest(),
+        "article_count": len(articles),
+        "token_estimate": math.ceil(characters / CHARS_PER_TOKEN),
+    }
+
+
+def forget_current_snapshot() -> None:
     try:
         cache.delete(SNAPSHOT_CACHE_KEY)
     except Exception:  # the cache is down: its entry expires within SNAPSHOT_CACHE_SECONDS anyway
