@@ -1,7 +1,9 @@
 """What an answer is grounded in, as plain values for the LLM gateway (knowledge → llm, never back).
 
 Small base (snapshot ≤ KNOWLEDGE_PREFIX_MAX_TOKENS): the whole snapshot becomes the prompt's reference
-documents, in the cached system prefix, byte-stable until the next snapshot. Large base: the prompt
+documents, in the cached system prefix, byte-stable until the next snapshot — or, with
+KNOWLEDGE_PREFIX_CITATIONS, citable `search_result` blocks at the head of the first user turn, still
+inside the cached prefix, so answers cite articles in this mode too. Large base: the prompt
 carries no documents and each question gets the best-matching published articles as `search_result`
 blocks with citations enabled (see docs/knowledge.md).
 """
@@ -42,16 +44,23 @@ def prompt_parts_grounded(parts: PromptParts) -> tuple[PromptParts, GroundingMod
         return parts, None
     snapshot_id = ref[0]
     mode = selectors.grounding_mode(ref)
-    key = (parts, snapshot_id, mode)
+    key = (parts, snapshot_id, mode, bool(settings.KNOWLEDGE_PREFIX_CITATIONS))
     with _parts_lock:
         cached = _parts_cache.get(key)
         if cached is not None:
             _parts_cache.move_to_end(key)
             return cached, mode
     documents: tuple[tuple[str, str], ...] = ()
+    sources: tuple[KnowledgeSource, ...] = ()
     if mode == "prefix":
-        documents = snapshot_documents(KnowledgeSnapshot.objects.get(pk=snapshot_id))
-    grounded = replace(parts, reference_documents=documents, knowledge_snapshot_id=snapshot_id)
+        snapshot = KnowledgeSnapshot.objects.get(pk=snapshot_id)
+        if settings.KNOWLEDGE_PREFIX_CITATIONS:
+            sources = snapshot_sources(snapshot)
+        else:
+            documents = snapshot_documents(snapshot)
+    grounded = replace(
+        parts, reference_documents=documents, knowledge_prefix=sources, knowledge_snapshot_id=snapshot_id
+    )
     if parts.immutable:
         with _parts_lock:
             _parts_cache[key] = grounded
@@ -71,6 +80,18 @@ def snapshot_documents(snapshot: KnowledgeSnapshot) -> tuple[tuple[str, str], ..
     return tuple(documents)
 
 
+def snapshot_sources(snapshot: KnowledgeSnapshot) -> tuple[KnowledgeSource, ...]:
+    """Every article of the snapshot as a citable source, whole, in the snapshot's fixed order."""
+    return tuple(
+        KnowledgeSource(
+            title=article["title"],
+            source=article.get("url") or f"kb:article/{article['id']}",
+            passages=passages(article["body"], max_chars=None),
+        )
+        for article in snapshot.articles
+    )
+
+
 def sources_for_question(
     question: str, *, recent: Sequence[str] = (), language: str = "en"
 ) -> tuple[KnowledgeSource, ...]:
@@ -83,8 +104,9 @@ def sources_for_question(
     )
 
 
-def passages(body: str) -> tuple[str, ...]:
-    """An article's citable units: its paragraphs, a heading kept with the paragraph under it."""
+def passages(body: str, *, max_chars: int | None = MAX_SOURCE_CHARS) -> tuple[str, ...]:
+    """An article's citable units: its paragraphs, a heading kept with the paragraph under it; the first
+    ones up to `max_chars` (None: the whole article)."""
     units: list[str] = []
     heading = ""
     length = 0
@@ -97,7 +119,7 @@ def passages(body: str) -> tuple[str, ...]:
             continue
         unit = f"{heading}\n{paragraph}" if heading else paragraph
         heading = ""
-        if units and length + len(unit) > MAX_SOURCE_CHARS:
+        if units and max_chars is not None and length + len(unit) > max_chars:
             break
         units.append(unit)
         length += len(unit)

@@ -147,10 +147,17 @@ def _append(messages: list[dict[str, Any]], role: str, block: dict[str, Any]) ->
 
 
 def conversation_messages(
-    *, summary: str, history: tuple[Turn, ...] | list[Turn], new_user_blocks: list[dict[str, Any]]
+    *,
+    summary: str,
+    history: tuple[Turn, ...] | list[Turn],
+    new_user_blocks: list[dict[str, Any]],
+    lead_blocks: Sequence[dict[str, Any]] = (),
 ) -> list[dict[str, Any]]:
-    """Summary turn, history turns (breakpoint on the latest), then the new user turn's blocks."""
+    """Lead blocks (the prefix's knowledge), summary turn, history turns (breakpoint on the latest), then the
+    new user turn's blocks."""
     messages: list[dict[str, Any]] = []
+    for block in lead_blocks:
+        _append(messages, "user", block)
     if summary.strip():
         _append(messages, "user", _text_block(f"<{SUMMARY_TAG}>\n{summary.strip()}\n</{SUMMARY_TAG}>"))
     last_history_block: dict[str, Any] | None = None
@@ -185,15 +192,34 @@ def chat_messages(request: ChatRequest) -> list[dict[str, Any]]:
     """The conversation for one chat request; the account context appears only in the new turn.
 
     Retrieved articles go first in the new turn, as search results: after every cache breakpoint, since
-    they change with each question.
+    they change with each question. A snapshot in the prefix with citations goes first of all, the same
+    bytes for every conversation, with its own breakpoint (see `knowledge_prefix_blocks`).
     """
     new_turn = "\n\n".join(
         part for part in (request.account_context.strip(), user_message_text(request.user_text)) if part
     )
     results = [search_result_block(source) for source in request.knowledge if any(p.strip() for p in source.passages)]
     return conversation_messages(
-        summary=request.summary, history=request.history, new_user_blocks=[*results, _text_block(new_turn)]
+        summary=request.summary,
+        history=request.history,
+        new_user_blocks=[*results, _text_block(new_turn)],
+        lead_blocks=knowledge_prefix_blocks(request.prompt),
     )
+
+
+@lru_cache(maxsize=8)
+def knowledge_prefix_blocks(parts: PromptParts) -> tuple[dict[str, Any], ...]:
+    """The snapshot as `search_result` blocks with citations enabled, the last one a cache breakpoint with the
+    version's TTL: tools, system and these blocks make one cached prefix shared by every conversation.
+
+    The system then has one breakpoint (it carries no documents), so with the history's the request uses 3
+    of the API's 4. Cached per parts (the snapshot is folded into them); callers must not modify the blocks.
+    """
+    sources = [source for source in parts.knowledge_prefix if any(p.strip() for p in source.passages)]
+    blocks = [search_result_block(source) for source in sources]
+    if blocks:
+        blocks[-1]["cache_control"] = cache_control(parts.cache_ttl)
+    return tuple(blocks)
 
 
 def single_turn_messages(user_text: str) -> list[dict[str, Any]]:

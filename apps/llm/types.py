@@ -34,6 +34,10 @@ class PromptParts:
     # The knowledge snapshot the reference documents come from (None: the version's own documents, or
     # retrieval): logged on every call so metrics per prompt version and A/B stay truthful.
     knowledge_snapshot_id: int | None = None
+    # Prefix mode with citations (KNOWLEDGE_PREFIX_CITATIONS): the whole snapshot as citable sources, sent
+    # as `search_result` blocks at the head of the first user turn, inside the cached prefix, instead of
+    # `reference_documents` in the system prompt (which cannot hold search results).
+    knowledge_prefix: tuple[KnowledgeSource, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,9 @@ SPECTACULAR_SETTINGS = {
 # cached system prefix; a larger one is searched per question and the best articles sent as search results.
 KNOWLEDGE_PREFIX_MAX_TOKENS = env.int("KNOWLEDGE_PREFIX_MAX_TOKENS", default=30_000)
 KNOWLEDGE_SEARCH_LIMIT = env.int("KNOWLEDGE_SEARCH_LIMIT", default=4)
+# Prefix mode: send the snapshot as citable search results (answers cite articles) instead of documents in
+# the system prompt (the default; what customers were served before articles existed, byte for byte).
+KNOWLEDGE_PREFIX_CITATIONS = env.bool("KNOWLEDGE_PREFIX_CITATIONS", default=False)
 
 # Chat limits (see docs/protocol.md).
 CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=4000)

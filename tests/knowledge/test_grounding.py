@@ -129,3 +129,37 @@ def test_a_new_snapshot_is_used_by_the_next_answer(env, settings) -> None:
     system = "".join(block["text"] for block in received_requests(upstream, limit=1)[0]["body"]["system"])
     assert "CSV files" in system and "ZIP archive" not in system
     assert Message.objects.filter(conversation=conversation, role="assistant").count() == 2
+
+
+def test_a_small_base_with_prefix_citations_is_cited_from_the_cached_prefix(env, settings) -> None:
+    upstream, user, articles = env
+    settings.KNOWLEDGE_PREFIX_MAX_TOKENS = 30_000
+    settings.KNOWLEDGE_PREFIX_CITATIONS = True
+    conversation = ConversationFactory(user=user)
+    request, outcome, reply = answer(user, conversation, "How do I update my credit card?")
+
+    sent = received_requests(upstream, limit=1)[0]["body"]
+    system = "".join(block["text"] for block in sent["system"])
+    assert "Payment method" not in system and "<documents>" not in system
+    first_turn = sent["messages"][0]["content"]
+    results = [block for block in first_turn if block["type"] == "search_result"]
+    # The whole snapshot, in its fixed order, citable, with the prefix's breakpoint on the last result.
+    assert [r["title"] for r in results] == ["Update your credit card", "Export your data"]
+    assert all(r["citations"] == {"enabled": True} for r in results)
+    assert results[-1]["cache_control"] == {"type": "ephemeral"} and "cache_control" not in results[0]
+    assert first_turn[: len(results)] == results  # ahead of everything conversation-specific
+    breakpoints = sum("cache_control" in b for b in sent["system"]) + sum(
+        "cache_control" in b for m in sent["messages"] for b in m["content"]
+    )
+    assert breakpoints <= 4
+
+    assert outcome.citations and reply.citations[0]["article_id"] == articles["card"].id
+    assert ArticleCitation.objects.filter(article=articles["card"], message_id=reply.id).exists()
+    assert request.prompt.knowledge_snapshot_id is not None
+
+    # Another conversation's question reads the same prefix (system and the results) from the cache.
+    _, second, _ = answer(user, ConversationFactory(user=user), "And how do I export my data?")
+    # (everything the first request wrote: the system and the search results, none of it per conversation)
+    assert second.cache_read_input_tokens == outcome.cache_creation_input_tokens > 0
+    again = received_requests(upstream, limit=1)[0]["body"]
+    assert again["messages"][0]["content"][: len(results)] == results
