@@ -1,11 +1,14 @@
 """A circuit breaker per model, kept in the Django cache (shared across processes through Redis).
 
-closed ──N consecutive failures──► open ──LLM_BREAKER_RESET_SECONDS──► half-open
-  ▲                                  ▲                                     │ one probe at a time
-  └────────────── probe succeeds ────┴──────────── probe fails ◄───────────┘
+closed ──N consecutive failures──► open ──probe interval──► half-open
+  ▲                                  ▲                           │ one probe at a time
+  └────────────── probe succeeds ────┴──── probe fails ◄─────────┘ (the interval doubles)
 
 While open, the gateway skips the model and goes straight to its fallback, so an outage costs one
-probe per reset period instead of a failed attempt (and its backoff) per request.
+probe per interval instead of a failed attempt (and its backoff) per request. The interval adapts:
+`LLM_BREAKER_PROBE_SECONDS` right after opening, so a blip of a few seconds is noticed to be over
+within seconds, then doubled by each failed probe up to `LLM_BREAKER_RESET_SECONDS`, so a long outage
+costs a handful of probes, not one every second. 0 turns it off (every interval is the full period).
 
 The cache is the only state: `cache.add` is atomic on every backend, so it serves as the
 "one probe at a time" lock; `cache.incr` counts failures atomically on Redis.
@@ -49,11 +52,24 @@ class CircuitBreaker:
     def reset_seconds(self) -> float:
         return float(settings.LLM_BREAKER_RESET_SECONDS)
 
+    def first_interval(self) -> float:
+        """The probe interval right after the circuit opens (from closed)."""
+        probe = float(settings.LLM_BREAKER_PROBE_SECONDS)
+        return min(probe, self.reset_seconds) if probe > 0 else self.reset_seconds
+
+    def interval(self) -> float:
+        """The current wait between opening and the next probe (the full period if none is stored)."""
+        stored = self.store.get(self._key("interval"))
+        return min(float(stored), self.reset_seconds) if stored is not None else self.reset_seconds
+
     def state(self) -> State:
-        opened_at = self.store.get(self._key("opened_at"))
+        values = self.store.get_many([self._key("opened_at"), self._key("interval")])
+        opened_at = values.get(self._key("opened_at"))
         if opened_at is None:
             return "closed"
-        if self.clock() - float(opened_at) < self.reset_seconds:
+        interval = values.get(self._key("interval"))
+        interval = min(float(interval), self.reset_seconds) if interval is not None else self.reset_seconds
+        if self.clock() - float(opened_at) < interval:
             return "open"
         return "half_open"
 
@@ -72,13 +88,17 @@ class CircuitBreaker:
         """Close the circuit (a probe or a normal call worked)."""
         if self.store.get(self._key("opened_at")) is None and not self.store.get(self._key("failures")):
             return  # the common case: already closed, no writes
-        self.store.delete_many([self._key("failures"), self._key("opened_at"), self._key("probe")])
+        self.store.delete_many([self._key(name) for name in ("failures", "opened_at", "interval", "probe")])
 
     def record_failure(self) -> None:
-        """Count a failure; open at the threshold, or re-open when the half-open probe failed."""
+        """Count a failure; open at the threshold, or re-open for twice as long when the probe failed."""
         state = self.state()
-        if state != "closed":
-            self._open()
+        if state == "open":
+            # An attempt that started before the circuit opened: it tells nothing new, and re-opening
+            # here would push the probe back (or, doubling, make a burst look like a long outage).
+            return
+        if state == "half_open":
+            self._open(min(2 * self.interval(), self.reset_seconds))
             return
         key = self._key("failures")
         self.store.add(key, 0, timeout=FAILURE_MEMORY_SECONDS)
@@ -88,16 +108,19 @@ class CircuitBreaker:
             self.store.set(key, 1, timeout=FAILURE_MEMORY_SECONDS)
             failures = 1
         if failures >= settings.LLM_BREAKER_FAILURE_THRESHOLD:
-            self._open()
+            self._open(self.first_interval())
 
     def release_probe(self) -> None:
         """The half-open probe ended without telling whether the model recovered (the request itself was
         refused, e.g. a 400): let the next caller probe instead of waiting for the lock to expire."""
         self.store.delete(self._key("probe"))
 
-    def _open(self) -> None:
-        # Kept well past the reset period so half-open is observable; a success deletes it.
-        self.store.set(self._key("opened_at"), self.clock(), timeout=int(self.reset_seconds * 20) + 60)
+    def _open(self, interval: float) -> None:
+        # Kept well past the reset period so half-open is observable; a success deletes them. The
+        # interval is written first: a reader that sees the new opened_at never pairs it with no interval.
+        timeout = int(self.reset_seconds * 20) + 60
+        self.store.set(self._key("interval"), interval, timeout=timeout)
+        self.store.set(self._key("opened_at"), self.clock(), timeout=timeout)
         self.store.delete_many([self._key("failures"), self._key("probe")])
 
 

@@ -41,6 +41,9 @@ LLM_FIRST_TOKEN_TIMEOUT_SECONDS = env.float("LLM_FIRST_TOKEN_TIMEOUT_SECONDS", d
 LLM_TOTAL_TIMEOUT_SECONDS = env.float("LLM_TOTAL_TIMEOUT_SECONDS", default=120.0)
 LLM_BREAKER_FAILURE_THRESHOLD = env.int("LLM_BREAKER_FAILURE_THRESHOLD", default=5)
 LLM_BREAKER_RESET_SECONDS = env.float("LLM_BREAKER_RESET_SECONDS", default=30.0)
+# The first probe comes this soon after the circuit opens; each failed probe doubles the wait, up to
+# LLM_BREAKER_RESET_SECONDS (0: always the full period). apps/llm/breaker.py.
+LLM_BREAKER_PROBE_SECONDS = env.float("LLM_BREAKER_PROBE_SECONDS", default=1.0)
 # Per chat question: how long it may wait for a model whose breaker is open (the half-open probe's
 # verdict) before it degrades to an apology and a ticket (docs/operations.md).
 LLM_RETRY_BUDGET_SECONDS = env.float("LLM_RETRY_BUDGET_SECONDS", default=20.0)

@@ -86,6 +86,7 @@ def two_servers_fast_breaker(redis_url: str, llm_upstream) -> Iterator[tuple[int
         CHAT_RATE_LIMIT_PER_MINUTE="1000",
         LLM_BREAKER_FAILURE_THRESHOLD=str(BREAKER_THRESHOLD),
         LLM_BREAKER_RESET_SECONDS="120",  # longer than the test: B must find the circuit open, not half-open
+        LLM_BREAKER_PROBE_SECONDS="0",
         LLM_MAX_ATTEMPTS=str(MAX_ATTEMPTS),
         LLM_BACKOFF_INITIAL_SECONDS="0.01",
         METRICS_TOKEN="",
