@@ -170,7 +170,7 @@ def test_two_processes_share_the_interval_and_send_one_probe_per_interval(redis_
                 clock.now += 0.5
                 # Each "process" polls four times at the same instant, as waiting questions do.
                 allowed = list(pool.map(lambda b: [b.allow() for _ in range(4)], [first, second] * 2))
-                winners = [b for b, granted in zip([first, second] * 2, allowed) if any(granted)]
+                winners = [b for b, granted in zip([first, second] * 2, allowed, strict=True) if any(granted)]
                 assert sum(g.count(True) for g in allowed) == len(winners) <= 1
                 if winners:
                     probes.append(clock.now - opened)
