@@ -78,8 +78,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._session_checked_at = time.monotonic()  # the auth middleware has just checked it
         if self._session_key and self.channel_layer is not None:
             await self.channel_layer.group_add(events.session_group(self._session_key), self.channel_name)
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        requested = query.get("conversation", [None])[0]
+        requested = self.requested_conversation()
         try:
             conversation, messages, self._context = await _conversation_open(user, requested, self.language)
         except ApplicationError as exc:
@@ -112,6 +111,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         local = await answering.conversation_watch(conversation.id, self, known_reply_ids=streaming)
         for reply_id in streaming - {local}:  # written by another process (or just finished here)
             await self._await_reply(reply_id)
+
+    def requested_conversation(self) -> str | None:
+        """The id of the conversation the client resumes (`?conversation=`); None starts a new one."""
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        return query.get("conversation", [None])[0]
 
     async def disconnect(self, code: int) -> None:
         # An answer in progress keeps running and is stored complete (docs/protocol.md: reconnecting

@@ -24,11 +24,13 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_MANY = 4429
 
 
-def _visitor_open(*, key: str, token: Any, user_id: Any, signature: Any, ip: str) -> services.WidgetIdentity:
+def _visitor_open(
+    *, key: str, token: Any, user_id: Any, signature: Any, expires: Any, ip: str
+) -> services.WidgetIdentity:
     site = selectors.site_get_enabled(key)
     if not selectors.visitor_token_names_visitor(site=site, token=token) and not limits.new_visitor_allowed(ip=ip):
         raise RateLimited("Too many new chats from this address; try again later.", retry_after=3600)
-    return services.visitor_authenticate(site=site, token=token, user_id=user_id, signature=signature)
+    return services.visitor_authenticate(site=site, token=token, user_id=user_id, signature=signature, expires=expires)
 
 
 class WidgetConsumer(ChatConsumer):
@@ -37,14 +39,14 @@ class WidgetConsumer(ChatConsumer):
         self.identity: services.WidgetIdentity | None = None
 
     async def connect(self) -> None:
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        first = {name: values[0] for name, values in query.items()}
+        first = self._query()
         try:
             self.identity = await db(_visitor_open)(
                 key=self.scope["url_route"]["kwargs"]["key"],
                 token=first.get("token"),
                 user_id=first.get("user_id"),
                 signature=first.get("user_hash"),
+                expires=first.get("user_expires"),
                 ip=self._ip(),
             )
         except ApplicationError as exc:
@@ -64,9 +66,29 @@ class WidgetConsumer(ChatConsumer):
         if self.conversation is None:  # refused (another visitor's conversation id): closed already
             return
         await db(services.site_conversation_record)(identity=self.identity, conversation=self.conversation)
-        await self._send_frame(
-            {"type": "visitor", "token": self.identity.token, "identified": self.identity.identified}
-        )
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        """Accepted: the visitor frame goes first, so the frame knows who it is (the token to keep, whether
+        the identity was accepted and why not) before the conversation, or before a refusal of it."""
+        await super().accept(subprotocol, headers)
+        if self.identity is not None:
+            frame: dict[str, Any] = {
+                "type": "visitor",
+                "token": self.identity.token,
+                "identified": self.identity.identified,
+            }
+            if self.identity.identity_error:
+                frame["identity_error"] = self.identity.identity_error
+            await self._send_frame(frame)
+
+    def requested_conversation(self) -> str | None:
+        """The signed-in customer's conversation (`conversation`) only when the identity was accepted; an
+        identity that was not (forged, expired) chats as the guest and resumes the guest's conversation
+        (`guest_conversation`), leaving the customer's as it is for when it is accepted again."""
+        query = self._query()
+        if self.identity is not None and self.identity.identity_error:
+            return query.get("guest_conversation")
+        return query.get("conversation")
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.conversation is None or self.identity is None:
@@ -104,6 +126,10 @@ class WidgetConsumer(ChatConsumer):
             await self._send_frame(exc.as_frame())
             return
         await self._send_frame({"type": "left", "ticket_id": ticket.pk})
+
+    def _query(self) -> dict[str, str]:
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        return {name: values[0] for name, values in query.items()}
 
     def _header(self, name: str) -> str:
         wanted = name.encode()

@@ -16,12 +16,7 @@ from apps.chat.models import Conversation
 from apps.chat.selectors import conversation_transcript
 from apps.chat.services import check_message_text
 from apps.core.exceptions import ApplicationError
-from apps.widget.identity import (
-    MAX_USER_ID_CHARS,
-    identity_signature_valid,
-    visitor_token_make,
-    visitor_token_read,
-)
+from apps.widget.identity import IdentityError, identity_check, visitor_token_make, visitor_token_read
 from apps.widget.models import Site, SiteConversation, Visitor
 
 logger = logging.getLogger(__name__)
@@ -37,14 +32,19 @@ class WidgetIdentity:
     user: AbstractBaseUser
     token: str  # the visitor token to keep (a new one when the presented one was not valid)
     identified: bool
+    identity_error: str = ""  # why a presented identity was not accepted (identity.IdentityError), else ""
 
 
-def visitor_authenticate(*, site: Site, token: object, user_id: object, signature: object) -> WidgetIdentity:
+def visitor_authenticate(
+    *, site: Site, token: object, user_id: object, signature: object, expires: object = None
+) -> WidgetIdentity:
     """The visitor `token` names on `site` (a new visitor when it is missing or invalid), chatting as the
-    customer `user_id` only when `signature` is its valid HMAC under the site's secret.
+    customer `user_id` only when `signature` is its valid HMAC under the site's secret (with `expires`,
+    if the host signed one, still ahead).
 
-    A forged signature is logged and the chat stays anonymous; a valid one for a user who is not an
-    active customer (no customer account, staff) also stays anonymous.
+    Any other identity leaves the chat anonymous, with the reason in `identity_error`: a forged
+    signature is logged as a warning; an expired one, or a valid one for a user who is not an active
+    customer (no customer account, staff), at INFO.
     """
     claim = visitor_token_read(token, site_id=site.pk)
     visitor = Visitor.objects.select_related("user").filter(pk=claim.visitor_id, site=site).first() if claim else None
@@ -52,13 +52,14 @@ def visitor_authenticate(*, site: Site, token: object, user_id: object, signatur
         visitor = _visitor_create(site=site)
     else:
         visitor.save(update_fields=["last_seen_at"])
-    customer = _verified_customer(site=site, user_id=user_id, signature=signature)
+    customer, identity_error = _verified_customer(site=site, user_id=user_id, signature=signature, expires=expires)
     return WidgetIdentity(
         site=site,
         visitor=visitor,
         user=customer or visitor.user,
         token=visitor_token_make(site_id=site.pk, visitor_id=visitor.pk),
         identified=customer is not None,
+        identity_error=identity_error,
     )
 
 
@@ -72,15 +73,22 @@ def _visitor_create(*, site: Site) -> Visitor:
         return Visitor.objects.create(id=visitor_id, site=site, user=user)
 
 
-def _verified_customer(*, site: Site, user_id: object, signature: object) -> AbstractBaseUser | None:
+def _verified_customer(
+    *, site: Site, user_id: object, signature: object, expires: object
+) -> tuple[AbstractBaseUser | None, str]:
+    """The customer a presented identity proves, or None and why not ("" when none was presented)."""
     if not user_id and not signature:
-        return None
-    if not isinstance(user_id, str) or not isinstance(signature, str) or not 0 < len(user_id) <= MAX_USER_ID_CHARS:
+        return None, ""
+    error = identity_check(secret=site.secret, user_id=user_id, signature=signature, expires=expires)
+    if error == IdentityError.MALFORMED:
         logger.warning("widget identity malformed", extra={"site": site.key})
-        return None
-    if not identity_signature_valid(secret=site.secret, user_id=user_id, signature=signature):
+        return None, error
+    if error == IdentityError.FORGED:
         logger.warning("widget identity signature forged", extra={"site": site.key, "claimed_user_id": user_id})
-        return None
+        return None, error
+    if error:
+        logger.info("widget identity %s", error, extra={"site": site.key, "claimed_user_id": user_id})
+        return None, error
     account = (
         CustomerAccount.objects.select_related("user")
         .filter(user__username=user_id, user__is_active=True, user__is_staff=False)
@@ -88,8 +96,8 @@ def _verified_customer(*, site: Site, user_id: object, signature: object) -> Abs
     )
     if account is None:
         logger.info("widget identity signed for no customer", extra={"site": site.key})
-        return None
-    return account.user
+        return None, IdentityError.NOT_A_CUSTOMER
+    return account.user, ""
 
 
 def site_conversation_record(*, identity: WidgetIdentity, conversation: Conversation) -> None:

@@ -10,17 +10,20 @@
     en: { label: "Your message", send: "Send", placeholder: "Ask us anything…", connecting: "Connecting…",
       online: "Online", offline: "Reconnecting…", email: "Email for a reply (optional)",
       leaveText: "Your message for our team", leaveSend: "Leave a message", leaveOpen: "Or leave a message and your email for our team", left: "Thanks! Our team will get back to you.",
-      failed: "The assistant could not answer. Please try again.", gone: "This chat is not available here." },
+      failed: "The assistant could not answer. Please try again.", gone: "This chat is not available here.",
+      guest: "We could not confirm your sign-in, so you are chatting as a guest. Reload the page to try again." },
     de: { label: "Ihre Nachricht", send: "Senden", placeholder: "Fragen Sie uns…", connecting: "Verbinde…",
       online: "Online", offline: "Verbindung wird wiederhergestellt…", email: "E-Mail für eine Antwort (optional)",
       leaveText: "Ihre Nachricht an unser Team", leaveSend: "Nachricht hinterlassen", leaveOpen: "Oder hinterlassen Sie unserem Team eine Nachricht und Ihre E-Mail",
       left: "Danke! Unser Team meldet sich bei Ihnen.", failed: "Der Assistent konnte nicht antworten. Bitte erneut versuchen.",
-      gone: "Dieser Chat ist hier nicht verfügbar." },
+      gone: "Dieser Chat ist hier nicht verfügbar.",
+      guest: "Ihre Anmeldung ließ sich nicht bestätigen; Sie chatten als Gast. Laden Sie die Seite neu, um es erneut zu versuchen." },
     fr: { label: "Votre message", send: "Envoyer", placeholder: "Posez-nous votre question…", connecting: "Connexion…",
       online: "En ligne", offline: "Reconnexion…", email: "E-mail pour une réponse (facultatif)",
       leaveText: "Votre message pour notre équipe", leaveSend: "Laisser un message", leaveOpen: "Ou laissez un message et votre e-mail à notre équipe",
       left: "Merci ! Notre équipe vous répondra.", failed: "L'assistant n'a pas pu répondre. Veuillez réessayer.",
-      gone: "Cette discussion n'est pas disponible ici." }
+      gone: "Cette discussion n'est pas disponible ici.",
+      guest: "Nous n'avons pas pu confirmer votre connexion : vous discutez en tant qu'invité. Rechargez la page pour réessayer." }
   };
   var lang = "en", langs = navigator.languages || [navigator.language || "en"];
   for (var i = 0; i < langs.length; i++) {
@@ -38,7 +41,7 @@
   if (/^#[0-9a-f]{6}$/i.test(cfg.colour)) document.documentElement.style.setProperty("--c", cfg.colour);
 
   var hash = new URLSearchParams(location.hash.slice(1));
-  var uid = hash.get("uid") || "", sig = hash.get("sig") || "";
+  var uid = hash.get("uid") || "", sig = hash.get("sig") || "", exp = hash.get("exp") || "";
   history.replaceState(null, "", location.pathname);  // the identity stays out of this frame's history
 
   var memory = {};
@@ -53,7 +56,11 @@
     del: function (k) { try { localStorage.removeItem(k); } catch (e) { keep(k, null); } }
   };
   var TOKEN = "acme-support:" + cfg.key + ":token";
-  var CONV = "acme-support:" + cfg.key + ":conversation:" + (uid ? "user:" + uid : "visitor");
+  // The open conversation per identity: the customer's (while the server accepts the identity) and the
+  // guest's, which is resumed instead when it does not (forged, expired), leaving the customer's alone.
+  var GUEST = "acme-support:" + cfg.key + ":conversation:visitor";
+  var CONV = uid ? "acme-support:" + cfg.key + ":conversation:user:" + uid : GUEST;
+  var held = GUEST;  // the key of the conversation this connection holds: known from the visitor frame
 
   var lastQuestion = "", ws = null, current = null, busy = false, retry = 0, closedForGood = false;
 
@@ -80,10 +87,14 @@
 
   function connect() {
     var q = new URLSearchParams();
-    var token = store.get(TOKEN), conversation = store.get(CONV);
+    var token = store.get(TOKEN), conversation = store.get(CONV), guest = store.get(GUEST);
     if (token) q.set("token", token);
     if (conversation) q.set("conversation", conversation);
-    if (uid && sig) { q.set("user_id", uid); q.set("user_hash", sig); }
+    if (uid && sig) {
+      q.set("user_id", uid); q.set("user_hash", sig);
+      if (exp) q.set("user_expires", exp);
+      if (guest) q.set("guest_conversation", guest);
+    }
     q.set("lang", Array.prototype.slice.call(langs, 0, 5).join(","));  // answers in the browser's language
     state.textContent = t.connecting;
     setBusy(true);  // until the conversation frame: nothing typed is sent into a closed socket
@@ -92,7 +103,7 @@
     ws.onclose = function (ev) {
       state.textContent = t.offline;
       setBusy(true);
-      if (ev.code === 4404 && store.get(CONV)) { store.del(CONV); connect(); return; }  // that chat is gone: a new one
+      if (ev.code === 4404 && store.get(held)) { store.del(held); connect(); return; }  // that chat is gone: a new one
       if (ev.code === 4404 || ev.code === 4429 || closedForGood) { closedForGood = true; say(t.gone); return; }
       setTimeout(connect, Math.min(30000, 500 * Math.pow(2, retry++)));
     };
@@ -102,7 +113,7 @@
     if (f.type === "conversation") {
       retry = 0;
       state.textContent = t.online;
-      store.set(CONV, f.id);
+      store.set(held, f.id);
       var streaming = null;
       if (f.messages) {
         log.textContent = "";
@@ -119,8 +130,10 @@
       if (f.question) add("user", f.question.text);
       current = add("assistant", "", "streaming");
       setBusy(true);
-    } else if (f.type === "visitor") {
+    } else if (f.type === "visitor") {  // first, before the conversation
       store.set(TOKEN, f.token);
+      held = f.identified ? CONV : GUEST;
+      if (f.identity_error) say(t.guest);
     } else if (f.type === "delta") {
       if (!current) current = add("assistant", "", "streaming");
       current.textContent += f.text;

@@ -13,6 +13,7 @@
   var script = document.currentScript;
   var userId = (script && script.getAttribute("data-user-id")) || "";
   var userHash = (script && script.getAttribute("data-user-hash")) || "";
+  var userExpires = (script && script.getAttribute("data-user-expires")) || "";
   var STRINGS = {
     en: { open: "Chat with us", close: "Close chat" },
     de: { open: "Chatten Sie mit uns", close: "Chat schließen" },
@@ -82,6 +83,7 @@
         frame.title = site.name;
         var hash = "#state=" + encodeURIComponent(JSON.stringify(saved()));
         if (userId && userHash) hash += "&uid=" + encodeURIComponent(userId) + "&sig=" + encodeURIComponent(userHash);
+        if (userId && userHash && userExpires) hash += "&exp=" + encodeURIComponent(userExpires);
         frame.src = site.frame + hash;
         panel.insertBefore(frame, close);
       }

@@ -162,11 +162,19 @@ def test_a_signed_identity_gets_its_account_context_and_a_forged_one_does_not(
     forged = hmac.new(b"a guess", b"carol", hashlib.sha256).hexdigest()
     page.goto(f"http://localhost:{host.port}" + host.page("/forged", script, user_id="carol", user_hash=forged))
     frame = open_chat(page)
+    frame.get_by_text("We could not confirm your sign-in").wait_for()  # told, until they ask
     ask(frame, "What plan am I on, really?")
     frame.locator(ANSWER).wait_for()
     sent = last_chat_request_text(llm_upstream)
     assert "really" in sent
     assert "account_context" not in sent and "carol" not in sent and "Globex" not in sent
+    assert frame.locator("li.u").all_text_contents() == ["What plan am I on, really?"]  # a guest chat of its own
+
+    # Signed correctly again: the customer's own chat is back, nothing lost to the guest one.
+    page.goto(f"http://localhost:{host.port}/account")
+    frame = open_chat(page)
+    frame.locator(ANSWER).wait_for()
+    assert frame.locator("li.u").all_text_contents() == ["What plan am I on?"]
 
 
 def test_in_german_a_visitor_is_answered_in_german_and_leaves_a_message_with_an_email(

@@ -63,9 +63,9 @@ class WidgetSocket:
         return json.loads(await self.communicator.receive_from(timeout=timeout))
 
     async def hello(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The conversation frame and the visitor frame that follow a successful connect."""
-        conversation, visitor = await self.receive(), await self.receive()
-        assert (conversation["type"], visitor["type"]) == ("conversation", "visitor"), (conversation, visitor)
+        """The conversation frame and the visitor frame of a successful connect (the visitor frame comes first)."""
+        visitor, conversation = await self.receive(), await self.receive()
+        assert (visitor["type"], conversation["type"]) == ("visitor", "conversation"), (visitor, conversation)
         return conversation, visitor
 
     async def receive_close(self, timeout: float = 5) -> int:

@@ -4,12 +4,13 @@ anonymous chats and their resumption, verified and forged identities, leaving a 
 import hashlib
 import hmac
 import logging
+import time
 
 import pytest
 from channels.db import database_sync_to_async
 
 from apps.accounts.models import SupportTicket
-from apps.chat.models import Conversation
+from apps.chat.models import Conversation, Message
 from apps.widget.models import SiteConversation, Visitor
 from tests.chat.conftest import shown_text
 from tests.conftest import received_requests
@@ -75,8 +76,8 @@ async def test_without_its_token_a_visitor_cannot_open_another_visitors_conversa
     await first.close()
 
     stranger = await WidgetSocket.open(site.key, conversation=conversation["id"])
-    error = await stranger.receive()
-    assert error["code"] == "conversation_not_found"
+    visitor, error = await stranger.receive(), await stranger.receive()
+    assert visitor["type"] == "visitor" and error["code"] == "conversation_not_found"
     assert await stranger.receive_close() == 4404
 
 
@@ -133,7 +134,102 @@ async def test_a_signed_identity_of_staff_stays_anonymous(widget_env, site):
     socket = await WidgetSocket.open(site.key, user_id="root", user_hash=sign("root"))
     _, visitor = await socket.hello()
     await socket.close()
-    assert visitor["identified"] is False
+    assert visitor["identified"] is False and visitor["identity_error"] == "not_a_customer"
+
+
+def sign_until(user_id: str, expires: int, secret: str = SECRET) -> str:
+    return hmac.new(secret.encode(), f"{user_id}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+async def test_an_identity_signed_with_an_expiry_is_accepted_until_it_and_refused_after(widget_env, site, carol):
+    ahead, past = int(time.time()) + 600, int(time.time()) - 1
+    valid = await WidgetSocket.open(
+        site.key, user_id="carol", user_hash=sign_until("carol", ahead), user_expires=str(ahead)
+    )
+    _, accepted = await valid.hello()
+    await valid.close()
+    stale = await WidgetSocket.open(
+        site.key, user_id="carol", user_hash=sign_until("carol", past), user_expires=str(past)
+    )
+    _, expired = await stale.hello()
+    await stale.close()
+    # A signature for one expiry does not sign a later one the host never signed.
+    moved = await WidgetSocket.open(
+        site.key, user_id="carol", user_hash=sign_until("carol", past), user_expires=str(ahead)
+    )
+    _, replayed = await moved.hello()
+    await moved.close()
+    assert accepted["identified"] is True and "identity_error" not in accepted
+    assert (expired["identified"], expired["identity_error"]) == (False, "expired")
+    assert (replayed["identified"], replayed["identity_error"]) == (False, "forged")
+
+
+async def test_a_refused_identity_chats_as_the_guest_and_loses_nothing(widget_env, site, carol):
+    """The page's signature stops being valid (secret changed, expired, forged): the frame presents the
+    customer's conversation and the guest's; the server resumes the guest's, without refusing the
+    connection, and the customer's is there again once the identity is accepted."""
+    signed = await WidgetSocket.open(site.key, user_id="carol", user_hash=sign("carol"))
+    customer_chat, visitor = await signed.hello()
+    await signed.ask(QUESTION)
+    await signed.close()
+
+    forged = await WidgetSocket.open(
+        site.key,
+        token=visitor["token"],
+        conversation=customer_chat["id"],
+        user_id="carol",
+        user_hash=sign("carol", secret="old-secret"),
+    )
+    guest_chat, refused = await forged.hello()
+    await forged.ask("Hello?")
+    await forged.close()
+    assert (refused["identified"], refused["identity_error"]) == (False, "forged")
+    assert guest_chat["id"] != customer_chat["id"]
+
+    again = await WidgetSocket.open(
+        site.key,
+        token=visitor["token"],
+        conversation=customer_chat["id"],
+        guest_conversation=guest_chat["id"],
+        user_id="carol",
+        user_hash=sign("carol", secret="old-secret"),
+    )
+    guest_resumed, _ = await again.hello()
+    await again.close()
+    assert guest_resumed["id"] == guest_chat["id"] and guest_resumed["messages"][0]["text"] == "Hello?"
+
+    back = await WidgetSocket.open(
+        site.key,
+        token=visitor["token"],
+        conversation=customer_chat["id"],
+        guest_conversation=guest_chat["id"],
+        user_id="carol",
+        user_hash=sign("carol"),
+    )
+    resumed, accepted = await back.hello()
+    await back.close()
+    assert accepted["identified"] is True
+    assert resumed["id"] == customer_chat["id"] and resumed["messages"][0]["text"] == QUESTION
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        ({"user_id": "carol"}, "malformed"),  # no hash
+        ({"user_id": "carol", "user_hash": "x" * 500}, "malformed"),
+        ({"user_id": "carol", "user_hash": sign("carol"), "user_expires": "soon"}, "malformed"),
+        ({"user_id": "c" * 151, "user_hash": sign("c" * 151)}, "malformed"),
+        ({"user_id": "carol", "user_hash": "0" * 64}, "forged"),
+    ],
+    ids=["no_hash", "long_hash", "expiry_not_a_number", "long_id", "forged"],
+)
+async def test_a_malformed_or_forged_identity_is_refused_with_its_reason(widget_env, site, carol, params, error):
+    socket = await WidgetSocket.open(site.key, **params)
+    _, visitor = await socket.hello()
+    frames = await socket.ask("Hello?")
+    await socket.close()
+    assert (visitor["identified"], visitor["identity_error"]) == (False, error)
+    assert frames[-1]["type"] == "done"  # the guest chats on
 
 
 async def test_a_visitor_leaves_a_message_with_an_email_for_a_reply(widget_env, site):
@@ -171,3 +267,23 @@ async def test_a_malformed_frame_gets_the_documented_error_and_the_chat_goes_on(
     await socket.close()
     assert error["type"] == "error" and error["code"] in {"malformed", "unknown_type"}
     assert frames[-1]["type"] == "done"
+
+
+@pytest.mark.parametrize("kind", ["message", "leave_message"])
+@pytest.mark.parametrize("size", ["one_over", "a_mebibyte"])
+async def test_an_oversized_frame_is_refused_and_nothing_is_stored_or_sent(widget_env, site, settings, kind, size):
+    text = "x" * (settings.CHAT_MAX_MESSAGE_CHARS + 1 if size == "one_over" else 1024 * 1024)
+    socket = await WidgetSocket.open(site.key)
+    await socket.hello()
+    await socket.send({"type": kind, "text": text, "client_id": None})
+    error = await socket.receive()
+    frames = await socket.ask(QUESTION)  # the chat goes on
+    await socket.close()
+    assert error["type"] == "error" and error["code"] == "message_too_long"
+    assert frames[-1]["type"] == "done"
+
+    @database_sync_to_async
+    def stored():
+        return list(Message.objects.filter(role="user").values_list("text", flat=True)), SupportTicket.objects.count()
+
+    assert await stored() == ([QUESTION], 0)

@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import time
 import uuid
 
 import pytest
@@ -9,6 +10,7 @@ from django.core import signing
 
 from apps.widget.identity import (
     TOKEN_SALT,
+    identity_check,
     identity_signature,
     identity_signature_valid,
     visitor_token_make,
@@ -50,3 +52,33 @@ def test_the_signature_is_hex_hmac_sha256_of_the_user_id_under_the_secret():
     assert not identity_signature_valid(secret="s3cret", user_id="bob", signature=expected)
     assert not identity_signature_valid(secret="other", user_id="alice", signature=expected)
     assert not identity_signature_valid(secret="s3cret", user_id="alice", signature="ü" + expected[1:])
+
+
+def test_an_expiry_is_signed_with_the_id_and_checked_after_the_signature():
+    ahead, past = str(int(time.time()) + 60), str(int(time.time()) - 60)
+    until = hmac.new(b"s3cret", f"alice\n{ahead}".encode(), hashlib.sha256).hexdigest()
+    assert identity_check(secret="s3cret", user_id="alice", signature=until, expires=ahead) == ""
+    assert identity_check(secret="s3cret", user_id="alice", signature=until, expires=None) == "forged"
+    plain = identity_signature(secret="s3cret", user_id="alice")
+    assert identity_check(secret="s3cret", user_id="alice", signature=plain, expires=ahead) == "forged"
+    old = identity_signature(secret="s3cret", user_id="alice", expires=past)
+    assert identity_check(secret="s3cret", user_id="alice", signature=old, expires=past) == "expired"
+    assert identity_check(secret="guess", user_id="alice", signature=old, expires=past) == "forged"
+
+
+@pytest.mark.parametrize(
+    ("user_id", "signature", "expires"),
+    [
+        (None, "ab", None),
+        ("alice", None, None),
+        ("", "ab", None),
+        ("a\nb", "ab", None),
+        ("alice", "ab", "-1"),
+        ("alice", "ab", "1e9"),
+        ("alice", "ab", "١٢٣"),
+        ("alice", "ab", 123),
+        ("alice", "a" * 129, None),
+    ],
+)
+def test_a_malformed_identity_is_refused_before_any_signature_check(user_id, signature, expires):
+    assert identity_check(secret="s3cret", user_id=user_id, signature=signature, expires=expires) == "malformed"

@@ -52,7 +52,9 @@ def widget_socket(port: int, key: str, **params: str):
 
 
 async def hello(ws) -> tuple[dict, dict]:
-    return json.loads(await ws.recv()), json.loads(await ws.recv())
+    """The conversation frame and the visitor frame (which comes first)."""
+    visitor = json.loads(await ws.recv())
+    return json.loads(await ws.recv()), visitor
 
 
 def test_a_visitor_token_the_limits_and_the_spend_cap_hold_across_processes(two_servers, sites) -> None:
