@@ -127,7 +127,8 @@ def min_cacheable_tokens(model: str) -> int:
 def _transcript(turns: Sequence[Turn], previous_summary: str, max_chars: int) -> str:
     from apps.accounts.selectors import neutralise_tags
 
-    lines = [f"{'Customer' if t.role == 'user' else 'Assistant'}: {neutralise_tags(t.text.strip())}" for t in turns]
+    speakers = {"user": "Customer", "agent": "Support agent"}
+    lines = [f"{speakers.get(t.role, 'Assistant')}: {neutralise_tags(t.text.strip())}" for t in turns]
     body = "\n\n".join(lines)
     if previous_summary:
         body = f"Summary of the earlier part: {neutralise_tags(previous_summary)}\n\n{body}"

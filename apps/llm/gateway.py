@@ -133,13 +133,19 @@ def _add_usage(totals: Meter, meter: Meter) -> None:
 
 
 async def chat_stream(
-    request: ChatRequest, *, policy: RetryPolicy | None = None, tool_runner: ToolRunner | None = None
+    request: ChatRequest,
+    *,
+    policy: RetryPolicy | None = None,
+    tool_runner: ToolRunner | None = None,
+    task_type: str = TaskType.CHAT,
 ) -> AsyncIterator[GatewayEvent]:
     """Stream one chat answer: TextDelta…, maybe Reset / HistorySummarised, then exactly one Finished.
 
     With `request.tools` and a `tool_runner`, the answer may take several rounds (apps.llm.tools): each
     round is streamed with the same retries and fallback, and between rounds the called tools run,
     announced by ToolStarted / ConfirmationRequested / ToolFinished.
+
+    `task_type` names what the call is for in the call log (an agent's draft is not a customer's answer).
 
     Never raises for upstream trouble: a broken answer ends "incomplete" (the partial text), no answer
     at all ends "degraded" (an apology in the user's language, error_code "upstream_unavailable").
@@ -151,7 +157,7 @@ async def chat_stream(
     prompt = request.prompt
 
     route_kwargs = {
-        "task_type": TaskType.CHAT,
+        "task_type": task_type,
         "plan_tier": request.plan_tier,
         "prompt_tokens": estimate_tokens(chat_params(request, "")),
         "override": request.model_override,
@@ -162,7 +168,7 @@ async def chat_stream(
     if folded:
         yield HistorySummarised(summary=request.summary, turns_covered=folded)
 
-    meta = CallMeta(TaskType.CHAT, prompt, request.conversation_id, request.reply, decision.reason)
+    meta = CallMeta(task_type, prompt, request.conversation_id, request.reply, decision.reason)
     shown = ""  # what the client currently displays
     earlier = ""  # the text of finished rounds: shown again when a later round restarts
     loop = ToolLoop(request.tools, tool_runner, max_rounds=settings.LLM_TOOL_MAX_ROUNDS)

@@ -15,6 +15,8 @@ class TaskType(models.TextChoices):
     # Offline evaluation of prompt versions (apps.evaluations): kept out of live traffic metrics.
     EVALUATION = "evaluation", "Evaluation answer"
     GRADING = "grading", "Evaluation grading"
+    # "Suggest a reply" in the agents' inbox: a draft a person edits before sending (apps/inbox/copilot.py).
+    AGENT_DRAFT = "agent_draft", "Agent reply draft"
 
 
 class ModelTier(models.TextChoices):

@@ -132,10 +132,25 @@ def user_message_text(text: str) -> str:
     return f"<{USER_MESSAGE_TAG}>\n{neutralise_tags(text)}\n</{USER_MESSAGE_TAG}>"
 
 
+HUMAN_AGENT_TAG = "human_agent_message"
+
+
+def human_agent_text(author: str, text: str) -> str:
+    """A support agent's message, as the model sees it in the history: on the assistant side (the
+    customer's side of the conversation was answered), but marked as written by a person, not by the
+    model, so it neither imitates nor contradicts it as its own words (docs/inbox.md)."""
+    name = escape(author or "support agent", quote=True)
+    return f'<{HUMAN_AGENT_TAG} agent="{name}">\n{neutralise_tags(text.strip())}\n</{HUMAN_AGENT_TAG}>'
+
+
 def _turn_text(turn: Turn) -> str:
     # History user turns are rendered exactly as the user-typed part was sent (without the account
     # context of that moment), so every later request renders the same bytes and reads them from cache.
-    return user_message_text(turn.text) if turn.role == "user" else turn.text.strip()
+    if turn.role == "user":
+        return user_message_text(turn.text)
+    if turn.role == "agent":
+        return human_agent_text(turn.author, turn.text) if turn.text.strip() else ""
+    return turn.text.strip()
 
 
 def _append(messages: list[dict[str, Any]], role: str, block: dict[str, Any]) -> None:
@@ -163,12 +178,13 @@ def conversation_messages(
     last_history_block: dict[str, Any] | None = None
     for turn in history:
         text = _turn_text(turn)
-        if not text or turn.role not in ("user", "assistant"):
+        if not text or turn.role not in ("user", "assistant", "agent"):
             continue  # empty text blocks are rejected upstream; a failed answer may have left one
-        if not messages and turn.role == "assistant":
+        role = "user" if turn.role == "user" else "assistant"  # an agent's message is on the answering side
+        if not messages and role == "assistant":
             _append(messages, "user", _text_block(CONVERSATION_OPENER))
         last_history_block = _text_block(text)
-        _append(messages, turn.role, last_history_block)
+        _append(messages, role, last_history_block)
     if last_history_block is not None:
         # The moving breakpoint: the latest complete turn, so long conversations read history from cache.
         last_history_block["cache_control"] = dict(EPHEMERAL)
@@ -196,7 +212,13 @@ def chat_messages(request: ChatRequest) -> list[dict[str, Any]]:
     bytes for every conversation, with its own breakpoint (see `knowledge_prefix_blocks`).
     """
     new_turn = "\n\n".join(
-        part for part in (request.account_context.strip(), user_message_text(request.user_text)) if part
+        part
+        for part in (
+            request.account_context.strip(),
+            request.turn_context.strip(),
+            user_message_text(request.user_text),
+        )
+        if part
     )
     results = [search_result_block(source) for source in request.knowledge if any(p.strip() for p in source.passages)]
     return conversation_messages(

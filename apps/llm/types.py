@@ -51,8 +51,9 @@ class KnowledgeSource:
 
 @dataclass(frozen=True)
 class Turn:
-    role: str  # "user" | "assistant"
+    role: str  # "user" | "assistant" | "agent" (a person from the support team; sent on the assistant side)
     text: str
+    author: str = ""  # an agent turn's name, as the customer saw it
 
 
 @dataclass
@@ -118,6 +119,9 @@ class ChatRequest:
     # Retrieved articles for this question (retrieval mode); empty when the snapshot is in the prefix.
     knowledge: tuple[KnowledgeSource, ...] = ()
     tools: tuple[ToolSpec, ...] = ()  # what the model may call, in a fixed order (part of the cached prefix)
+    # Per-request facts for the new user turn, after the account context (never in the cached system
+    # blocks): whether a person can take over right now; for a draft, who will send it.
+    turn_context: str = ""
 
     def same_call(self, other: ChatRequest) -> bool:
         """True when both send the same upstream request: they differ at most in the reply they are for."""
