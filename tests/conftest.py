@@ -15,6 +15,9 @@ def _empty_cache() -> None:
     """The cache outlives a test's rollback: cached rows (account contexts) must not reach the next test,
     whose users may reuse the same ids."""
     cache.clear()
+    from apps.chat.availability import availability_line_forget
+
+    availability_line_forget()  # who is online differs from test to test
 
 
 @pytest.fixture(scope="session")

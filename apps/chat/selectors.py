@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from apps.accounts.models import SupportTicket
 from apps.chat.models import Conversation, Feedback, Message
+from apps.chat.payloads import agent_name
 from apps.core.exceptions import NotFound
 from apps.llm.types import Turn
 
@@ -88,29 +89,37 @@ def message_feedback(message: Message) -> Feedback | None:
 
 
 def conversation_history_turns(conversation: Conversation, *, before: Message | None = None) -> tuple[Turn, ...]:
-    """Exchanges before the question `before` (all of them without it), oldest first, for the model.
+    """The conversation before the question `before` (all of it without it), oldest first, for the model.
 
-    An exchange counts only when its answer was usable (complete or incomplete): a question whose answer
-    failed or was an apology is left out with it, so turns always alternate user/assistant. The list is
-    deterministic, so `summary_turns` (how many of its oldest turns the summary covers) stays valid.
+    An exchange with the assistant counts only when its answer was usable (complete or incomplete): a
+    question whose answer failed or was an apology is left out with it. While a person answered, the
+    customer's questions (they have no assistant reply) and the agent's messages (role "agent", on the
+    assistant side: apps.llm.prompting.human_agent_text) are part of it, so the assistant resumes
+    knowing what was said. The list is deterministic, so `summary_turns` (how many of its oldest turns
+    the summary covers) stays valid.
     """
-    questions = conversation.messages.filter(role=Message.Role.USER)
+    written = conversation.messages.filter(role__in=(Message.Role.USER, Message.Role.AGENT))
     if before is not None:
-        questions = questions.filter(pk__lt=before.pk)
-    questions = list(questions.order_by("created_at", "id"))
-    replies = {
-        reply.reply_to_id: reply
-        for reply in Message.objects.filter(
-            reply_to__in=[q.pk for q in questions], status__in=HISTORY_ASSISTANT_STATUSES
-        )
-    }
+        written = written.filter(pk__lt=before.pk)
+    written = list(written.select_related("author").order_by("created_at", "id"))
+    question_ids = [m.pk for m in written if m.role == Message.Role.USER]
+    answered: set[int] = set()  # questions the assistant was asked to answer (whatever came of it)
+    replies: dict[int, Message] = {}
+    for reply in Message.objects.filter(reply_to__in=question_ids).only("reply_to", "status", "text"):
+        answered.add(reply.reply_to_id)
+        if reply.status in HISTORY_ASSISTANT_STATUSES:
+            replies[reply.reply_to_id] = reply
     turns: list[Turn] = []
-    for question in questions:
-        reply = replies.get(question.pk)
-        if reply is None:
+    for message in written:
+        if message.role == Message.Role.AGENT:
+            turns.append(Turn(role="agent", text=message.text, author=agent_name(message.author)))
             continue
-        turns.append(Turn(role="user", text=question.text))
-        turns.append(Turn(role="assistant", text=reply.text))
+        reply = replies.get(message.pk)
+        if reply is not None:
+            turns.append(Turn(role="user", text=message.text))
+            turns.append(Turn(role="assistant", text=reply.text))
+        elif message.pk not in answered:  # written to a person: the assistant was never asked
+            turns.append(Turn(role="user", text=message.text))
     return tuple(turns)
 
 

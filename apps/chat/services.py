@@ -17,6 +17,7 @@ from django.utils import timezone
 from apps.accounts.models import SupportTicket
 from apps.accounts.selectors import account_context_for_user, visitor_context_render
 from apps.accounts.services import ticket_open
+from apps.chat.availability import availability_line
 from apps.chat.models import Conversation, Feedback, Message
 from apps.chat.selectors import (
     conversation_history_turns,
@@ -275,6 +276,7 @@ class ChatContext:
     last_message_id: int  # the newest message the history was read from (0: none)
     # "retrieval": each question needs a search (`knowledge` below); "prefix"/None: nothing per question.
     knowledge_mode: str | None = None
+    turn_context: str = ""  # per-request facts for the new user turn: whether a person is available now
 
     def request(
         self, text: str, *, reply: ReplyRef | None = None, knowledge: tuple[KnowledgeSource, ...] = ()
@@ -290,6 +292,7 @@ class ChatContext:
             language=self.language,
             conversation_id=self.conversation_id,
             reply=reply or ReplyRef(),
+            turn_context=self.turn_context,
         )
 
 
@@ -323,6 +326,7 @@ def _chat_context(
         language=chosen_language,
         last_message_id=last_message_id,
         knowledge_mode=knowledge_mode,
+        turn_context=availability_line(),
     )
 
 
