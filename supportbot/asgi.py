@@ -16,6 +16,7 @@ from channels.security.websocket import AllowedHostsOriginValidator
 
 from apps.chat.routing import websocket_urlpatterns
 from apps.core.logging import RequestIdASGIMiddleware
+from apps.inbox.routing import websocket_urlpatterns as inbox_websocket_urlpatterns
 from apps.widget.routing import websocket_urlpatterns as widget_websocket_urlpatterns
 
 # The request id wraps everything, so the server's access line for a request carries it as well.
@@ -24,7 +25,9 @@ application = RequestIdASGIMiddleware(
         {
             "http": django_asgi_app,
             "websocket": AllowedHostsOriginValidator(
-                AuthMiddlewareStack(URLRouter([*widget_websocket_urlpatterns, *websocket_urlpatterns]))
+                AuthMiddlewareStack(
+                    URLRouter([*widget_websocket_urlpatterns, *inbox_websocket_urlpatterns, *websocket_urlpatterns])
+                )
             ),
         }
     )

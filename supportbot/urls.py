@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/knowledge/", include("apps.knowledge.api_urls")),
     path("api/", include("apps.chat.api_urls")),
+    path("inbox/", include("apps.inbox.urls")),
     path("", include("apps.core.urls")),
     path("", include("apps.widget.urls")),
     path("", include("apps.chat.urls")),

@@ -244,6 +244,8 @@ def demo_logins_list() -> list[DemoLogin]:
     from apps.accounts.demo_content import DEMO_ACCOUNTS
 
     seeded = {DEMO_ADMIN_USERNAME: (DEMO_ADMIN_EMAIL, "staff: prompts, reports, metrics", "/admin/")}
+    # The support agent (apps.inbox seeds it; named here so the login page lists it with the others).
+    seeded["dana"] = ("dana@acme.example", "support agent", "/inbox/")
     for demo in DEMO_ACCOUNTS:
         seeded[demo.username] = (demo.email, f"customer, {demo.plan.capitalize()} plan", "/")
     present = get_user_model().objects.filter(username__in=seeded, is_active=True).values_list("username", "email")

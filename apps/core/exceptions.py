@@ -33,3 +33,12 @@ class RateLimited(ApplicationError):
 
     def __init__(self, message: str = "Too many requests; slow down.", *, retry_after: int = 60) -> None:
         super().__init__(message, code="rate_limited", extra={"retry_after": retry_after})
+
+
+class Forbidden(ApplicationError):
+    """The user may not use this part of the site at all (e.g. a customer at the agents' inbox)."""
+
+    status_code = 403
+
+    def __init__(self, message: str = "Not allowed.", *, code: str = "forbidden") -> None:
+        super().__init__(message, code=code)

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "apps.prompts",
     "apps.staffing",
     "apps.chat",
+    "apps.inbox",
     "apps.triage",
     "apps.insights",
     "apps.widget",

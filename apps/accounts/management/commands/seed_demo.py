@@ -5,21 +5,26 @@ Idempotent: running it again changes nothing that already exists.
 
 from django.core.management.base import BaseCommand
 
-from apps.accounts.demo import demo_accounts_seed, demo_transcripts_seed
+from apps.accounts.demo import DEMO_PASSWORD, demo_accounts_seed, demo_transcripts_seed
+from apps.inbox.services import demo_agent_seed
 from apps.knowledge.services import demo_articles_seed
 from apps.prompts.services import prompt_seed_defaults
 
 
 class Command(BaseCommand):
-    help = "Seed demo data (idempotent): admin, alice/bob/carol with account data, prompts, sample transcripts."
+    help = (
+        "Seed demo data (idempotent): admin, alice/bob/carol with account data, the agent dana, prompts, "
+        "sample transcripts."
+    )
 
     def handle(self, *args, **options) -> None:
         accounts = demo_accounts_seed()
+        demo_agent_seed(password=DEMO_PASSWORD)
         versions = prompt_seed_defaults()
         articles = demo_articles_seed()
         conversations = demo_transcripts_seed()
         self.stdout.write(
             f"Demo data ready: {len(accounts)} customers, {len(versions)} new prompt versions, "
             f"{articles} new articles, {conversations} new sample conversations. "
-            "Password for admin, alice, bob, carol: demo-password"
+            "Password for admin, alice, bob, carol and the agent dana (at /inbox/): demo-password"
         )
