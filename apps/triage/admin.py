@@ -35,11 +35,23 @@ class TranscriptClassificationAdmin(ReadOnlyAdmin):
         "sentiment",
         "escalation_needed",
         "language",
+        "knowledge_gap",
+        "gap_topic",
+        "cx_score",
         "prompt_version",
         "attempts",
     ]
-    list_filter = ["for_date", "status", "category", "resolved", "escalation_needed", "sentiment"]
-    search_fields = ["conversation__id", "summary"]
+    list_filter = [
+        "for_date",
+        "status",
+        "category",
+        "resolved",
+        "escalation_needed",
+        "sentiment",
+        "knowledge_gap",
+        "cx_score",
+    ]
+    search_fields = ["conversation__id", "summary", "gap_topic"]
     date_hierarchy = "for_date"
     list_select_related = False
 

@@ -180,3 +180,11 @@ def test_staff_without_article_rights_cannot_draft(day, settings, tmp_path, clie
     response = client.post(f"/admin/triage/dailyreport/{report.pk}/gaps/draft/", {"topic": "export invoices xero"})
     assert response.status_code == 403
     assert not Article.objects.exists()
+
+
+def test_the_classification_list_filters_by_gap_and_score(day, admin_client):
+    _gap(day, XERO_TURNS, "export invoices xero", cx_score=2)
+    page = admin_client.get("/admin/triage/transcriptclassification/?knowledge_gap__exact=1&cx_score=2")
+    assert page.status_code == 200 and "export invoices xero" in page.content.decode()
+    empty = admin_client.get("/admin/triage/transcriptclassification/?cx_score=5").content.decode()
+    assert "export invoices xero" not in empty
