@@ -104,6 +104,15 @@ def conversation_start(*, user: AbstractBaseUser) -> Conversation:
     return empty or Conversation.objects.create(user=user)
 
 
+def conversation_owner_change(*, conversation: Conversation, owner: AbstractBaseUser) -> Conversation:
+    """Give `conversation` to `owner`: an anonymous widget visitor signed in, and the chat they began as a
+    guest goes on as theirs. The caller has authorised both sides. Later questions carry the new owner's
+    account context; the transcript is unchanged."""
+    Conversation.objects.filter(pk=conversation.pk).update(user=owner)
+    conversation.user = owner
+    return conversation
+
+
 def message_submit(*, conversation: Conversation, text: str, client_id: uuid.UUID | None) -> Submission:
     """Store the user's question and the "streaming" assistant row that will answer it, before any model call.
 

@@ -37,6 +37,7 @@ class WidgetConsumer(ChatConsumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.identity: services.WidgetIdentity | None = None
+        self._claimed: str | None = None  # a guest conversation this connection gave to the customer
 
     async def connect(self) -> None:
         first = self._query()
@@ -58,6 +59,12 @@ class WidgetConsumer(ChatConsumer):
         self.language = selectors.visitor_language(
             requested=first.get("lang"), accept_language=self._header("accept-language")
         )
+        if self.identity.identified and not first.get("conversation") and first.get("guest_conversation"):
+            # Signed in for the first time in this browser: the guest chat goes on as the customer's.
+            claimed = await db(services.visitor_conversation_claim)(
+                identity=self.identity, conversation_id=first["guest_conversation"]
+            )
+            self._claimed = str(claimed.pk) if claimed is not None else None
         # The chat runs as this user; any login session of the support site's own (a cookie sent along)
         # plays no part here.
         self.scope["user"] = self.identity.user
@@ -84,11 +91,12 @@ class WidgetConsumer(ChatConsumer):
     def requested_conversation(self) -> str | None:
         """The signed-in customer's conversation (`conversation`) only when the identity was accepted; an
         identity that was not (forged, expired) chats as the guest and resumes the guest's conversation
-        (`guest_conversation`), leaving the customer's as it is for when it is accepted again."""
+        (`guest_conversation`), leaving the customer's as it is for when it is accepted again. A customer
+        with no conversation in this browser yet goes on with the guest's (`visitor_conversation_claim`)."""
         query = self._query()
         if self.identity is not None and self.identity.identity_error:
             return query.get("guest_conversation")
-        return query.get("conversation")
+        return self._claimed or query.get("conversation")
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.conversation is None or self.identity is None:

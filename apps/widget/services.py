@@ -13,9 +13,9 @@ from django.db import transaction
 from apps.accounts.models import CustomerAccount, SupportTicket
 from apps.accounts.services import ticket_open
 from apps.chat.models import Conversation
-from apps.chat.selectors import conversation_transcript
-from apps.chat.services import check_message_text
-from apps.core.exceptions import ApplicationError
+from apps.chat.selectors import conversation_get_for_user, conversation_transcript
+from apps.chat.services import check_message_text, conversation_owner_change
+from apps.core.exceptions import ApplicationError, NotFound
 from apps.widget.identity import IdentityError, identity_check, visitor_token_make, visitor_token_read
 from apps.widget.models import Site, SiteConversation, Visitor
 
@@ -98,6 +98,30 @@ def _verified_customer(
         logger.info("widget identity signed for no customer", extra={"site": site.key})
         return None, IdentityError.NOT_A_CUSTOMER
     return account.user, ""
+
+
+def visitor_conversation_claim(*, identity: WidgetIdentity, conversation_id: object) -> Conversation | None:
+    """The guest conversation `conversation_id` of this visitor on this site, now the verified customer's:
+    someone who chatted as a guest and then signed in on the host site goes on with the same chat, with
+    their account context from the next question. None (nothing changed) unless the identity was
+    accepted and the conversation is this visitor's own, held as a guest on this site.
+
+    The visitor token proves the browser, the signature the customer: what the browser held as a
+    guest was readable there already.
+    """
+    if not identity.identified:
+        return None
+    try:
+        conversation = conversation_get_for_user(identity.visitor.user, conversation_id)
+    except NotFound:
+        return None
+    with transaction.atomic():
+        held = SiteConversation.objects.filter(
+            conversation=conversation, site=identity.site, visitor=identity.visitor, identified=False
+        ).update(identified=True)
+        if not held:
+            return None
+        return conversation_owner_change(conversation=conversation, owner=identity.user)
 
 
 def site_conversation_record(*, identity: WidgetIdentity, conversation: Conversation) -> None:

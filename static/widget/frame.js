@@ -114,6 +114,7 @@
       retry = 0;
       state.textContent = t.online;
       store.set(held, f.id);
+      if (held !== GUEST && store.get(GUEST) === f.id) store.del(GUEST);  // the guest chat became the customer's
       var streaming = null;
       if (f.messages) {
         log.textContent = "";

@@ -13,7 +13,7 @@ import pytest
 from django.core.cache import cache
 
 from apps.accounts.models import SupportTicket
-from apps.chat.models import Message
+from apps.chat.models import Conversation, Message
 from apps.prompts.services import prompt_seed_defaults
 from apps.upstream.language import GREETING
 from apps.widget.models import Visitor
@@ -200,3 +200,24 @@ def test_in_german_a_visitor_is_answered_in_german_and_leaves_a_message_with_an_
     ticket = off_loop(lambda: SupportTicket.objects.get())
     assert "Bitte rufen Sie mich an." in ticket.body and "besuch@example.de" in ticket.body
     assert off_loop(lambda: Visitor.objects.get().email) == "besuch@example.de"
+
+
+def test_a_guest_who_signs_in_on_the_host_site_goes_on_with_the_same_chat(
+    site, host, llm_upstream, asgi_server, browser_page
+):
+    page = browser_page
+    script = f"{asgi_server}/widget/{site.key}.js"
+    page.goto(f"http://localhost:{host.port}" + host.page("/pricing", script))
+    frame = open_chat(page)
+    ask(frame, "Do you offer a free trial?")
+    frame.locator(ANSWER).wait_for()
+
+    signed = hmac.new(SECRET.encode(), b"carol", hashlib.sha256).hexdigest()
+    page.goto(f"http://localhost:{host.port}" + host.page("/account", script, user_id="carol", user_hash=signed))
+    frame = open_chat(page)
+    frame.locator(ANSWER).wait_for()  # the guest's transcript, now the customer's
+    ask(frame, "What plan am I on?")
+    frame.locator(ANSWER).nth(1).wait_for()
+    assert frame.locator("li.u").all_text_contents() == ["Do you offer a free trial?", "What plan am I on?"]
+    assert "account_context" in last_chat_request_text(llm_upstream)
+    assert off_loop(lambda: list(Conversation.objects.values_list("user__username", flat=True))) == ["carol"]

@@ -287,3 +287,55 @@ async def test_an_oversized_frame_is_refused_and_nothing_is_stored_or_sent(widge
         return list(Message.objects.filter(role="user").values_list("text", flat=True)), SupportTicket.objects.count()
 
     assert await stored() == ([QUESTION], 0)
+
+
+async def test_a_guest_who_signs_in_goes_on_with_the_same_chat_as_the_customer(widget_env, site, carol):
+    guest = await WidgetSocket.open(site.key)
+    guest_chat, visitor = await guest.hello()
+    await guest.ask("Do you offer a free trial?")
+    await guest.close()
+
+    signed = await WidgetSocket.open(
+        site.key, token=visitor["token"], guest_conversation=guest_chat["id"], user_id="carol", user_hash=sign("carol")
+    )
+    resumed, accepted = await signed.hello()
+    frames = await signed.ask(QUESTION)
+    await signed.close()
+    assert accepted["identified"] is True and resumed["id"] == guest_chat["id"]
+    assert [m["text"] for m in resumed["messages"] if m["role"] == "user"] == ["Do you offer a free trial?"]
+    assert frames[-1]["status"] == "complete" and "<account_context>" in upstream_user_text(widget_env)
+
+    @database_sync_to_async
+    def held():
+        held = SiteConversation.objects.select_related("conversation").get(conversation_id=guest_chat["id"])
+        return held.conversation.user_id, held.identified
+
+    assert await held() == (carol.pk, True)
+
+
+async def test_only_the_visitors_own_guest_chat_is_claimed_and_only_with_an_accepted_identity(widget_env, site, carol):
+    other = await WidgetSocket.open(site.key)
+    others_chat, _ = await other.hello()
+    await other.ask("Someone else's question")
+    await other.close()
+    mine = await WidgetSocket.open(site.key)
+    my_chat, visitor = await mine.hello()
+    await mine.ask("My question as a guest")
+    await mine.close()
+
+    async def connect(**params) -> tuple[dict, dict]:
+        socket = await WidgetSocket.open(site.key, token=visitor["token"], user_id="carol", **params)
+        opened = await socket.hello()
+        await socket.close()
+        return opened
+
+    stolen, _ = await connect(guest_conversation=others_chat["id"], user_hash=sign("carol"))
+    forged, refused = await connect(guest_conversation=my_chat["id"], user_hash=sign("carol", secret="guess"))
+    assert stolen["id"] not in (others_chat["id"], my_chat["id"]) and "messages" not in stolen
+    assert refused["identified"] is False and forged["id"] == my_chat["id"]  # still the guest's, as a guest
+
+    @database_sync_to_async
+    def owners():
+        return {str(c.pk): c.user_id for c in Conversation.objects.filter(pk__in=[others_chat["id"], my_chat["id"]])}
+
+    assert carol.pk not in (await owners()).values()
