@@ -2,7 +2,8 @@
 
 Given a validated request body, decide what "the model" says:
 1. a refusal, when the user asks for something clearly harmful (weapons, malware…);
-2. a tool call, when `tool_choice` forces one (input filled from the tool's input_schema);
+2. a tool call, when `tool_choice` forces one (input filled from the tool's input_schema), or when the
+   user's words ask for one of the request's tools (tooluse.py); after tool results, words from them;
 3. JSON, when the request asks for it (structured-output schema, `{` prefill, or instructions that
    mention JSON and keys) — classification keys filled by transcript heuristics;
 4. a prose summary, when asked to summarise a conversation;
@@ -35,6 +36,7 @@ from .structured import (
     message_asks_for_json,
     prompt_asks_for_json,
 )
+from .tooluse import answer_from_results, chosen_tool
 from .transcript import TranscriptSignals, transcript_from
 
 _ACCOUNT_CONTEXT = re.compile(
@@ -135,6 +137,12 @@ def compose_answer(body: dict[str, Any], *, prose_instead_of_json: bool = False)
     forced_tool = _forced_tool(body)
     if forced_tool is not None:
         return _tool_call(forced_tool, user_text)
+    chosen = chosen_tool(body, own_words)
+    if chosen is not None:
+        return Answer("", stop_reason="tool_use", tool_use=chosen)
+    from_results = answer_from_results(messages)
+    if from_results:
+        return Answer(from_results)
     if is_customer_request(user_text):
         return Answer(customer_message(user_text))
     if _wants_json(body, instructions, _request_words(user_text), prefill):

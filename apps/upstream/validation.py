@@ -8,6 +8,7 @@ from .cache import validate_breakpoints
 from .catalog import max_output_tokens
 from .errors import UpstreamError, invalid_request
 from .prompt import cache_controls, content_blocks
+from .tooluse import validate_tool_turns
 
 API_VERSION_LEGACY = "2023-06-01"
 API_VERSION_CURRENT = "2026-10-21"
@@ -166,6 +167,7 @@ def _validate_messages(messages: Any, path: str) -> None:
     # `messages` doc: "a single user-role message, or multiple user and assistant messages";
     # anthropic-sdk-typescript#622 shows it succeeding).
     validate_citation_consistency(messages)
+    validate_tool_turns(messages, path)
     last = messages[-1]
     if last["role"] == "assistant":
         last_blocks = content_blocks(last["content"])
@@ -290,11 +292,15 @@ def _validate_tools(tools: Any, path: str) -> None:
         return
     if not isinstance(tools, list):
         raise invalid_request(f"{path}tools: Input should be a valid list")
+    names: set[str] = set()
     for index, tool in enumerate(tools):
         if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
             raise invalid_request(f"{path}tools.{index}.name: Field required")
         if "type" not in tool and "input_schema" not in tool:
             raise invalid_request(f"{path}tools.{index}.input_schema: Field required")
+        if tool["name"] in names:
+            raise invalid_request(f"{path}tools: Tool names must be unique.")
+        names.add(tool["name"])
 
 
 def ensure_known_model(model: str, known_models: frozenset[str]) -> None:
