@@ -25,7 +25,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.apps import apps
-from django.db.models import Count, Q, Sum
+from django.db.models import Avg, Count, Q, Sum
 from django.db.models.functions import TruncDate
 
 from apps.prompts.models import TRANSCRIPT_CLASSIFIER, Prompt, PromptVersion
@@ -86,6 +86,8 @@ class VersionMetrics:
     handoffs: Rate = field(default_factory=Rate)
     reopens: Rate = field(default_factory=Rate)
     cost_per_resolved: Decimal | None = None  # call-log cost of its conversations / resolved conversations
+    cx_score: float | None = None  # mean nightly CX score (1–5) of its classified conversations
+    cx_scored: int = 0
 
     @property
     def error_rate(self) -> float | None:
@@ -207,6 +209,26 @@ def _resolved(slug: str, since: datetime, until: datetime) -> dict[int, Rate]:
     return {row["conversation__prompt_version_id"]: Rate(row["resolved_count"], row["total"]) for row in rows}
 
 
+def _cx_scores(slug: str, since: datetime, until: datetime) -> dict[int, tuple[float, int]]:
+    """version id → (mean CX score, conversations scored) of the classified conversations started in the window."""
+    classification = _model("triage", "TranscriptClassification")
+    if classification is None or "cx_score" not in {f.name for f in classification._meta.get_fields()}:
+        return {}
+    rows = (
+        classification.objects.filter(
+            status="classified",
+            cx_score__isnull=False,
+            conversation__prompt_version__prompt__slug=slug,
+            conversation__created_at__gte=since,
+            conversation__created_at__lt=until,
+        )
+        .values("conversation__prompt_version_id")
+        .annotate(mean=Avg("cx_score"), scored=Count("id"))
+        .order_by()
+    )
+    return {row["conversation__prompt_version_id"]: (round(float(row["mean"]), 2), row["scored"]) for row in rows}
+
+
 def _classifier_accuracy(slug: str, since: datetime, until: datetime, labels: dict[int, str]) -> dict[str, Rate]:
     """Classifier version label → agreement of its `resolved` label with the user's last thumb.
 
@@ -266,6 +288,7 @@ def version_metrics(*, slug: str, since: datetime, until: datetime) -> list[Vers
     resolved = _resolved(slug, since, until)
     accuracy = _classifier_accuracy(slug, since, until, {v.pk: v.version for v in versions})
     outcomes = _outcomes(since, until)
+    cx = _cx_scores(slug, since, until)
     result = []
     for version in versions:
         label = version.version
@@ -282,6 +305,8 @@ def version_metrics(*, slug: str, since: datetime, until: datetime) -> list[Vers
                 resolved=resolved.get(version.pk, Rate()),
                 accuracy=accuracy.get(label, Rate()),
                 **_outcome_fields(outcomes.get(version.pk)),
+                cx_score=cx[version.pk][0] if version.pk in cx else None,
+                cx_scored=cx[version.pk][1] if version.pk in cx else 0,
                 **calls.get(label, {}),
             )
         )
@@ -437,6 +462,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "reopen_rate",
     "decided_conversations",
     "cost_per_resolved",
+    "cx_score",
+    "cx_scored",
 )
 
 
@@ -482,6 +509,8 @@ def csv_row(metrics: VersionMetrics) -> list[str]:
         "reopen_rate": metrics.reopens.value,
         "decided_conversations": metrics.outcome_resolved.total,
         "cost_per_resolved": metrics.cost_per_resolved,
+        "cx_score": metrics.cx_score,
+        "cx_scored": metrics.cx_scored,
     }
     return [fmt(values[column]) for column in CSV_COLUMNS]
 

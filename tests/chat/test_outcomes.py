@@ -88,3 +88,28 @@ def test_the_metrics_csv_carries_the_outcomes_per_version():
     row = dict(zip(CSV_COLUMNS, csv_row(metrics), strict=True))
     assert (row["resolution_rate"], row["handoff_rate"], row["reopen_rate"]) == ("1.000000", "0.000000", "0.000000")
     assert row["decided_conversations"] == "1"
+
+
+@pytest.mark.django_db
+def test_the_metrics_page_and_csv_carry_the_cx_score_per_version(admin_client):
+    from django.utils import timezone
+
+    from apps.insights.selectors import CSV_COLUMNS, csv_row, version_metrics
+    from apps.triage.models import TranscriptClassification
+    from tests.chat.factories import ConversationFactory, exchange
+    from tests.prompts.factories import PromptVersionFactory
+
+    version = PromptVersionFactory(status="active", weight=100)
+    for score in (5, 2, None):
+        conversation = ConversationFactory(prompt_version=version)
+        exchange(conversation, "How much is Pro?", "$29 per user.")
+        TranscriptClassification.objects.create(
+            conversation=conversation, for_date=timezone.localdate(), status="classified", cx_score=score
+        )
+    now = timezone.now()
+    [metrics] = version_metrics(slug=version.prompt.slug, since=now - H, until=now + H)
+    assert (metrics.cx_score, metrics.cx_scored) == (3.5, 2)
+    row = dict(zip(CSV_COLUMNS, csv_row(metrics), strict=True))
+    assert (row["cx_score"], row["cx_scored"]) == ("3.500000", "2")
+    page = admin_client.get(f"/admin/insights/metrics/?prompt={version.prompt.slug}").content.decode()
+    assert "CX (1–5)" in page and "3.5 <small>(2)</small>" in page
