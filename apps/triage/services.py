@@ -572,14 +572,15 @@ def knowledge_gap_draft_create(*, for_date: date, topic: str, actor=None):
         )
         if not group:
             raise NotFound("No knowledge gap with that topic on that day.")
-        existing = (
-            TranscriptClassification.objects.filter(gap_topic=key, gap_article__isnull=False)
-            .order_by("-gap_article_id")
-            .values_list("gap_article_id", flat=True)
-            .first()
-            if key
-            else None
-        )
+        # The group's own draft first; then, for a named topic, one made from it on another day.
+        existing = max((row.gap_article_id for row in group if row.gap_article_id), default=None)
+        if existing is None and key:
+            existing = (
+                TranscriptClassification.objects.filter(gap_topic=key, gap_article__isnull=False)
+                .order_by("-gap_article_id")
+                .values_list("gap_article_id", flat=True)
+                .first()
+            )
         article = Article.objects.filter(pk=existing).first() if existing else None
         if article is None:
             article = article_create(

@@ -188,3 +188,10 @@ def test_the_classification_list_filters_by_gap_and_score(day, admin_client):
     assert page.status_code == 200 and "export invoices xero" in page.content.decode()
     empty = admin_client.get("/admin/triage/transcriptclassification/?cx_score=5").content.decode()
     assert "export invoices xero" not in empty
+
+
+def test_gaps_without_a_topic_are_one_group_drafted_once(day):
+    _gap(day, XERO_TURNS, "")
+    first = services.knowledge_gap_draft_create(for_date=day, topic="unspecified")
+    second = services.knowledge_gap_draft_create(for_date=day, topic="unspecified")
+    assert first.pk == second.pk and first.title == "Unanswered questions"
