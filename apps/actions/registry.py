@@ -33,6 +33,9 @@ class ToolContext:
     """What the server knows about the call besides the account (never from the model's arguments)."""
 
     conversation_id: str = ""
+    # The chat's own "a person is needed" path for this conversation (apps.chat.handoffs), handed in by
+    # the chat so that actions never imports chat; None outside a conversation.
+    request_human: Callable[[str], object] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -36,6 +37,8 @@ class CallScope:
     account: CustomerAccount
     conversation_id: str = ""
     reply_id: int | None = None  # the assistant message being answered, when there is one
+    # Hands the conversation to a person with a reason (the chat's handoff path); see ToolContext.
+    request_human: Callable[[str], object] | None = field(default=None, compare=False)
 
 
 def idempotency_key(scope: CallScope, *, tool: str, arguments: Any, tool_use_id: str) -> str:
@@ -68,7 +71,7 @@ def action_call(*, scope: CallScope, tool_name: str, arguments: Any, tool_use_id
         idempotency_key=key,
         tool_use_id=tool_use_id[:64],
     )
-    context = ToolContext(conversation_id=scope.conversation_id)
+    context = ToolContext(conversation_id=scope.conversation_id, request_human=scope.request_human)
     try:
         clean = arguments_check(tool, arguments)
         if tool.risk == Risk.CONFIRM:
@@ -83,12 +86,14 @@ def action_call(*, scope: CallScope, tool_name: str, arguments: Any, tool_use_id
         return outcome_of(ActionRecord.objects.get(idempotency_key=key))
     if record.status:
         return outcome_of(record)
-    return outcome_of(_do_run(record, tool, clean))
+    return outcome_of(_do_run(record, tool, clean, context))
 
 
-def _do_run(record: ActionRecord, tool: Tool, arguments: dict[str, Any]) -> ActionRecord:
+def _do_run(
+    record: ActionRecord, tool: Tool, arguments: dict[str, Any], context: ToolContext | None = None
+) -> ActionRecord:
     """Run the tool for the record's own account and store what happened. Expects validated arguments."""
-    context = ToolContext(conversation_id=record.conversation_id)
+    context = context or ToolContext(conversation_id=record.conversation_id)
     # Read afresh: the caller's copy may predate a change made since (a confirmed new billing email).
     account = CustomerAccount.objects.select_related("user").get(pk=record.account_id)
     try:
@@ -106,14 +111,19 @@ def _do_run(record: ActionRecord, tool: Tool, arguments: dict[str, Any]) -> Acti
     return record
 
 
-def action_decide(*, user: AbstractBaseUser, action_id: int, confirm: bool) -> ActionRecord:
+def action_decide(
+    *, user: AbstractBaseUser, action_id: object, confirm: bool, conversation_id: object = None
+) -> ActionRecord:
     """Store the customer's decision on a confirmation card and, if confirmed, run the action.
 
-    For `user`'s own actions only (NotFound otherwise). Deciding again returns the stored record;
+    For `user`'s own actions only, and with `conversation_id` only for a card of that conversation
+    (NotFound otherwise). Deciding again returns the stored record;
     raises ApplicationError(code="already_decided") when the other decision was already taken.
     """
     with transaction.atomic():
         record = action_get_for_user(user, action_id, for_update=True)
+        if conversation_id is not None and record.conversation_id != str(conversation_id):
+            raise NotFound()
         decision = ActionRecord.Decision.CONFIRMED if confirm else ActionRecord.Decision.CANCELLED
         if record.decision:
             if record.decision == decision:

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from channels.db import DatabaseSyncToAsync
 from django.contrib.auth.models import AbstractBaseUser
 
-from apps.chat import events, selectors, services
+from apps.chat import events, selectors, services, tool_turns
 from apps.chat.models import Conversation, Message
 from apps.chat.payloads import cited_sources, message_payload
 from apps.chat.streaming import DeltaCoalescer, questions_first
@@ -35,6 +35,7 @@ from apps.core.exceptions import ApplicationError
 from apps.core.metrics import CHAT_MESSAGES
 from apps.llm.clients import request_sent_signal
 from apps.llm.gateway import chat_stream
+from apps.llm.tools import ToolRunner
 from apps.llm.types import (
     ChatOutcome,
     ChatRequest,
@@ -226,6 +227,7 @@ class StoredQuestion:
     # building it raised (re-raised inside the run's error handling, after the question was acked).
     prepared: ChatRequest | Exception | None
     early: _EarlyStream | None  # the upstream call started before the commit, when kept
+    runner: ToolRunner | None = None  # runs the model's tool calls for the customer's own account
 
 
 def question_busy(conversation_id: object, client_id: str | None) -> bool:
@@ -254,7 +256,9 @@ async def question_store(
     `services.message_submit` raises (`busy`, database errors): then nothing was stored and no call
     goes on. `language`: an anonymous visitor's browser language (`services.chat_context_load`).
     """
-    early = _EarlyStream(draft_from.request(text)) if draft_from is not None else None
+    # A request with tools needs its reply row for the calls' scope: it starts after the commit.
+    drafting = draft_from is not None and not draft_from.prompt.tool_names
+    early = _EarlyStream(draft_from.request(text)) if drafting and draft_from is not None else None
     try:
         with questions_first().storing():  # answers already streaming let this one start first
             if early is not None:
@@ -262,7 +266,7 @@ async def question_store(
                 # worker thread would compete with it for the GIL, delaying the request by as long as
                 # the question takes to store, serialising the two instead of overlapping them.
                 await early.wait_sent(timeout=EARLY_SEND_WAIT_SECONDS)
-            submission, prepared = await db(_submit_and_prepare)(
+            submission, prepared, runner = await db(_submit_and_prepare)(
                 user=user,
                 conversation=conversation,
                 text=text,
@@ -280,7 +284,7 @@ async def question_store(
         else:  # a resend, or the context changed since it was loaded (another tab, an account update)
             await early.discard()
             early = None
-    return StoredQuestion(submission=submission, prepared=prepared, early=early)
+    return StoredQuestion(submission=submission, prepared=prepared, early=early, runner=runner)
 
 
 def answer_start(
@@ -437,7 +441,7 @@ class AnswerRun:
             request = self._take_request()
             prompt_version = request.prompt.version
             outcome: ChatOutcome | None = None
-            stream = early.events() if early is not None else chat_stream(request)
+            stream = early.events() if early is not None else chat_stream(request, tool_runner=self.stored.runner)
             try:
                 async for event in stream:
                     if isinstance(event, TextDelta):
@@ -471,6 +475,9 @@ class AnswerRun:
                             summary=event.summary,
                             turns_covered=event.turns_covered,
                         )
+                    elif tool_turns.is_tool_event(event):
+                        frame = tool_turns.tool_frame(event, reply_id=reply.pk)
+                        await coalescer.run_exclusive(lambda frame=frame: self._send(frame))
                     elif isinstance(event, Finished):
                         outcome = event.outcome
                         self.finishing = True
@@ -598,23 +605,24 @@ def _submit_and_prepare(
     client_id: Any,
     known: services.ChatContext | None,
     language: str = "",
-) -> tuple[services.Submission, ChatRequest | Exception | None]:
+) -> tuple[services.Submission, ChatRequest | Exception | None, ToolRunner | None]:
     """Store the question and build its gateway request in ONE worker-thread call.
 
     Under load every hop to the thread pool queues behind other sockets' ORM work; the question's
     storage and the request's reads (version, account, history) used to be two hops before the first
     token. A failure building the request is returned, not raised: the question is stored and acked
-    first, then the run raises it and ends the answer exactly as before.
+    first, then the run raises it and ends the answer exactly as before. With tools, the runner of
+    their calls is built here too, scoped to `user`'s own account.
     """
     submission = services.message_submit(conversation=conversation, text=text, client_id=client_id)
     if submission.duplicate or submission.reply is None:  # a resend, or a question for a person
-        return submission, None
+        return submission, None, None
     try:
-        return submission, services.message_reply_request(
-            user=user, submission=submission, known=known, language=language
-        )
+        request = services.message_reply_request(user=user, submission=submission, known=known, language=language)
+        request, runner = tool_turns.tools_scoped(user, request)
+        return submission, request, runner
     except Exception as exc:  # handed to the run, which reports and stores it
-        return submission, exc
+        return submission, exc, None
 
 
 def stored_reply(reply_id: int) -> tuple[Message, int | None] | None:

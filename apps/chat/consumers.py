@@ -17,7 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from apps.accounts.selectors import session_logs_in
-from apps.chat import answering, events, frames, payloads, selectors, services
+from apps.chat import answering, events, frames, payloads, selectors, services, tool_turns
 from apps.chat.answering import db, dumps
 from apps.chat.models import Conversation, Message
 from apps.core.exceptions import ApplicationError, RateLimited
@@ -150,6 +150,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             frame = frames.frame_parse(text_data)
             if isinstance(frame, frames.MessageFrame):
                 await self.on_message(frame)
+            elif isinstance(frame, frames.DecisionFrame):
+                await self.on_decision(frame)
             else:
                 await self.on_stop(frame)
         except ApplicationError as exc:
@@ -242,6 +244,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_stop(self, frame: frames.StopFrame) -> None:
         # From any of the customer's tabs; a no-op when nothing is streaming (it may have just finished).
         await answering.answer_stop(self.conversation.id)
+
+    async def on_decision(self, frame: frames.DecisionFrame) -> None:
+        # Only a card of this customer in this conversation (not_found otherwise, nothing runs).
+        decided = await db(tool_turns.decision_take)(
+            user=self.user, conversation_id=self.conversation.id, action_id=frame.action_id, confirm=frame.confirm
+        )
+        await self._emit(decided)
 
     # -- the conversation's answers (answering.Watcher) -----------------------------------------
 

@@ -34,7 +34,15 @@ class StopFrame:
     """Stop the answer being written in this conversation (a no-op when none is)."""
 
 
-Frame = MessageFrame | StopFrame
+@dataclass(frozen=True)
+class DecisionFrame:
+    """The customer's answer to a confirmation card: run the action (`confirm`) or not."""
+
+    action_id: int
+    confirm: bool
+
+
+Frame = MessageFrame | StopFrame | DecisionFrame
 
 
 def frame_parse(text_data: str | None) -> Frame:
@@ -42,7 +50,8 @@ def frame_parse(text_data: str | None) -> Frame:
 
     Raises `ApplicationError`: "malformed" (not text, not standard JSON — NaN, Infinity, numbers out
     of range, duplicate keys, nesting too deep for the parser — or not an object), "unknown_type"
-    (`type` missing, not a string, or not one we know), and for a message what
+    (`type` missing, not a string, or not one we know), "invalid_decision" (a decision without a
+    positive integer `action_id` or a boolean `confirm`), and for a message what
     `services.check_message_text` and `services.check_client_id` raise. A string `client_id` is
     echoed in the error's `client_id`.
     """
@@ -57,11 +66,22 @@ def frame_parse(text_data: str | None) -> Frame:
             )
         if kind == "stop":
             return StopFrame()
+        if kind == "decision":
+            return _decision(raw)
         raise ApplicationError(f"Unknown frame type {_describe(kind)}.", code="unknown_type")
     except ApplicationError as exc:
         if echo is not None:
             exc.extra.setdefault("client_id", echo)
         raise
+
+
+def _decision(raw: dict[str, Any]) -> DecisionFrame:
+    action_id, confirm = raw.get("action_id"), raw.get("confirm")
+    if not isinstance(action_id, int) or isinstance(action_id, bool) or not 0 < action_id < 2**63:
+        raise ApplicationError("action_id must be a positive integer.", code="invalid_decision")
+    if not isinstance(confirm, bool):
+        raise ApplicationError("confirm must be true or false.", code="invalid_decision")
+    return DecisionFrame(action_id=action_id, confirm=confirm)
 
 
 def frame_object(text_data: str | None) -> dict[str, Any]:

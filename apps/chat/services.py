@@ -17,6 +17,7 @@ from django.utils import timezone
 from apps.accounts.models import SupportTicket
 from apps.accounts.selectors import account_context_for_user, visitor_context_render
 from apps.accounts.services import ticket_open
+from apps.actions.registry import tool_specs
 from apps.chat.availability import availability_line
 from apps.chat.models import Conversation, Feedback, Message
 from apps.chat.selectors import (
@@ -302,6 +303,8 @@ class ChatContext:
             conversation_id=self.conversation_id,
             reply=reply or ReplyRef(),
             turn_context=self.turn_context,
+            # Registry order whatever order they were chosen in: the same bytes in the cached prefix.
+            tools=tool_specs(self.prompt.tool_names),
         )
 
 

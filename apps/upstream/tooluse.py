@@ -20,6 +20,10 @@ from .prompt import content_blocks
 
 _INVOICE_NUMBER = re.compile(r"\b(INV-[A-Za-z0-9-]{1,36})\b", re.IGNORECASE)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+# Applications wrap what the customer typed (`<user_message>`) next to context of their own (account,
+# availability); only the customer's words can ask for an action.
+_USER_MESSAGE = re.compile(r"<user_message>(.*?)</user_message>", re.DOTALL | re.IGNORECASE)
+_ANY_TAGGED_BLOCK = re.compile(r"<([a-z_]+)\b[^>]*>.*?</\1>", re.DOTALL | re.IGNORECASE)
 _TICKET_NUMBER = re.compile(r"(?:ticket\s*(?:#|no\.?|number)?\s*)(\d{1,9})\b", re.IGNORECASE)
 
 
@@ -90,6 +94,8 @@ def chosen_tool(body: dict[str, Any], own_words: str) -> dict[str, Any] | None:
     """The call ({"name", "input"}) the user's words ask for among the request's tools, if any."""
     if (body.get("tool_choice") or {}).get("type") == "none" or last_turn_has_results(body["messages"]):
         return None
+    wrapped = _USER_MESSAGE.findall(own_words)
+    own_words = wrapped[-1] if wrapped else _ANY_TAGGED_BLOCK.sub(" ", own_words)
     offered = {tool["name"]: tool for tool in body.get("tools") or [] if "input_schema" in tool}
     for name, rule in RULES:
         if name not in offered:

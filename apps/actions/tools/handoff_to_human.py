@@ -1,4 +1,8 @@
-"""handoff_to_human: pass the conversation to Acme's human team with the reason (write)."""
+"""handoff_to_human: pass the conversation to Acme's human team with the reason (write).
+
+In a chat it is the chat's own handoff (docs/inbox.md): the conversation waits for an agent, as when the
+customer asks for a person.
+"""
 
 from typing import Any
 
@@ -8,7 +12,10 @@ from apps.actions.registry import Risk, Tool, ToolContext
 
 
 def run(account: CustomerAccount, context: ToolContext, *, reason: str) -> dict[str, Any]:
-    # One handoff ticket per conversation (ticket_open reuses an open one): the team's queue of handoffs.
+    if context.request_human is not None:  # in a chat: the conversation joins the agents' queue
+        context.request_human(reason)
+        return {"handed_off": True}
+    # Outside a chat, one handoff ticket per conversation (ticket_open reuses an open one).
     ticket = ticket_open(
         user=account.user,
         subject=f"Handoff: {reason}",

@@ -1,0 +1,118 @@
+"""The tool turns of a chat answer: who the model's tool calls act for, the frames the customer sees of
+them, and the customer's decision on a confirmation card (docs/protocol.md, "Tools"; docs/actions.md).
+
+Every call acts for the logged-in customer's own account, read here from the authenticated user and
+never from the model's arguments: a call naming another customer's invoice finds nothing on this
+account and ends as an error the assistant explains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from apps.accounts.models import CustomerAccount
+from apps.actions.models import ActionRecord
+from apps.actions.runner import AccountToolRunner
+from apps.actions.services import CallScope, action_decide
+from apps.chat.models import Conversation
+from apps.llm.tools import ToolRunner
+from apps.llm.types import ChatRequest, ConfirmationRequested, GatewayEvent, ToolFinished, ToolStarted
+
+ToolEvent = ToolStarted | ConfirmationRequested | ToolFinished
+
+
+def tools_scoped(user: AbstractBaseUser, request: ChatRequest) -> tuple[ChatRequest, ToolRunner | None]:
+    """The request as it may be sent for `user`, and the runner of its tool calls.
+
+    Without a customer account (staff, a website visitor) there is nobody a tool could act for: the
+    request goes without tools. Runs ORM code (a worker thread).
+    """
+    if not request.tools:
+        return request, None
+    account = CustomerAccount.objects.select_related("user").filter(user=user).first()
+    if account is None:
+        return replace(request, tools=()), None
+    conversation_id = request.conversation_id or ""
+
+    def request_human(reason: str) -> object:
+        from apps.chat.handoffs import conversation_human_request
+
+        return conversation_human_request(
+            conversation_id=conversation_id, source=Conversation.HandoffSource.ASSISTANT, reason=reason
+        )
+
+    scope = CallScope(
+        account=account,
+        conversation_id=conversation_id,
+        reply_id=request.reply.message_id,
+        request_human=request_human if conversation_id else None,
+    )
+    return request, AccountToolRunner(scope)
+
+
+def is_tool_event(event: GatewayEvent) -> bool:
+    return isinstance(event, ToolStarted | ConfirmationRequested | ToolFinished)
+
+
+def tool_frame(event: ToolEvent, *, reply_id: int) -> dict[str, Any]:
+    """The websocket frame of one tool event of the answer `reply_id`."""
+    if isinstance(event, ToolStarted):
+        return {
+            "type": "tool_started",
+            "message_id": reply_id,
+            "call_id": event.call_id,
+            "tool": event.name,
+            "progress": event.progress,
+        }
+    if isinstance(event, ConfirmationRequested):
+        return {
+            "type": "confirmation_requested",
+            "message_id": reply_id,
+            "action_id": event.action_id,
+            "tool": event.tool,
+            "summary": event.summary,
+        }
+    return {
+        "type": "tool_finished",
+        "message_id": reply_id,
+        "call_id": event.call_id,
+        "tool": event.name,
+        "is_error": event.is_error,
+    }
+
+
+def decision_take(*, user: AbstractBaseUser, conversation_id: object, action_id: int, confirm: bool) -> dict[str, Any]:
+    """Store the customer's decision on a card of this conversation (running the action if confirmed)
+    and return the `action_decided` frame. Raises what `actions.services.action_decide` raises:
+    NotFound for a card of another customer or conversation, "already_decided"."""
+    record = action_decide(user=user, action_id=action_id, confirm=confirm, conversation_id=conversation_id)
+    return action_decided_frame(record)
+
+
+def action_decided_frame(record: ActionRecord) -> dict[str, Any]:
+    return {
+        "type": "action_decided",
+        "action_id": record.pk,
+        "tool": record.tool,
+        "decision": record.decision,
+        "status": record.status,
+        "result": record.result,
+        "message": decision_message(record),
+    }
+
+
+def decision_message(record: ActionRecord) -> str:
+    """One line for the card once decided: what happened, in the customer's words."""
+    if record.status == ActionRecord.Status.DECLINED:
+        return "Cancelled: nothing was changed."
+    if record.status == ActionRecord.Status.SUCCEEDED:
+        result = record.result or {}
+        if result.get("cancel_at_period_end"):
+            return f"Done: your subscription ends on {result.get('service_until', 'the end of the period')}."
+        if result.get("billing_email"):
+            return f"Done: invoices now go to {result['billing_email']}."
+        return "Done."
+    return f"That did not work: {record.error or 'the action failed'}. Nothing was changed."
