@@ -45,7 +45,7 @@ _ACCOUNT_CONTEXT = re.compile(
 # Context an application puts into the user turn next to what the user typed.
 _CONTEXT_BLOCK = re.compile(
     r"<(account_context|account|customer_context|customer_account|visitor_context|visitor|conversation_summary|"
-    r"summary|history_summary|previous_summary)\b[^>]*>.*?</\1>",
+    r"summary|history_summary|previous_summary|support_team_availability)\b[^>]*>.*?</\1>",
     re.DOTALL | re.IGNORECASE,
 )
 # The language an account or visitor context gives (`"language": "de"`): what a short message with no
@@ -158,7 +158,10 @@ def compose_answer(body: dict[str, Any], *, prose_instead_of_json: bool = False)
     units = citable_units(messages)
     if units and not prefill:
         query = plain_prose(_own_words(question_of(messages)))
-        segments = tuple((text, tuple(citations)) for text, citations in grounded_segments(units, query))
+        segments = tuple(
+            (text, tuple(citations))
+            for text, citations in grounded_segments(units, query, default_language=_context_language(user_text))
+        )
         return Answer("".join(text for text, _ in segments), segments=segments)
     return Answer(_continue_after_prefill(_support_answer(system, instructions, user_text), prefill))
 
@@ -321,12 +324,16 @@ def _account_context(instructions: _Instructions, user_text: str) -> str:
     return "\n".join(body for _, body in matches) if matches else instructions.account_context
 
 
+def _context_language(user_text: str) -> str:
+    """The language the turn's account or visitor context gives, if the emulator speaks it; else "en"."""
+    hinted = _CONTEXT_LANGUAGE.search(user_text)
+    language = hinted.group(2).lower() if hinted else "en"
+    return language if language in GREETING else "en"
+
+
 def _support_answer(system: str, instructions: _Instructions, user_text: str) -> str:
     query = plain_prose(_own_words(user_text))
-    hinted = _CONTEXT_LANGUAGE.search(user_text)
-    language = detect_language(query, default=hinted.group(2).lower() if hinted else "en")
-    if language not in GREETING:
-        language = "en"
+    language = detect_language(query, default=_context_language(user_text))
     query_words = set(words(query))
     if not stem_terms(query) or (query_words & GREETING_WORDS and len(query_words) <= 3):
         return GREETING[language]

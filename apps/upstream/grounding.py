@@ -121,13 +121,16 @@ def question_of(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
-def grounded_segments(units: list[Citable], query: str) -> list[tuple[str, list[dict[str, Any]]]]:
+def grounded_segments(
+    units: list[Citable], query: str, *, default_language: str = "en"
+) -> list[tuple[str, list[dict[str, Any]]]]:
     """The answer as (text, citations) segments: a lead-in, the cited passages, a closing line.
 
     Units in the question's language are preferred: a German question is answered from the German
-    article even when an English one matches the same words.
+    article even when an English one matches the same words. `default_language`: for a question with no
+    language of its own (the one its account or visitor context gives).
     """
-    language = detect_language(query)
+    language = detect_language(query, default=default_language)
     chosen = _best_units([u for u in units if detect_language(u.text, default="") == language], query)
     if not chosen:
         chosen = _best_units(units, query)
