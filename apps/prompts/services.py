@@ -517,3 +517,26 @@ def prompt_seed_defaults(*, actor: AbstractBaseUser | None = None) -> list[Promp
         )
         created.append(prompt_version_publish(version=draft, actor=actor))
     return created
+
+
+@transaction.atomic
+def prompt_version_seed_tools(
+    *, slug: str, tool_names: Iterable[str], actor: AbstractBaseUser | None = None
+) -> PromptVersion | None:
+    """Publish a version of `slug` that may call `tool_names`, copied from its active version, as the only
+    active one (the demo's assistant acts, not only explains).
+
+    Idempotent: returns None when an active version already has these tools, or the prompt has no
+    active version to copy.
+    """
+    names = sorted(set(tool_names))
+    prompt = Prompt.objects.filter(slug=slug).first()
+    if prompt is None:
+        return None
+    active = list(PromptVersion.objects.filter(prompt=prompt, status=Status.ACTIVE).order_by("-id"))
+    if not active or any(sorted(version.tools or []) == names for version in active):
+        return None
+    draft = prompt_version_create_draft(
+        prompt=prompt, based_on=active[0], actor=actor, tools=names, change_note="The demo tools (docs/actions.md)."
+    )
+    return prompt_version_publish(version=draft, actor=actor)

@@ -168,6 +168,55 @@
     li.appendChild(box);
   }
 
+  /* ---- tools: progress lines and confirmation cards (docs/protocol.md, "Tools") ---- */
+
+  // Shown above the answer's text, in the bubble of the answer they belong to.
+  function toolBox(li) {
+    var box = li.querySelector(".tool-steps");
+    if (!box) {
+      box = document.createElement("ul");
+      box.className = "tool-steps";
+      box.setAttribute("aria-live", "polite");
+      li.insertBefore(box, li.querySelector(".msg-text"));
+    }
+    return box;
+  }
+
+  function replyBubble(messageId) {
+    return replies[messageId] || (streaming && streaming.el);
+  }
+
+  function addCard(li, f) {
+    var card = document.createElement("div");
+    card.className = "confirm-card";
+    card.dataset.actionId = f.action_id;
+    card.setAttribute("role", "group");
+    card.setAttribute("aria-label", "Confirm this action");
+    var summary = document.createElement("p");
+    summary.className = "confirm-summary";
+    summary.textContent = f.summary;
+    var buttons = document.createElement("div");
+    buttons.className = "confirm-buttons";
+    [["Confirm", true], ["Cancel", false]].forEach(function (choice) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.textContent = choice[0];
+      b.className = choice[1] ? "confirm-yes" : "confirm-no";
+      b.addEventListener("click", function () {
+        if (send({ type: "decision", action_id: f.action_id, confirm: choice[1] })) {
+          buttons.querySelectorAll("button").forEach(function (x) { x.disabled = true; });
+        } else {
+          showNotice("Not connected: try again in a moment.");
+        }
+      });
+      buttons.appendChild(b);
+    });
+    card.appendChild(summary);
+    card.appendChild(buttons);
+    li.insertBefore(card, li.querySelector(".msg-text"));
+    scrollDown();
+  }
+
   function renderHistory(messages) {
     list.textContent = "";
     replies = {};
@@ -246,6 +295,42 @@
       streaming = { el: li, replyId: f.reply_id, clientId: q.client_id || null };
       setStreaming(true);
     },
+    tool_started: function (f) {
+      var li = replyBubble(f.message_id);
+      if (!li) return;
+      var step = document.createElement("li");
+      step.className = "tool-step";
+      step.dataset.callId = f.call_id;
+      step.dataset.state = "running";
+      step.textContent = f.progress || ("Running " + f.tool + "\u2026");
+      toolBox(li).appendChild(step);
+      scrollDown();
+    },
+    tool_finished: function (f) {
+      var li = replyBubble(f.message_id);
+      if (!li) return;
+      toolBox(li).querySelectorAll(".tool-step").forEach(function (step) {
+        if (step.dataset.callId !== f.call_id) return;
+        step.dataset.state = f.is_error ? "failed" : "done";
+        step.textContent = step.textContent.replace(/\u2026$/, "") + (f.is_error ? ": failed, nothing changed" : ": done");
+      });
+    },
+    confirmation_requested: function (f) {
+      var li = replyBubble(f.message_id);
+      if (li) addCard(li, f);
+    },
+    action_decided: function (f) {
+      document.querySelectorAll(".confirm-card").forEach(function (card) {
+        if (card.dataset.actionId !== String(f.action_id)) return;
+        card.dataset.decision = f.decision;
+        var buttons = card.querySelector(".confirm-buttons");
+        if (buttons) buttons.remove();
+        var outcome = card.querySelector(".confirm-outcome") || document.createElement("p");
+        outcome.className = "confirm-outcome";
+        outcome.textContent = f.message;
+        card.appendChild(outcome);
+      });
+    },
     retrying: function () {
       // Overload: the server waits for capacity (up to its retry budget) instead of failing at once.
       if (streaming) setStatusNote(streaming.el, "The assistant is busy right now. Retrying\u2026");
@@ -272,6 +357,9 @@
     },
     error: function (f) {
       if (f.code === "unauthenticated") { toLogin(); return; }
+      if (f.code === "already_decided" || f.code === "not_awaiting_confirmation") {
+        document.querySelectorAll(".confirm-card button").forEach(function (b) { b.disabled = false; });
+      }
       if (f.code === "conversation_not_found") { conversationId = null; showNotice("That conversation was not found; starting a new one."); return; }
       if (f.message_id && replies[f.message_id]) {          // the answer to a stored question failed
         var li = replies[f.message_id];

@@ -45,6 +45,9 @@ def test_seed_demo_creates_the_demo_and_is_idempotent() -> None:
         "support-assistant",
         "transcript-classifier",
     }
+    # The demo assistant acts: its one active version may call every demo tool.
+    assistant = PromptVersion.objects.get(prompt__slug="support-assistant", status="active")
+    assert "resend_invoice" in assistant.tools and "cancel_subscription" in assistant.tools
 
 
 def test_demo_system_prompt_is_long_enough_to_cache_on_every_tier(llm_upstream) -> None:

@@ -11,24 +11,17 @@ from apps.accounts.models import CustomerAccount
 from apps.actions.models import ActionRecord
 from apps.actions.registry import tools
 from apps.chat.models import Conversation, Message
-from apps.prompts.models import Prompt, PromptVersion
-from apps.prompts.services import prompt_version_create_draft, prompt_version_publish
+from apps.prompts.services import prompt_version_seed_tools
 from tests.actions.factories import AccountFactory, InvoiceFactory
 from tests.chat.conftest import ChatSocket, shown_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _publish_with_tools() -> None:
-    prompt = Prompt.objects.get(slug="support-assistant")
-    active = PromptVersion.objects.filter(prompt=prompt, status="active").first()
-    draft = prompt_version_create_draft(prompt=prompt, based_on=active, actor=None, tools=list(tools()))
-    prompt_version_publish(version=draft, actor=None)
-
-
 @pytest.fixture
 def tool_env(chat_env):
-    _publish_with_tools()
+    assert prompt_version_seed_tools(slug="support-assistant", tool_names=list(tools())).tools == list(sorted(tools()))
+    assert prompt_version_seed_tools(slug="support-assistant", tool_names=list(tools())) is None  # idempotent
     return chat_env
 
 
