@@ -252,6 +252,22 @@ DEMO_CASES: list[dict[str, Any]] = [
         "language": "es",
         "rubric": ["The answer is in Spanish.", _GROUNDED],
     },
+    # Actions: the tool the assistant should call, with its arguments (checked, never run).
+    {
+        "name": "resend invoice tool",
+        "tags": "actions",
+        "turns": ["Please resend invoice INV-2041 to me."],
+        "account_data": _INVOICES,
+        "expect_tool": "resend_invoice",
+        "expect_tool_arguments": {"invoice_number": "INV-2041"},
+    },
+    {
+        "name": "cancel subscription tool",
+        "tags": "actions",
+        "turns": ["I want to cancel my subscription."],
+        "account_data": _ACME,
+        "expect_tool": "cancel_subscription",
+    },
     # Simulated customers.
     {
         "name": "simulated refund",

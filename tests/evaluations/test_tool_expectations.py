@@ -145,3 +145,54 @@ def test_a_tool_only_turn_is_history_for_the_next_customer_turn(llm_upstream):
     params, _ = services.result_step_params(result, "answer", draft.to_parts())
     assistant = [m for m in params["messages"] if m["role"] == "assistant"]
     assert "(called resend_invoice)" in str(assistant[0]["content"])
+
+
+def test_a_quick_run_checks_the_tool_the_model_called_and_its_arguments(llm_upstream):
+    _, draft = versions()
+    PromptVersion.objects.filter(pk=draft.pk).update(tools=["list_invoices", "resend_invoice"])
+    evaluation_set = EvaluationSetFactory()
+    right = CaseFactory(
+        evaluation_set=evaluation_set,
+        turns=["Please resend invoice INV-2041 to me."],
+        must_include=[],
+        rubric=[],
+        expect_tool="resend_invoice",
+        expect_tool_arguments={"invoice_number": "INV-2041"},
+    )
+    wrong = CaseFactory(
+        evaluation_set=evaluation_set,
+        turns=["Please resend invoice INV-2090 to me."],
+        must_include=[],
+        rubric=[],
+        expect_tool="resend_invoice",
+        expect_tool_arguments={"invoice_number": "INV-2041"},
+    )
+    run = services.run_start(evaluation_set=evaluation_set, candidate=draft, actor=None, mode=Run.Mode.QUICK, k=1)
+    run = services.run_quick(run=run)
+
+    passed = {r.case_id: r for r in run.results.filter(version=draft)}
+    assert passed[right.pk].passed is True
+    assert passed[right.pk].transcript[-1]["tool_uses"][0]["input"] == {"invoice_number": "INV-2041"}
+    assert passed[wrong.pk].passed is False
+    assert "INV-2090" in next(c["detail"] for c in passed[wrong.pk].checks if c["check"] == "tool_call")
+    # The live version offers no tools: it cannot pass a case that expects one.
+    assert all(r.passed is False for r in run.results.exclude(version=draft))
+
+
+def test_the_demo_action_cases_pass_on_the_demo_assistant_with_its_tools(llm_upstream):
+    from apps.actions.registry import tools
+    from apps.prompts.services import prompt_seed_defaults, prompt_version_create_draft, prompt_version_seed_tools
+
+    prompt_seed_defaults()
+    live = prompt_version_seed_tools(slug="support-assistant", tool_names=list(tools()))
+    draft = prompt_version_create_draft(prompt=live.prompt, based_on=live, actor=None, change_note="same")
+    demo = services.evaluation_set_seed_demo()
+    actions = EvaluationSetFactory()
+    for case in demo.cases.filter(tags="actions"):
+        case.pk, case.evaluation_set = None, actions
+        case.save()
+    run = services.run_start(evaluation_set=actions, candidate=draft, actor=None, mode=Run.Mode.QUICK, k=1)
+    run = services.run_quick(run=run)
+    results = list(run.results.all())
+    assert len(results) == 4  # two cases, draft and live
+    assert all(result.passed for result in results), [result.checks for result in results]
