@@ -36,6 +36,9 @@ class ActionRecord(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", help_text="The customer."
     )
     conversation_id = models.CharField(max_length=64, blank=True, db_index=True)
+    reply_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The assistant message whose answer made the call (its transcript shows it)."
+    )
     tool = models.CharField(max_length=64, help_text="The tool's registry name.")
     risk = models.CharField(max_length=10, choices=Risk.choices)
     arguments = models.JSONField(default=dict, help_text="The input the model gave, as received.")

@@ -65,6 +65,7 @@ def action_call(*, scope: CallScope, tool_name: str, arguments: Any, tool_use_id
         account=scope.account,
         user=scope.account.user,
         conversation_id=scope.conversation_id,
+        reply_id=scope.reply_id,
         tool=tool.name,
         risk=tool.risk,
         arguments=arguments if isinstance(arguments, dict) else {"_invalid": repr(arguments)[:500]},

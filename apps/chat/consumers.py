@@ -104,7 +104,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "humans_answer": conversation.humans_answer,
         }
         if requested is not None:
-            frame["messages"] = [answering.message_payload(m) for m in messages]
+            frame["messages"] = [tool_turns.payload_with_actions(m) for m in messages]
         await self._emit(frame)
         streaming = {m.pk for m in messages if m.status == Message.Status.STREAMING}
         self._watching = True
@@ -374,6 +374,7 @@ def _conversation_open_sync(
         for message in messages:
             if selectors.message_streaming_is_stale(message):
                 services.message_reply_fail(reply=message, text=message.text)
+        tool_turns.actions_attach(user=user, conversation=conversation, messages=messages)
     return conversation, messages, services.chat_context_load(user=user, conversation=conversation, language=language)
 
 

@@ -15,9 +15,11 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from apps.accounts.models import CustomerAccount
 from apps.actions.models import ActionRecord
+from apps.actions.registry import tool_get
 from apps.actions.runner import AccountToolRunner
 from apps.actions.services import CallScope, action_decide
-from apps.chat.models import Conversation
+from apps.chat.models import Conversation, Message
+from apps.chat.payloads import message_payload
 from apps.llm.tools import ToolRunner
 from apps.llm.types import ChatRequest, ConfirmationRequested, GatewayEvent, ToolFinished, ToolStarted
 
@@ -51,6 +53,41 @@ def tools_scoped(user: AbstractBaseUser, request: ChatRequest) -> tuple[ChatRequ
         request_human=request_human if conversation_id else None,
     )
     return request, AccountToolRunner(scope)
+
+
+def actions_attach(*, user: AbstractBaseUser, conversation: Conversation, messages: list[Message]) -> None:
+    """Give each assistant message of the transcript the tool calls its answer made (one query), so a
+    reload shows the same progress lines and cards as the live answer did."""
+    by_reply: dict[int, list[dict[str, Any]]] = {}
+    records = ActionRecord.objects.filter(user=user, conversation_id=str(conversation.pk), reply_id__isnull=False)
+    for record in records.order_by("id"):
+        by_reply.setdefault(record.reply_id, []).append(action_payload(record))
+    for message in messages:
+        message.shown_actions = by_reply.get(message.pk, [])
+
+
+def payload_with_actions(message: Message) -> dict[str, Any]:
+    """`message_payload`, with `actions` for an assistant message whose answer called tools."""
+    payload = message_payload(message)
+    actions = getattr(message, "shown_actions", None)
+    if actions:
+        payload["actions"] = actions
+    return payload
+
+
+def action_payload(record: ActionRecord) -> dict[str, Any]:
+    """A stored call as the transcript shows it: its progress line's outcome, or its card."""
+    tool = tool_get(record.tool)
+    return {
+        "action_id": record.pk,
+        "call_id": record.tool_use_id,
+        "tool": record.tool,
+        "progress": tool.progress if tool is not None else record.tool,
+        "status": record.status,
+        "summary": record.summary,
+        "decision": record.decision,
+        "message": decision_message(record) if record.decision else "",
+    }
 
 
 def is_tool_event(event: GatewayEvent) -> bool:

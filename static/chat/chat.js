@@ -217,6 +217,16 @@
     scrollDown();
   }
 
+  // A call stored with an earlier answer: its progress line, and its card (still open, or decided).
+  function renderStoredAction(li, act) {
+    handlers.tool_started({ message_id: null, call_id: act.call_id, tool: act.tool, progress: act.progress }, li);
+    handlers.tool_finished({ message_id: null, call_id: act.call_id, is_error: act.status === "failed" || act.status === "rejected" }, li);
+    if (act.summary) {
+      addCard(li, act);
+      if (act.decision) handlers.action_decided({ action_id: act.action_id, decision: act.decision, message: act.message });
+    }
+  }
+
   function renderHistory(messages) {
     list.textContent = "";
     replies = {};
@@ -230,6 +240,7 @@
           streaming = { el: li, replyId: m.id, clientId: null };
           li.classList.add("is-streaming");
         } else {
+          (m.actions || []).forEach(function (act) { renderStoredAction(li, act); });
           finishBubble(li, { status: m.status, message_id: m.id, sources: m.sources });
           if (m.feedback) addFeedback(li, m.id, m.feedback);
           if (m.feedback) li.querySelectorAll(".fb").forEach(function (b) {
@@ -295,8 +306,8 @@
       streaming = { el: li, replyId: f.reply_id, clientId: q.client_id || null };
       setStreaming(true);
     },
-    tool_started: function (f) {
-      var li = replyBubble(f.message_id);
+    tool_started: function (f, into) {
+      var li = into || replyBubble(f.message_id);
       if (!li) return;
       var step = document.createElement("li");
       step.className = "tool-step";
@@ -306,8 +317,8 @@
       toolBox(li).appendChild(step);
       scrollDown();
     },
-    tool_finished: function (f) {
-      var li = replyBubble(f.message_id);
+    tool_finished: function (f, into) {
+      var li = into || replyBubble(f.message_id);
       if (!li) return;
       toolBox(li).querySelectorAll(".tool-step").forEach(function (step) {
         if (step.dataset.callId !== f.call_id) return;

@@ -161,3 +161,25 @@ async def test_the_assistant_hands_the_conversation_to_a_person(tool_env, alice)
     conversation = await database_sync_to_async(Conversation.objects.get)(pk=conversation_id)
     assert (conversation.status, conversation.handoff_source) == ("needs_human", "assistant")
     assert "contract" in conversation.handoff_reason
+
+
+async def test_a_reloaded_transcript_shows_the_calls_and_the_open_card(tool_env, alice):
+    socket = await ChatSocket.open(alice)
+    conversation_id = (await socket.receive())["id"]
+    await _ask(socket, "Please resend invoice INV-A-1")
+    card, _ = await _card(socket)
+    await socket.close()
+
+    reloaded = await ChatSocket.open(alice, conversation=conversation_id)
+    transcript = (await reloaded.receive())["messages"]
+    await reloaded.close()
+    answers = [message for message in transcript if message["role"] == "assistant"]
+    [sent], [proposed] = answers[0]["actions"], answers[1]["actions"]
+    assert (sent["tool"], sent["status"], sent["progress"]) == ("resend_invoice", "succeeded", "Sending your invoice…")
+    assert (proposed["action_id"], proposed["status"], proposed["decision"]) == (
+        card["action_id"],
+        "awaiting_confirmation",
+        "",
+    )
+    assert proposed["summary"] == card["summary"]
+    assert all("actions" not in message for message in transcript if message["role"] == "user")
