@@ -98,7 +98,7 @@ class CustomerSummary:
         if self.company:
             parts.insert(0, self.company)
         if self.seats:
-            parts.append(f"{self.seats} seats")
+            parts.append(f"{self.seats} seat" + ("s" if self.seats != 1 else ""))
         if self.open_tickets:
             parts.append(f"{self.open_tickets} open tickets")
         return " · ".join(p for p in parts if p)
@@ -129,6 +129,13 @@ class QueueItem:
     agent_id: int | None
     customer: CustomerSummary
     last_message: str
+
+    @property
+    def why(self) -> str:
+        """Who asked, and why (once: a degraded answer's reason repeats its source)."""
+        if not self.reason or self.reason == self.source:
+            return self.source
+        return f"{self.source}: {self.reason}" if self.source else self.reason
 
     @property
     def wait_label(self) -> str:

@@ -19,8 +19,16 @@
   function refreshQueue() {
     return fetch(root.dataset.queueUrl, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
-      .then(function (html) { queueBox.innerHTML = html; })
+      .then(function (html) { queueBox.innerHTML = html; markCurrent(); })
       .catch(function () {});
+  }
+  function markCurrent() {
+    var items = queueBox.querySelectorAll(".queue-item");
+    for (var i = 0; i < items.length; i++) {
+      var link = items[i].querySelector("a");
+      if (items[i].dataset.conversation === watched) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
   }
   function refreshPane() {
     var url = pane.dataset.paneUrl;
@@ -119,5 +127,6 @@
       .finally(function () { button.disabled = false; button.textContent = "Suggest a reply"; });
   });
   connect();
+  markCurrent();
   scrollDown();
 })();

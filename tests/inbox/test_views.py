@@ -74,7 +74,16 @@ def test_the_queue_lists_waiting_conversations_oldest_first(agent):
     assert page.index("Older") < page.index("Newer")
     assert "Answered by the assistant" not in page
     assert "Waiting 1 h 15 min" in page and "Waiting 2 min" in page
-    assert "Globex · Enterprise plan" in page and "Wants a refund" in page
+    assert "Globex · Enterprise plan" in page and "Asked by the customer: Wants a refund" in page
+
+
+def test_a_degraded_answer_is_in_the_queue_with_its_reason_once(agent, customer):
+    conversation = ConversationFactory(user=customer, title="Export my data")
+    handoffs.conversation_human_request(
+        conversation_id=conversation.pk, source="degraded", reason="Assistant unavailable"
+    )
+    page = client_for(agent).get(reverse("inbox:queue")).content.decode()
+    assert "Export my data" in page and page.count("Assistant unavailable") == 1
 
 
 def test_claim_reply_hand_back_and_resolve(agent, customer):
