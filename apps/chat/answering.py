@@ -27,9 +27,10 @@ from typing import Any, Protocol
 from channels.db import DatabaseSyncToAsync
 from django.contrib.auth.models import AbstractBaseUser
 
-from apps.chat import events, selectors, services, tool_turns
+from apps.chat import events, services, tool_turns
 from apps.chat.models import Conversation, Message
 from apps.chat.payloads import cited_sources, message_payload
+from apps.chat.replies import GENERATION_FAILED, done_frame
 from apps.chat.streaming import DeltaCoalescer, questions_first
 from apps.core.exceptions import ApplicationError
 from apps.core.metrics import CHAT_MESSAGES
@@ -52,11 +53,6 @@ logger = logging.getLogger(__name__)
 # The longest a question's storage waits for its early upstream request to be sent; the request's own
 # CPU work is ~1 ms, a connection being opened releases the wait at once, so this only bounds odd cases.
 EARLY_SEND_WAIT_SECONDS = 0.02
-GENERATION_FAILED = {
-    "type": "error",
-    "code": "generation_failed",
-    "message": "The assistant could not answer. Please try again.",
-}
 
 
 def db(function: Any) -> Any:
@@ -623,51 +619,3 @@ def _submit_and_prepare(
         return submission, request, runner
     except Exception as exc:  # handed to the run, which reports and stores it
         return submission, exc, None
-
-
-def stored_reply(reply_id: int) -> tuple[Message, int | None] | None:
-    """A finished reply (and its ticket id when degraded); None while it is still streaming."""
-    reply = Message.objects.select_related("reply_to").filter(pk=reply_id).first()
-    if reply is None:
-        return None
-    if selectors.message_streaming_is_stale(reply):
-        services.message_reply_fail(reply=reply, text=reply.text)
-    if not reply.is_terminal:
-        return None
-    ticket_id = selectors.conversation_ticket_id(reply.conversation_id) if reply.status == "degraded" else None
-    return reply, ticket_id
-
-
-def stored_reply_frames(reply: Message, ticket_id: int | None) -> list[dict[str, Any]]:
-    """The frames that give a socket a finished reply it did not see being written: its whole text as
-    one delta, then its terminal frame."""
-    client_id = str(reply.reply_to.client_id) if reply.reply_to and reply.reply_to.client_id else None
-    if reply.status == Message.Status.FAILED:
-        return [{**GENERATION_FAILED, "message_id": reply.pk, "client_id": client_id}]
-    frames: list[dict[str, Any]] = [{"type": "delta", "text": reply.text}] if reply.text else []
-    extra = {"ticket_id": ticket_id} if ticket_id else {}
-    frames.append(
-        done_frame(
-            reply,
-            status=reply.status,
-            client_id=client_id,
-            model=reply.model,
-            prompt_version=reply.prompt_version,
-            **extra,
-        )
-    )
-    return frames
-
-
-def done_frame(
-    reply: Message, *, status: str, client_id: str | None, model: str = "", prompt_version: str = "", **extra: Any
-) -> dict[str, Any]:
-    return {
-        "type": "done",
-        "message_id": reply.pk,
-        "client_id": client_id,
-        "model": model,
-        "prompt_version": prompt_version,
-        "status": status,
-        **extra,
-    }

@@ -17,7 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from apps.accounts.selectors import session_logs_in
-from apps.chat import answering, events, frames, payloads, selectors, services, tool_turns
+from apps.chat import answering, events, frames, payloads, replies, selectors, services, tool_turns
 from apps.chat.answering import db, dumps
 from apps.chat.models import Conversation, Message
 from apps.core.exceptions import ApplicationError, RateLimited
@@ -330,13 +330,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._send_stored_if_finished(event["message_id"])
 
     async def _send_stored_if_finished(self, reply_id: int) -> None:
-        stored = await db(answering.stored_reply)(reply_id)
+        stored = await db(replies.stored_reply)(reply_id)
         if stored is None or reply_id not in self._awaiting:
             return
         self._awaiting.discard(reply_id)
         if not self._awaiting and answering.running_answer(self.conversation.id) is None:
             await self._reload_context()  # that answer changed the history
-        for frame in answering.stored_reply_frames(*stored):
+        for frame in replies.stored_reply_frames(*stored):
             await self._emit(frame)
 
     # -- sending ----------------------------------------------------------------------------
