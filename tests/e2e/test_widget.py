@@ -64,6 +64,7 @@ def host() -> Iterator[HostPages]:
     pages = HostPages()
     yield pages
     pages.server.shutdown()
+    pages.server.server_close()
 
 
 @pytest.fixture
