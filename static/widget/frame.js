@@ -10,18 +10,20 @@
     en: { label: "Your message", send: "Send", placeholder: "Ask us anything…", connecting: "Connecting…",
       online: "Online", offline: "Reconnecting…", email: "Email for a reply (optional)",
       leaveText: "Your message for our team", leaveSend: "Leave a message", leaveOpen: "Or leave a message and your email for our team", left: "Thanks! Our team will get back to you.",
-      failed: "The assistant could not answer. Please try again.", gone: "This chat is not available here.",
+      failed: "The assistant could not answer. Please try again.", retrying: "The assistant is busy right now. Retrying…", gone: "This chat is not available here.",
       guest: "We could not confirm your sign-in, so you are chatting as a guest. Reload the page to try again." },
     de: { label: "Ihre Nachricht", send: "Senden", placeholder: "Fragen Sie uns…", connecting: "Verbinde…",
       online: "Online", offline: "Verbindung wird wiederhergestellt…", email: "E-Mail für eine Antwort (optional)",
       leaveText: "Ihre Nachricht an unser Team", leaveSend: "Nachricht hinterlassen", leaveOpen: "Oder hinterlassen Sie unserem Team eine Nachricht und Ihre E-Mail",
       left: "Danke! Unser Team meldet sich bei Ihnen.", failed: "Der Assistent konnte nicht antworten. Bitte erneut versuchen.",
+      retrying: "Der Assistent ist gerade ausgelastet. Neuer Versuch…",
       gone: "Dieser Chat ist hier nicht verfügbar.",
       guest: "Ihre Anmeldung ließ sich nicht bestätigen; Sie chatten als Gast. Laden Sie die Seite neu, um es erneut zu versuchen." },
     fr: { label: "Votre message", send: "Envoyer", placeholder: "Posez-nous votre question…", connecting: "Connexion…",
       online: "En ligne", offline: "Reconnexion…", email: "E-mail pour une réponse (facultatif)",
       leaveText: "Votre message pour notre équipe", leaveSend: "Laisser un message", leaveOpen: "Ou laissez un message et votre e-mail à notre équipe",
       left: "Merci ! Notre équipe vous répondra.", failed: "L'assistant n'a pas pu répondre. Veuillez réessayer.",
+      retrying: "L'assistant est très sollicité. Nouvelle tentative…",
       gone: "Cette discussion n'est pas disponible ici.",
       guest: "Nous n'avons pas pu confirmer votre connexion : vous discutez en tant qu'invité. Rechargez la page pour réessayer." }
   };
@@ -135,13 +137,17 @@
       store.set(TOKEN, f.token);
       held = f.identified ? CONV : GUEST;
       if (f.identity_error) say(t.guest);
+    } else if (f.type === "retrying") {  // overload: the server waits for capacity instead of failing at once
+      say(t.retrying);
     } else if (f.type === "delta") {
+      if (!notice.hidden) say("");
       if (!current) current = add("assistant", "", "streaming");
       current.textContent += f.text;
       log.scrollTop = log.scrollHeight;
     } else if (f.type === "reset") {
       if (current) current.textContent = "";
     } else if (f.type === "done") {
+      if (!notice.hidden) say("");
       if (!current) current = add("assistant", "");
       current.setAttribute("data-status", f.status);
       current = null;

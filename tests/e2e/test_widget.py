@@ -222,3 +222,24 @@ def test_a_guest_who_signs_in_on_the_host_site_goes_on_with_the_same_chat(
     assert frame.locator("li.u").all_text_contents() == ["Do you offer a free trial?", "What plan am I on?"]
     assert "account_context" in last_chat_request_text(llm_upstream)
     assert off_loop(lambda: list(Conversation.objects.values_list("user__username", flat=True))) == ["carol"]
+
+
+def test_an_overload_shows_the_visitor_retrying_then_the_answer(
+    site, host, llm_upstream, asgi_server, browser_page, settings
+):
+    """Issue 14, part 4: within the retry budget the visitor is told the assistant is busy, then answered."""
+    from tests.conftest import set_faults
+
+    settings.LLM_RETRY_BUDGET_SECONDS = 15
+    settings.LLM_BREAKER_FAILURE_THRESHOLD = 1
+    settings.LLM_BREAKER_RESET_SECONDS = 1.5
+    page = browser_page
+    page.goto(f"http://localhost:{host.port}" + host.page("/busy", f"{asgi_server}/widget/{site.key}.js"))
+    frame = open_chat(page)
+    frame.locator("#w-state", has_text="Online").wait_for()
+    set_faults(llm_upstream, {"force_errors": [{"status": 529, "count": 6}], "retry_after_seconds": 0.1})
+    ask(frame, "Do you offer a free trial?")
+    frame.get_by_text("The assistant is busy right now. Retrying…").wait_for()
+    frame.locator(ANSWER).wait_for(timeout=30_000)
+    assert frame.get_by_text("The assistant is busy right now. Retrying…").count() == 0
+    assert not off_loop(SupportTicket.objects.exists)
