@@ -2,7 +2,7 @@
 
 Every socket watching a conversation (the customer's tabs, an agent) joins `conversation_group(id)`.
 Tokens of an answer never cross the channel layer: sockets in the process that runs the answer get
-them straight from it (apps/chat/answering.py). The layer carries control events only — an answer
+them straight from it (apps/chat/answer_run.py). The layer carries control events only — an answer
 started or finished, a stop request, a change of who owns the conversation — so that sockets held
 by another server process stay correct.
 """
