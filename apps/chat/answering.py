@@ -132,13 +132,15 @@ async def question_store(
     client_id: Any,
     draft_from: services.ChatContext | None,
     language: str = "",
+    answerer: str = "",
 ) -> StoredQuestion:
     """Store the question (and its streaming reply row) and build its gateway request.
 
     `draft_from`: a context read earlier; the upstream call then starts from it before the commit, and
     is kept only if the request built after the commit is the same call. Raises what
     `services.message_submit` raises (`busy`, database errors): then nothing was stored and no call
-    goes on. `language`: an anonymous visitor's browser language (`services.chat_context_load`).
+    goes on. `language`: an anonymous visitor's browser language (`services.chat_context_load`);
+    `answerer`: as for `services.message_submit`.
     """
     # A request with tools needs its reply row for the calls' scope: it starts after the commit.
     drafting = draft_from is not None and not draft_from.prompt.tool_names
@@ -157,6 +159,7 @@ async def question_store(
                 client_id=client_id,
                 known=draft_from,
                 language=language,
+                answerer=answerer,
             )
     except BaseException:
         if early is not None:
@@ -221,6 +224,7 @@ def _submit_and_prepare(
     client_id: Any,
     known: services.ChatContext | None,
     language: str = "",
+    answerer: str = "",
 ) -> tuple[services.Submission, ChatRequest | Exception | None, ToolRunner | None]:
     """Store the question and build its gateway request in ONE worker-thread call.
 
@@ -230,7 +234,7 @@ def _submit_and_prepare(
     first, then the run raises it and ends the answer exactly as before. With tools, the runner of
     their calls is built here too, scoped to `user`'s own account.
     """
-    submission = services.message_submit(conversation=conversation, text=text, client_id=client_id)
+    submission = services.message_submit(conversation=conversation, text=text, client_id=client_id, answerer=answerer)
     if submission.duplicate or submission.reply is None:  # a resend, or a question for a person
         return submission, None, None
     try:

@@ -102,6 +102,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "status": conversation.status,
             "agent": payloads.agent_name(conversation.assigned_agent) if conversation.assigned_agent_id else None,
             "humans_answer": conversation.humans_answer,
+            "offer_choice": selectors.conversation_offers_choice(conversation, has_messages=bool(messages)),
         }
         if requested is not None:
             frame["messages"] = [tool_turns.payload_with_actions(m) for m in messages]
@@ -204,8 +205,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             conversation=self.conversation,
             text=text,
             client_id=client_id,
-            draft_from=self._draft_context(client_key),
+            # A person chosen up front answers: no upstream call is drafted for it.
+            draft_from=None if frame.answerer == services.ANSWERER_PERSON else self._draft_context(client_key),
             language=self.language,
+            answerer=frame.answerer,
         )
         submission = stored.submission
         await self._emit(_ack(submission))

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from apps.chat.services import check_client_id, check_message_text
+from apps.chat.services import check_answerer, check_client_id, check_message_text
 from apps.core.exceptions import ApplicationError
 
 # How much of an unknown `type` string is quoted back in the error.
@@ -22,11 +22,13 @@ TYPE_ECHO_CHARS = 40
 
 @dataclass(frozen=True)
 class MessageFrame:
-    """A question. `client_id_sent` is the id exactly as sent, echoed on errors so the client can match them."""
+    """A question. `client_id_sent` is the id exactly as sent, echoed on errors so the client can match them.
+    `answerer`: who the customer chose to answer a new conversation ("assistant", "person"; "" none)."""
 
     text: str
     client_id: uuid.UUID | None
     client_id_sent: str | None
+    answerer: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,8 @@ def frame_parse(text_data: str | None) -> Frame:
     of range, duplicate keys, nesting too deep for the parser — or not an object), "unknown_type"
     (`type` missing, not a string, or not one we know), "invalid_decision" (a decision without a
     positive integer `action_id` or a boolean `confirm`), and for a message what
-    `services.check_message_text` and `services.check_client_id` raise. A string `client_id` is
-    echoed in the error's `client_id`.
+    `services.check_message_text`, `services.check_client_id` and `services.check_answerer` raise.
+    A string `client_id` is echoed in the error's `client_id`.
     """
     raw = frame_object(text_data)
     sent_id = raw.get("client_id")
@@ -62,7 +64,10 @@ def frame_parse(text_data: str | None) -> Frame:
         kind = raw.get("type")
         if kind == "message":
             return MessageFrame(
-                text=check_message_text(raw.get("text")), client_id=check_client_id(sent_id), client_id_sent=echo
+                text=check_message_text(raw.get("text")),
+                client_id=check_client_id(sent_id),
+                client_id_sent=echo,
+                answerer=check_answerer(raw.get("answerer")),
             )
         if kind == "stop":
             return StopFrame()

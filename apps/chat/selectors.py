@@ -62,6 +62,12 @@ def conversation_messages(conversation: Conversation) -> QuerySet[Message]:
     return conversation.messages.select_related("feedback").order_by("created_at", "id")
 
 
+def conversation_offers_choice(conversation: Conversation, *, has_messages: bool) -> bool:
+    """Whether the customer is offered "Ask the assistant" / "Talk to a person" before the first question
+    (`CHAT_OFFER_HUMAN_CHOICE`): only while nothing is written yet and nobody was asked for already."""
+    return settings.CHAT_OFFER_HUMAN_CHOICE and not has_messages and not conversation.humans_answer
+
+
 def conversation_with_messages(conversation: Conversation) -> Conversation:
     return Conversation.objects.prefetch_related(
         Prefetch("messages", queryset=Message.objects.select_related("feedback").order_by("created_at", "id"))

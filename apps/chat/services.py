@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -36,6 +37,10 @@ PROMPT_SLUG = "support-assistant"
 # Earlier user turns searched with the question: a follow-up ("and in German?") keeps its topic.
 RETRIEVAL_RECENT_TURNS = 2
 TITLE_CHARS = 80
+# Who the customer chose to answer a new conversation (the `answerer` of its first question).
+ANSWERER_ASSISTANT = "assistant"
+ANSWERER_PERSON = "person"
+ANSWERERS = (ANSWERER_ASSISTANT, ANSWERER_PERSON)
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,25 @@ def check_client_id(client_id: object) -> uuid.UUID | None:
         raise ApplicationError("client_id must be a UUID.", code="invalid_client_id") from exc
 
 
+def check_answerer(answerer: object) -> str:
+    """Who the customer chose to answer a new conversation: "assistant", "person", or "" (no choice).
+
+    Raises `ApplicationError` ("invalid_answerer") for any other value, ("choice_unavailable") for a
+    person when `CHAT_OFFER_HUMAN_CHOICE` is off (the operator hides the choice: the question is not
+    stored, rather than answered by someone the customer did not choose).
+    """
+    if answerer is None or answerer == "":
+        return ""
+    if answerer not in ANSWERERS:
+        raise ApplicationError('answerer must be "assistant" or "person".', code="invalid_answerer")
+    if answerer == ANSWERER_PERSON and not settings.CHAT_OFFER_HUMAN_CHOICE:
+        raise ApplicationError(
+            "Choosing a person up front is not offered; send the message without an answerer.",
+            code="choice_unavailable",
+        )
+    return str(answerer)
+
+
 def conversation_start(*, user: AbstractBaseUser) -> Conversation:
     """A conversation to chat in: the user's latest one that has no message yet, else a new one.
 
@@ -114,16 +138,21 @@ def conversation_owner_change(*, conversation: Conversation, owner: AbstractBase
     return conversation
 
 
-def message_submit(*, conversation: Conversation, text: str, client_id: uuid.UUID | None) -> Submission:
+def message_submit(
+    *, conversation: Conversation, text: str, client_id: uuid.UUID | None, answerer: str = ""
+) -> Submission:
     """Store the user's question and the "streaming" assistant row that will answer it, before any model call.
 
     A `client_id` already stored in this conversation returns the original pair (`duplicate=True`),
     so a resend after a reconnect never creates a second question or a second answer.
+    `answerer` "person" (checked by `check_answerer`) on a conversation's first question hands it to
+    the support team in the same transaction, as "Talk to a human" does: no assistant row, `reply` None.
+    On a later question it changes nothing (the choice is made up front).
     Raises `ApplicationError` ("busy") while another answer in this conversation is still streaming,
     ("client_id_reused") when the stored question under `client_id` has other text.
     """
     try:
-        return _message_submit_locked(conversation=conversation, text=text, client_id=client_id)
+        return _message_submit_locked(conversation=conversation, text=text, client_id=client_id, answerer=answerer)
     except IntegrityError:  # the same client_id committed by another process in between
         existing = _submission_for_client_id(conversation, client_id)
         if existing is None:
@@ -146,7 +175,9 @@ def check_resend(question: Message, text: str) -> None:
         )
 
 
-def _message_submit_locked(*, conversation: Conversation, text: str, client_id: uuid.UUID | None) -> Submission:
+def _message_submit_locked(
+    *, conversation: Conversation, text: str, client_id: uuid.UUID | None, answerer: str
+) -> Submission:
     # Statements written out (apps.core.db): this transaction is the work left between a question and
     # its first token, and compiling it through the ORM doubled its CPU time (held under the GIL).
     with transaction.atomic():
@@ -166,8 +197,12 @@ def _message_submit_locked(*, conversation: Conversation, text: str, client_id: 
             _message_close(message, status=Message.Status.FAILED)
         question = Message(conversation=locked, role=Message.Role.USER, text=text, client_id=client_id)
         db.insert(question)
+        if answerer == ANSWERER_PERSON and previous_message_id == 0 and not locked.humans_answer:
+            locked = _person_chosen(locked, question)
         if locked.humans_answer:  # a person answers: no assistant row, the question goes to the team
-            db.update(locked, ["updated_at"])
+            if not locked.title:
+                locked.title = text[:TITLE_CHARS]
+            db.update(locked, ["title", "updated_at"])
             _publish_to_team(locked, question)
             return Submission(question=question, reply=None, duplicate=False, conversation=locked)
         if locked.status == Conversation.Status.CLOSED:  # resolved, then asked again: the assistant answers
@@ -193,6 +228,22 @@ def _message_submit_locked(*, conversation: Conversation, text: str, client_id: 
         conversation=locked,
         previous_message_id=previous_message_id,
     )
+
+
+def _person_chosen(conversation: Conversation, question: Message) -> Conversation:
+    """The customer chose a person before their first question: the handoff "Talk to a human" makes
+    (a ticket with the transcript, the agents' queue, an email when nobody is online), with the
+    question in it. Expects the caller's transaction and row lock."""
+    conversation.title = question.text[:TITLE_CHARS]
+    db.update(conversation, ["title"])  # the ticket's subject and the queue show it
+    user = get_user_model().objects.get(pk=conversation.user_id)
+    escalated, _ = _conversation_escalate(
+        user=user,
+        conversation_id=conversation.pk,
+        subject="Customer chose a person",
+        source=SupportTicket.Source.HANDOFF,
+    )
+    return escalated
 
 
 def _publish_to_team(conversation: Conversation, question: Message) -> None:

@@ -7,7 +7,7 @@
   var list = $("messages"), input = $("message-input"), form = $("composer");
   var sendBtn = $("send"), stopBtn = $("stop"), handoffBtn = $("handoff");
   var connState = $("conn-state"), notice = $("notice"), convList = $("conversation-list");
-  var charCount = $("char-count");
+  var charCount = $("char-count"), choice = $("choice");
   var maxChars = parseInt(document.currentScript && document.currentScript.dataset.maxChars, 10) || 4000;
 
   var ws = null;
@@ -16,6 +16,10 @@
   var pending = [];          // [{client_id, text, el}] sent but not acknowledged: resent after a reconnect
   var streaming = null;      // {el, textNode, replyId, clientId}
   var replies = {};          // reply id -> assistant bubble awaiting a terminal frame
+  // A new conversation may offer "Ask the assistant" / "Talk to a person" (docs/protocol.md, `offer_choice`):
+  // the pick rides on its first question as `answerer`.
+  var choosing = false, answerer = "";
+  var PLACEHOLDER = input.placeholder;
 
   function uuid() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -266,8 +270,10 @@
       }
       pending.forEach(function (p) {       // never acknowledged: resend (the server deduplicates by client_id)
         if (!p.el.isConnected) list.appendChild(p.el);
-        send({ type: "message", text: p.text, client_id: p.client_id });
+        send(messageFrame(p));
       });
+      choosing = !!f.offer_choice && !list.children.length;
+      showChoice(choosing && !answerer);
       markActive();
     },
     ack: function (f) {
@@ -284,6 +290,7 @@
     },
     conversation_state: function (f) {    // a person joined, handed back, or the request waits for one
       if (f.notice) showNotice(f.notice);
+      input.placeholder = f.humans_answer ? "Write to our support team…" : PLACEHOLDER;
     },
     message_added: function (f) {         // a support agent's message, or a question sent from another tab
       var m = f.message || {};
@@ -371,6 +378,7 @@
       if (f.code === "already_decided" || f.code === "not_awaiting_confirmation") {
         document.querySelectorAll(".confirm-card button").forEach(function (b) { b.disabled = false; });
       }
+      if (f.code === "choice_unavailable") { choosing = false; answerer = ""; showChoice(false); }
       if (f.code === "conversation_not_found") { conversationId = null; showNotice("That conversation was not found; starting a new one."); return; }
       if (f.message_id && replies[f.message_id]) {          // the answer to a stored question failed
         var li = replies[f.message_id];
@@ -385,6 +393,7 @@
         var p = pending.filter(function (x) { return x.client_id === f.client_id; })[0];
         if (p) {
           pending = pending.filter(function (x) { return x !== p; });
+          if (p.answerer && f.code !== "choice_unavailable") choosing = true;  // the pick stays for the retry
           p.el.classList.remove("is-pending");
           setStatusNote(p.el, "Not sent: " + f.message);
           if (f.code !== "busy") input.value = input.value || p.text;
@@ -393,6 +402,24 @@
       showNotice(f.message || f.code);
     }
   };
+
+  function messageFrame(p) {
+    var frame = { type: "message", text: p.text, client_id: p.client_id };
+    if (p.answerer) frame.answerer = p.answerer;
+    return frame;
+  }
+
+  function showChoice(on) {
+    choice.hidden = !on;
+  }
+
+  function choose(who) {
+    answerer = who;
+    showChoice(false);
+    input.placeholder = who === "person" ? "Write to our support team…" : PLACEHOLDER;
+    showNotice(who === "person" ? "Your message will go to a person from our support team." : "");
+    input.focus();
+  }
 
   function send(frame) {
     if (ws && ws.readyState === WebSocket.OPEN) { ws.send(JSON.stringify(frame)); return true; }
@@ -432,6 +459,10 @@
     if (old) old.close(1000);
     conversationId = id;
     pending = [];
+    choosing = false;
+    answerer = "";
+    input.placeholder = PLACEHOLDER;
+    showChoice(false);
     list.textContent = "";
     streaming = null;
     replies = {};
@@ -448,12 +479,17 @@
     if (!text || streaming) return;
     if (text.length > maxChars) { showNotice("Your message is longer than " + maxChars + " characters."); return; }
     var p = { client_id: uuid(), text: text, el: bubble("user", text, "pending") };
+    if (choosing) {                     // the conversation's first question carries the customer's pick
+      p.answerer = answerer;
+      choosing = false;
+      showChoice(false);
+    }
     p.el.classList.add("is-pending");
     pending.push(p);
     input.value = "";
     updateCount();
-    showNotice("");
-    if (!send({ type: "message", text: text, client_id: p.client_id })) {
+    if (p.answerer !== "person") showNotice("");
+    if (!send(messageFrame(p))) {
       setStatusNote(p.el, "Waiting for the connection…");
     }
   }
@@ -468,6 +504,9 @@
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); submit(); }
   });
   input.addEventListener("input", updateCount);
+  choice.querySelectorAll("button").forEach(function (b) {
+    b.addEventListener("click", function () { choose(b.dataset.answerer); });
+  });
   stopBtn.addEventListener("click", function () { send({ type: "stop" }); input.focus(); });
   document.addEventListener("keydown", function (ev) {
     if (ev.key === "Escape" && streaming) send({ type: "stop" });

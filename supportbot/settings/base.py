@@ -175,6 +175,9 @@ CHAT_RATE_LIMIT_PER_MINUTE = env.int("CHAT_RATE_LIMIT_PER_MINUTE", default=20)
 SUPPORT_COMPANY_NAME = env.str("SUPPORT_COMPANY_NAME", default="Acme")
 SUPPORT_EMAIL_ADDRESS = env.str("SUPPORT_EMAIL_ADDRESS", default="support@example.com")
 SUPPORT_EMAIL_URL = env.str("SUPPORT_EMAIL_URL", default="console://")
+# A new conversation offers "Ask the assistant" / "Talk to a person" before its first question; off, the
+# assistant answers first and a person is reached through "Talk to a human".
+CHAT_OFFER_HUMAN_CHOICE = env.bool("CHAT_OFFER_HUMAN_CHOICE", default=True)
 # Upper bound on how long a change to a customer's account that bypasses model signals (a queryset
 # update) can stay unseen by the assistant; saves and deletes refresh it at once (apps.accounts.signals).
 ACCOUNT_CONTEXT_CACHE_SECONDS = env.int("ACCOUNT_CONTEXT_CACHE_SECONDS", default=300)

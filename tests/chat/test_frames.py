@@ -19,6 +19,7 @@ CLIENT_CODES = {
     "message_too_long",
     "invalid_text",
     "invalid_client_id",
+    "invalid_answerer",
 }
 
 json_values = st.recursive(
@@ -32,6 +33,7 @@ frame_like = st.fixed_dictionaries(
         "type": st.sampled_from(["message", "stop", "Message", ""]) | json_values,
         "text": st.text(max_size=50) | json_values,
         "client_id": st.uuids().map(str) | json_values,
+        "answerer": st.sampled_from(["assistant", "person", ""]) | json_values,
     },
 )
 
@@ -91,6 +93,7 @@ def test_any_json_object_gets_a_frame_or_a_client_error(value) -> None:
         assert result == "unknown_type"
     if result == "MessageFrame":
         assert isinstance(value["text"], str) and value["text"].strip()
+        assert value.get("answerer") in (None, "", "assistant", "person")
 
 
 @settings(max_examples=300, deadline=None)
