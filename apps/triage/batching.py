@@ -31,6 +31,14 @@ def custom_id_parse(custom_id: str) -> tuple[int, int, int] | None:
     return int(match["batch"]), int(match["classification"]), int(match["attempt"])
 
 
+def gap_draft_custom_id_for(*, batch_id: int, draft_id: int, attempt: int) -> str:
+    """`tb<batch>-g<gap draft>-a<attempt>`: the same batch prefix, so a lost drafting batch is recognised too."""
+    custom_id = f"tb{batch_id}-g{draft_id}-a{attempt}"
+    if not CUSTOM_ID_PATTERN.match(custom_id):  # pragma: no cover - ids are ints, the shape cannot drift
+        raise ValueError(custom_id)
+    return custom_id
+
+
 def classifier_prompt(*, version_id: int | None = None) -> PromptParts:
     """The classifier prompt: a specific version (to re-send a batch exactly as prepared) or the active one.
 

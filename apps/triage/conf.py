@@ -21,6 +21,13 @@ DEFAULTS: dict[str, Any] = {
     "TRIAGE_MASK_PII": True,
     "TRIAGE_CLASSIFIER_SLUG": "transcript-classifier",
     "CHAT_CONVERSATION_IDLE_MINUTES": 30,
+    # Knowledge-gap drafts: one request per topic, the largest topics first, up to MAX_TOPICS a day; each
+    # request carries at most MAX_CONVERSATIONS conversations' questions. Only days at most DAYS old are drafted
+    # for, so switching drafting on does not send the whole history.
+    "TRIAGE_GAP_DRAFTS": True,
+    "TRIAGE_GAP_DRAFT_MAX_TOPICS": 50,
+    "TRIAGE_GAP_DRAFT_MAX_CONVERSATIONS": 20,
+    "TRIAGE_GAP_DRAFT_DAYS": 7,
 }
 
 

@@ -74,8 +74,74 @@ class TranscriptClassification(models.Model):
         return f"{self.conversation_id} @ {self.for_date}: {self.status}"
 
 
+class KnowledgeGapDraft(models.Model):
+    """The model's candidate article for one knowledge-gap topic of one day, drafted in the nightly batch.
+
+    Its article is always a draft: a person reviews and publishes it. One article per topic across nights
+    (found again by its external id `knowledge-gap:<topic>`), rewritten by a later night only while nobody
+    has edited it since the model last wrote it.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"  # waiting for the next batch (new, or requeued after a failure)
+        SUBMITTED = "submitted", "Submitted"  # inside a batch that has not been ingested yet
+        DRAFTED = "drafted", "Drafted"  # the article holds this night's draft
+        SKIPPED = "skipped", "Skipped"  # not written: article published or edited by a person, or over the limit
+        FAILED = "failed", "Failed"  # no valid draft after the allowed attempts
+
+    for_date = models.DateField(help_text="The report day whose knowledge-gap group this drafts.")
+    topic = models.CharField(max_length=80, help_text="The group's gap_topic (normalised).")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    conversation_count = models.PositiveIntegerField(default=0, help_text="Conversations in the group that day.")
+    article = models.ForeignKey(
+        "knowledge.Article",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="gap_drafts",
+        help_text="The draft article for the topic (shared by every night that drafts it).",
+    )
+    written_digest = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="SHA-256 of the title, body and language the model wrote: a different article means a person "
+        "edited it, and later nights leave it alone.",
+    )
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="How many times it was sent in a batch.")
+    needs_clarification = models.BooleanField(
+        default=False, help_text="The last answer was not a valid draft: the next attempt adds a clarifying note."
+    )
+    model = models.CharField(max_length=100, blank=True, help_text="Model that wrote the draft.")
+    raw_output = models.TextField(blank=True, help_text="The model's last raw answer (kept when it was not used).")
+    last_error = models.CharField(max_length=200, blank=True, help_text="Why the last attempt failed or was kept.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-for_date", "topic"]
+        constraints = [
+            models.UniqueConstraint(fields=["for_date", "topic"], name="triage_one_gap_draft_per_topic_day"),
+        ]
+        indexes = [
+            models.Index(fields=["status"], name="triage_gap_draft_status"),
+            models.Index(fields=["topic"], name="triage_gap_draft_topic"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic} @ {self.for_date}: {self.status}"
+
+
 class ClassificationBatch(models.Model):
-    """One Message Batch, written locally (with its items) *before* it is sent, so a crash cannot lose track of it."""
+    """One Message Batch, written locally (with its items) *before* it is sent, so a crash cannot lose track of it.
+
+    A batch carries either transcripts to classify or, once a day's classification is complete, that day's
+    knowledge-gap topics to draft articles for (`kind`): both go through the same prepare / submit /
+    reconcile / poll / ingest steps.
+    """
+
+    class Kind(models.TextChoices):
+        CLASSIFICATION = "classification", "Classification"
+        GAP_DRAFTS = "gap_drafts", "Knowledge-gap drafts"
 
     class Status(models.TextChoices):
         PREPARING = "preparing", "Preparing"  # rows written; may or may not be upstream (see submit_attempted_at)
@@ -83,7 +149,10 @@ class ClassificationBatch(models.Model):
         INGESTED = "ingested", "Ingested"  # every result stored or requeued
         FAILED = "failed", "Failed"  # lost upstream (deleted / results gone); items requeued
 
-    for_date = models.DateField(help_text="The day whose conversations this batch classifies.")
+    for_date = models.DateField(help_text="The day whose conversations this batch classifies (or drafts for).")
+    kind = models.CharField(
+        max_length=20, choices=Kind.choices, default=Kind.CLASSIFICATION, help_text="What the requests ask for."
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PREPARING)
     anthropic_batch_id = models.CharField(
         max_length=100, null=True, blank=True, unique=True, help_text="The upstream msgbatch_… id once known."
@@ -94,6 +163,11 @@ class ClassificationBatch(models.Model):
     prompt_version = models.CharField(max_length=32, blank=True, help_text="Classifier prompt version sent (x.y.z).")
     prompt_version_id = models.IntegerField(
         null=True, blank=True, help_text="prompts.PromptVersion id: a re-send uses exactly this version."
+    )
+    knowledge_snapshot_id = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Drafting batches: the knowledge snapshot current when it was prepared (logged on its calls).",
     )
     submit_attempted_at = models.DateTimeField(
         null=True, blank=True, help_text="Set just before batches.create: from then on the batch may exist upstream."
@@ -120,7 +194,7 @@ class ClassificationBatch(models.Model):
 
 
 class ClassificationBatchItem(models.Model):
-    """One request in a batch: one attempt at classifying one conversation."""
+    """One request in a batch: one attempt at classifying one conversation, or at drafting one gap topic's article."""
 
     class Outcome(models.TextChoices):
         WAITING = "", "Waiting"
@@ -132,8 +206,17 @@ class ClassificationBatchItem(models.Model):
         MISSING = "missing", "Missing from results"
 
     batch = models.ForeignKey(ClassificationBatch, on_delete=models.CASCADE, related_name="items")
-    classification = models.ForeignKey(TranscriptClassification, on_delete=models.CASCADE, related_name="items")
-    custom_id = models.CharField(max_length=64, unique=True, help_text="tb<batch>-c<classification>-a<attempt>.")
+    classification = models.ForeignKey(
+        TranscriptClassification, null=True, blank=True, on_delete=models.CASCADE, related_name="items"
+    )
+    gap_draft = models.ForeignKey(
+        KnowledgeGapDraft, null=True, blank=True, on_delete=models.CASCADE, related_name="items"
+    )
+    custom_id = models.CharField(
+        max_length=64,
+        unique=True,
+        help_text="tb<batch>-c<classification>-a<attempt>, or tb<batch>-g<gap draft>-a<attempt>.",
+    )
     attempt = models.PositiveSmallIntegerField(help_text="1-based attempt number for this classification.")
     clarifying = models.BooleanField(default=False, help_text="Sent with the clarifying instruction.")
     model = models.CharField(max_length=100, blank=True, help_text="Model the request was routed to.")
@@ -153,6 +236,13 @@ class ClassificationBatchItem(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["batch", "ingested_at"], name="triage_item_batch_ingested")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(classification__isnull=False, gap_draft__isnull=True)
+                | models.Q(classification__isnull=True, gap_draft__isnull=False),
+                name="triage_item_one_target",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.custom_id

@@ -41,7 +41,8 @@ def report_data_build(*, for_date: date) -> dict[str, Any]:
     """The report's figures (JSON-ready). Money is a string of USD to 6 decimals; rates are 0..1 or None.
 
     Classification figures cover the day's conversations; costs cover the chat calls made that day plus the
-    batch calls that classified that day's conversations (made the following night), at batch prices.
+    batch calls that classified that day's conversations and drafted its knowledge-gap articles (made the
+    following night), at batch prices.
     """
     classifications = TranscriptClassification.objects.filter(for_date=for_date)
     by_status = dict(classifications.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
@@ -218,7 +219,8 @@ def _costs(*, for_date: date) -> dict[str, Any]:
 
     start, end = day_bounds(for_date)
     chat_calls = Q(is_batch=False, created_at__gte=start, created_at__lt=end)
-    batch_calls = Q(is_batch=True, triage_items__classification__for_date=for_date)
+    # The nightly batches of the day: its classification and the drafting of its knowledge-gap articles.
+    batch_calls = Q(is_batch=True, triage_items__batch__for_date=for_date)
     rows = (
         LLMCall.objects.filter(chat_calls | batch_calls)
         .values("prompt_slug", "prompt_version", "model", "is_batch")

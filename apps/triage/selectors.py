@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from apps.accounts.selectors import neutralise_tags
 from apps.triage.conf import triage_setting
-from apps.triage.models import ClassificationBatch, TranscriptClassification
+from apps.triage.models import ClassificationBatch, KnowledgeGapDraft, TranscriptClassification
 from apps.triage.pii import pii_mask
 
 ROLE_LABELS = {"user": "Customer", "assistant": "Assistant"}
@@ -105,12 +105,25 @@ def batches_open() -> QuerySet[ClassificationBatch]:
     ).order_by("created_at", "id")
 
 
-def day_is_complete(*, for_date: date) -> bool:
-    """True when every classification of the day is final and none of its batches is open."""
+def classification_is_final(*, for_date: date) -> bool:
+    """True when every classification of the day is final and none of its classification batches is open."""
     open_statuses = [TranscriptClassification.Status.PENDING, TranscriptClassification.Status.SUBMITTED]
     if TranscriptClassification.objects.filter(for_date=for_date, status__in=open_statuses).exists():
         return False
-    return not batches_open().filter(for_date=for_date).exists()
+    return not batches_open().filter(for_date=for_date, kind=ClassificationBatch.Kind.CLASSIFICATION).exists()
+
+
+def day_is_complete(*, for_date: date) -> bool:
+    """True when the day's classification is final and so is the drafting of its knowledge-gap articles (when
+    the day is recent enough to be drafted for): the report can be written."""
+    if not classification_is_final(for_date=for_date):
+        return False
+    if batches_open().filter(for_date=for_date).exists():
+        return False
+    open_drafts = [KnowledgeGapDraft.Status.PENDING, KnowledgeGapDraft.Status.SUBMITTED]
+    if KnowledgeGapDraft.objects.filter(for_date=for_date, status__in=open_drafts).exists():
+        return False
+    return not (gap_drafting_applies(for_date=for_date) and gap_topics_undrafted(for_date=for_date))
 
 
 def daily_report_exists(*, for_date: date) -> bool:
@@ -128,6 +141,124 @@ def classification_counts(*, for_date: date) -> dict[str, int]:
 
 
 UNSPECIFIED_GAP = "unspecified"
+GAP_ARTICLE_EXTERNAL_ID = "knowledge-gap:{topic}"
+
+
+def gap_article_external_id(topic: str) -> str:
+    """The external id of a topic's draft article: how every night (and the admin action) finds the same one."""
+    return GAP_ARTICLE_EXTERNAL_ID.format(topic=topic)
+
+
+def gap_drafting_applies(*, for_date: date) -> bool:
+    """Whether the nightly batch drafts articles for `for_date`'s gaps: on (TRIAGE_GAP_DRAFTS) and a recent day
+    (TRIAGE_GAP_DRAFT_DAYS), so switching it on does not draft for the whole history."""
+    if not triage_setting("TRIAGE_GAP_DRAFTS"):
+        return False
+    return for_date >= timezone.localdate() - timedelta(days=int(triage_setting("TRIAGE_GAP_DRAFT_DAYS")))
+
+
+def gap_topics_undrafted(*, for_date: date) -> list[tuple[str, int]]:
+    """(topic, conversations) of the day's named gap groups that have no draft row yet, largest first."""
+    from django.db.models import Count
+
+    done = KnowledgeGapDraft.objects.filter(for_date=for_date).values_list("topic", flat=True)
+    groups = (
+        TranscriptClassification.objects.filter(
+            for_date=for_date, status=TranscriptClassification.Status.CLASSIFIED, knowledge_gap=True
+        )
+        .exclude(gap_topic="")
+        .exclude(gap_topic__in=done)
+        .values("gap_topic")
+        .annotate(n=Count("id"))
+        .order_by("-n", "gap_topic")
+    )
+    return [(group["gap_topic"], group["n"]) for group in groups]
+
+
+def gap_draft_dates_due() -> list[date]:
+    """Recent days whose classification is final and that still have gap topics without a draft row: a restart
+    between the last classification result and the drafting batch only delays it to the next poll."""
+    if not triage_setting("TRIAGE_GAP_DRAFTS"):
+        return []
+    since = timezone.localdate() - timedelta(days=int(triage_setting("TRIAGE_GAP_DRAFT_DAYS")))
+    candidates = (
+        TranscriptClassification.objects.filter(
+            for_date__gte=since, status=TranscriptClassification.Status.CLASSIFIED, knowledge_gap=True
+        )
+        .exclude(gap_topic="")
+        .values_list("for_date", flat=True)
+        .distinct()
+    )
+    return [
+        day
+        for day in sorted(set(candidates))
+        if classification_is_final(for_date=day) and gap_topics_undrafted(for_date=day)
+    ]
+
+
+GAP_DRAFT_QUESTION_CHARS = 600  # per customer message
+GAP_DRAFT_MESSAGES = 3  # customer messages per conversation
+GAP_DRAFT_ARTICLE_CHARS = 1500  # excerpt of each related article
+GAP_DRAFT_ARTICLES = 3
+
+
+def gap_draft_requests(drafts: list[KnowledgeGapDraft], *, attempt_offset: int) -> Iterator:
+    """The material of each draft request: the group's customer messages (masked like the transcripts, up to
+    TRIAGE_GAP_DRAFT_MAX_CONVERSATIONS conversations) and the published articles closest to the topic.
+
+    `attempt_offset` is 1 when preparing (the next attempt) and 0 when re-rendering an already counted attempt.
+    """
+    from apps.chat.models import Message
+    from apps.knowledge.search import search
+    from apps.triage.drafting import AskedQuestion, GapDraftRequest, RelatedArticle
+
+    mask = bool(triage_setting("TRIAGE_MASK_PII"))
+    limit = int(triage_setting("TRIAGE_GAP_DRAFT_MAX_CONVERSATIONS"))
+    for draft in drafts:
+        group = list(
+            TranscriptClassification.objects.filter(
+                for_date=draft.for_date,
+                status=TranscriptClassification.Status.CLASSIFIED,
+                knowledge_gap=True,
+                gap_topic=draft.topic,
+            )
+            .order_by("id")
+            .values_list("conversation_id", "language")[:limit]
+        )
+        texts: dict = {conversation_id: [] for conversation_id, _ in group}
+        rows = (
+            Message.objects.filter(conversation_id__in=list(texts), role="user")
+            .order_by("conversation_id", "created_at", "id")
+            .values_list("conversation_id", "text")
+        )
+        for conversation_id, text in rows:
+            if len(texts[conversation_id]) < GAP_DRAFT_MESSAGES and text.strip():
+                text = text.strip()[:GAP_DRAFT_QUESTION_CHARS]
+                texts[conversation_id].append(neutralise_tags(pii_mask(text) if mask else text))
+        questions = tuple(
+            AskedQuestion(str(conversation_id), language, "\n".join(texts[conversation_id]))
+            for conversation_id, language in group
+            if texts[conversation_id]
+        )
+        languages = [language for _, language in group if language]
+        language = max(sorted(set(languages)), key=languages.count) if languages else "en"
+        query = " ".join([draft.topic, *(question.text for question in questions[:5])])
+        articles = tuple(
+            RelatedArticle(
+                neutralise_tags(hit.title), hit.url, hit.language, neutralise_tags(hit.body[:GAP_DRAFT_ARTICLE_CHARS])
+            )
+            for hit in search(query, language=language, limit=GAP_DRAFT_ARTICLES)
+            if hit.article_id != draft.article_id  # never "avoid duplicating" the draft itself
+        )
+        yield GapDraftRequest(
+            draft_id=draft.pk,
+            attempt=draft.attempts + attempt_offset,
+            clarifying=draft.needs_clarification,
+            topic=draft.topic,
+            for_date=draft.for_date.isoformat(),
+            questions=questions,
+            articles=articles,
+        )
 
 
 def knowledge_gap_groups(*, for_date: date, examples: int = 3) -> list[dict]:
@@ -145,10 +276,15 @@ def knowledge_gap_groups(*, for_date: date, examples: int = 3) -> list[dict]:
         .order_by("gap_topic", "gap_article_id")  # the newest draft wins
         .values_list("gap_topic", "gap_article_id")
     )
+    from apps.knowledge.models import Article
+
+    articles = Article.objects.in_bulk(set(drafted.values()))
+    tonight = dict(KnowledgeGapDraft.objects.filter(for_date=for_date, topic__in=topics).values_list("topic", "status"))
     rows = []
     for group in groups:
         topic = group["gap_topic"]
         mine = gaps.filter(gap_topic=topic)
+        article = articles.get(drafted.get(topic))
         languages = sorted(set(mine.values_list("language", flat=True)) - {""})
         rows.append(
             {
@@ -156,6 +292,11 @@ def knowledge_gap_groups(*, for_date: date, examples: int = 3) -> list[dict]:
                 "count": group["n"],
                 "languages": languages,
                 "article_id": drafted.get(topic),
+                # What a reviewer needs: the article's title and status ("draft" = awaiting review), and
+                # what the nightly drafting did for this group ("" when it did not run for it).
+                "article_title": article.title if article else "",
+                "article_status": article.status if article else "",
+                "draft_status": tonight.get(topic, ""),
                 "examples": [
                     {"conversation_id": str(conversation_id), "summary": summary}
                     for conversation_id, summary in mine.order_by("-conversation__updated_at", "-id").values_list(

@@ -27,10 +27,15 @@ from django.utils import timezone
 
 from apps.core.exceptions import ApplicationError
 from apps.llm.types import PromptParts
-from apps.triage import selectors
+from apps.triage import gap_drafts, selectors
 from apps.triage.batching import RequestBuilder, classifier_prompt, custom_id_for
 from apps.triage.conf import batch_limits, triage_setting
-from apps.triage.models import ClassificationBatch, ClassificationBatchItem, TranscriptClassification
+from apps.triage.models import (
+    ClassificationBatch,
+    ClassificationBatchItem,
+    KnowledgeGapDraft,
+    TranscriptClassification,
+)
 from apps.triage.schema import InvalidClassification, classification_parse
 
 logger = logging.getLogger(__name__)
@@ -44,6 +49,7 @@ _SIZING_BATCH_ID = 10**12
 Status = TranscriptClassification.Status
 BatchStatus = ClassificationBatch.Status
 Outcome = ClassificationBatchItem.Outcome
+DraftStatus = KnowledgeGapDraft.Status
 
 
 def _chunked(iterable: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -171,6 +177,9 @@ def _batch_write(*, plan: _BatchPlan, for_date: date, prompt: PromptParts) -> li
 
 def _batch_requests(batch: ClassificationBatch, prompt: PromptParts) -> Iterator[dict[str, Any]]:
     """The batch's requests, rendered again chunk by chunk from the stored items (same ids, same attempts)."""
+    if batch.kind == ClassificationBatch.Kind.GAP_DRAFTS:
+        yield from gap_drafts.batch_requests(batch)
+        return
     builder = RequestBuilder(prompt)
     items = ClassificationBatchItem.objects.filter(batch=batch).select_related("classification").order_by("id")
     for chunk in _chunked(items.iterator(chunk_size=CHUNK), CHUNK):
@@ -188,6 +197,8 @@ def _batch_requests(batch: ClassificationBatch, prompt: PromptParts) -> Iterator
 
 
 def _batch_prompt(batch: ClassificationBatch) -> PromptParts:
+    if batch.kind == ClassificationBatch.Kind.GAP_DRAFTS:
+        return gap_drafts.drafter_prompt(knowledge_snapshot_id=batch.knowledge_snapshot_id)
     return classifier_prompt(version_id=batch.prompt_version_id)
 
 
@@ -336,21 +347,31 @@ _CLASSIFICATION_RESULT_FIELDS = [
 
 def _results_apply(*, batch: ClassificationBatch, results: list[Any], prompt: PromptParts) -> None:
     """Store one chunk of results in one transaction: the items still waiting are locked, changed in memory,
-    then written with two bulk updates (the LLMCall rows are one insert each)."""
+    then written with two bulk updates (the LLMCall rows are one insert each). A drafting batch's few items
+    each save their draft (and write its article) instead."""
     by_custom_id = {result.custom_id: result for result in results}
+    drafts = batch.kind == ClassificationBatch.Kind.GAP_DRAFTS
     with transaction.atomic():
+        # Only the items are locked (`of`): PostgreSQL cannot lock the nullable side of the outer join to the
+        # classification or draft, and an item's lock already makes its ingestion single.
         items = list(
-            ClassificationBatchItem.objects.select_for_update()
-            .select_related("classification")
+            ClassificationBatchItem.objects.select_for_update(of=("self",))
+            .select_related("gap_draft" if drafts else "classification")
             .filter(batch=batch, custom_id__in=list(by_custom_id), ingested_at__isnull=True)
         )
         now = timezone.now()
         for item in items:
-            _result_apply(item=item, result=by_custom_id[item.custom_id].result, prompt=prompt)
+            result = by_custom_id[item.custom_id].result
+            if drafts:
+                gap_drafts.result_apply(item=item, result=result, prompt=prompt)
+            else:
+                _result_apply(item=item, result=result, prompt=prompt)
+                item.classification.updated_at = now
             item.ingested_at = now
-            item.classification.updated_at = now
         _rows_update(ClassificationBatchItem, items, ["outcome", "ingested_at", "llm_call"])
-        _rows_update(TranscriptClassification, [item.classification for item in items], _CLASSIFICATION_RESULT_FIELDS)
+        if not drafts:
+            classifications = [item.classification for item in items]
+            _rows_update(TranscriptClassification, classifications, _CLASSIFICATION_RESULT_FIELDS)
 
 
 def _rows_update(model: type[models.Model], objs: list[models.Model], fields: list[str]) -> None:
@@ -465,8 +486,8 @@ def _batch_close(*, batch: ClassificationBatch, status: str, reason: str) -> Cla
     """Requeue whatever got no result, then close the batch (one transaction, so a crash re-runs it whole)."""
     with transaction.atomic():
         leftovers = (
-            ClassificationBatchItem.objects.select_for_update()
-            .select_related("classification")
+            ClassificationBatchItem.objects.select_for_update(of=("self",))
+            .select_related("classification", "gap_draft")
             .filter(batch=batch, ingested_at__isnull=True)
         )
         now = timezone.now()
@@ -474,7 +495,10 @@ def _batch_close(*, batch: ClassificationBatch, status: str, reason: str) -> Cla
             item.outcome = Outcome.MISSING
             item.ingested_at = now
             item.save(update_fields=["outcome", "ingested_at"])
-            _classification_requeue(classification=item.classification, reason=reason)
+            if item.gap_draft is not None:
+                gap_drafts.draft_requeue(draft=item.gap_draft, reason=reason)
+            else:
+                _classification_requeue(classification=item.classification, reason=reason)
         batch.status = status
         batch.ingested_at = now
         batch.save(update_fields=["status", "ingested_at"])
@@ -505,7 +529,9 @@ class PollSummary:
 
 def batches_poll_open() -> PollSummary:
     """One pass of the periodic task: re-send requeued work, reconcile and send preparing batches, poll and
-    ingest submitted ones, and write the report of each day that just became complete.
+    ingest submitted ones; then, for each day whose classification is now final, send the batch that drafts
+    its knowledge-gap articles (and ingest it at once when it has already ended); finally write the report of
+    each day that just became complete.
 
     Failures of one batch are logged and left for the next pass; they do not stop the others.
     """
@@ -521,12 +547,37 @@ def batches_poll_open() -> PollSummary:
             batches_prepare(for_date=for_date)
         except ApplicationError:
             logger.exception("triage: cannot prepare batches", extra={"date": str(for_date)})
-    for batch in list(selectors.batches_open()):
+    draft_dates = KnowledgeGapDraft.objects.filter(status=DraftStatus.PENDING).values_list("for_date", flat=True)
+    for for_date in sorted(set(draft_dates)):
+        gap_drafts.gap_draft_batches_prepare(for_date=for_date)
+    _batches_advance(list(selectors.batches_open()), summary=summary, touched_dates=touched_dates)
+    # The drafts need the day's gap topics, so they go in a batch of their own once classification is final.
+    new_batches = []
+    for for_date in selectors.gap_draft_dates_due():
+        gap_drafts.gap_drafts_enqueue(for_date=for_date)
+        new_batches += gap_drafts.gap_draft_batches_prepare(for_date=for_date)
+        touched_dates.add(for_date)
+    _batches_advance(new_batches, summary=summary, touched_dates=touched_dates, poll_after_submit=True)
+    for for_date in sorted(touched_dates):
+        if selectors.day_is_complete(for_date=for_date):
+            report_generate(for_date=for_date)
+            summary.reports.append(for_date)
+    return summary
+
+
+def _batches_advance(
+    batches: list[ClassificationBatch], *, summary: PollSummary, touched_dates: set[date], poll_after_submit=False
+) -> None:
+    """Send preparing batches, poll submitted ones (and, with `poll_after_submit`, a batch just sent: a small
+    drafting batch may already have ended), recording the days of the batches that closed."""
+    for batch in batches:
         try:
             if batch.status == BatchStatus.PREPARING:
                 batch = batch_submit(batch_id=batch.pk)
                 summary.submitted += int(batch.status == BatchStatus.SUBMITTED)
-            elif batch.status == BatchStatus.SUBMITTED:
+                if not poll_after_submit:
+                    continue
+            if batch.status == BatchStatus.SUBMITTED:
                 summary.polled += 1
                 batch = batch_poll(batch_id=batch.pk)
                 if batch.status in (BatchStatus.INGESTED, BatchStatus.FAILED):
@@ -534,11 +585,6 @@ def batches_poll_open() -> PollSummary:
                     touched_dates.add(batch.for_date)
         except anthropic.APIError:
             logger.exception("triage batch step failed; retrying on the next poll", extra={"batch": batch.pk})
-    for for_date in sorted(touched_dates):
-        if selectors.day_is_complete(for_date=for_date):
-            report_generate(for_date=for_date)
-            summary.reports.append(for_date)
-    return summary
 
 
 # --- knowledge gaps ------------------------------------------------------------------------------------------
@@ -582,6 +628,9 @@ def knowledge_gap_draft_create(*, for_date: date, topic: str, actor=None):
                 .first()
             )
         article = Article.objects.filter(pk=existing).first() if existing else None
+        if article is None and key:
+            # The nightly drafting's article for the topic, when it made one before the group was linked.
+            article = Article.objects.filter(external_id=selectors.gap_article_external_id(key)).first()
         if article is None:
             article = article_create(
                 actor=actor,
@@ -590,6 +639,8 @@ def knowledge_gap_draft_create(*, for_date: date, topic: str, actor=None):
                 language="en",
                 tags=["knowledge-gap"],
                 status=Article.Status.DRAFT,
+                # Named topics share one article with the nightly drafting, which never overwrites this one.
+                external_id=selectors.gap_article_external_id(key) if key else "",
             )
         TranscriptClassification.objects.filter(pk__in=[row.pk for row in group], gap_article__isnull=True).update(
             gap_article=article, updated_at=timezone.now()

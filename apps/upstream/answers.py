@@ -5,7 +5,8 @@ Given a validated request body, decide what "the model" says:
 2. a tool call, when `tool_choice` forces one (input filled from the tool's input_schema), or when the
    user's words ask for one of the request's tools (tooluse.py); after tool results, words from them;
 3. JSON, when the request asks for it (structured-output schema, `{` prefill, or instructions that
-   mention JSON and keys) — classification keys filled by transcript heuristics;
+   mention JSON and keys) — classification keys filled by transcript heuristics, or a help-centre article
+   drafted from the customers' questions of a knowledge gap (drafting.py);
 4. a prose summary, when asked to summarise a conversation;
 5. a support answer quoting the request's `search_result` / `document` blocks with citations enabled,
    as cited text blocks (see grounding.py), when the request has any;
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from .drafting import article_draft, is_draft_request
 from .evaluation import customer_message, grades_json, is_customer_request, is_grader_request
 from .grounding import citable_units, grounded_segments, question_of
 from .language import ACCOUNT_LEAD_IN, CLOSING, GREETING, LEAD_IN, NOT_FOUND, REFUSAL, detect_language, words
@@ -152,6 +154,10 @@ def compose_answer(body: dict[str, Any], *, prose_instead_of_json: bool = False)
         graded = text_of(messages[0]["content"]) if messages[0]["role"] == "user" else ""
         if is_grader_request(graded):
             return Answer(_continue_after_prefill(grades_json(graded), prefill))
+        if is_draft_request(user_text):
+            schema = _output_schema(body)
+            draft = article_draft(user_text, fields_from_schema(schema) if schema is not None else [])
+            return Answer(_continue_after_prefill(json.dumps(draft, ensure_ascii=False), prefill))
         return Answer(_continue_after_prefill(_json_answer(body, instructions, user_text, messages), prefill))
     if _wants_summary(instructions, user_text):
         return Answer(_continue_after_prefill(_summary(user_text, messages), prefill))

@@ -8,7 +8,7 @@ Configured as JSON (env var `UPSTREAM_FAULTS` at startup, or `PUT /_control/faul
      "cut_stream_after_tokens": 10, "cut_mode": "error",
      "malformed": null, "models": null,
      "per_model": {"claude-haiku-4-5": {"latency_ms": 0}},
-     "batch_error_rate": 0.0, "batch_expire_rate": 0.0, "seed": 7}
+     "batch_error_rate": 0.0, "batch_expire_rate": 0.0, "batch_malformed_count": 0, "seed": 7}
 
 Traffic faults (rates, latency, stream cuts, malformed bodies) apply to `POST /v1/messages` only, so a
 forced error is never swallowed by a token count or a batch poll.
@@ -85,6 +85,9 @@ class FaultConfig:
     malformed_count: int | None = None
     batch_error_rate: float = 0.0
     batch_expire_rate: float = 0.0
+    # The next N batch requests processed (any batch) answer in prose where JSON was asked for: a malformed
+    # structured answer inside a batch, for testing clarifying retries.
+    batch_malformed_count: int = 0
     batch_processing_seconds: float | None = None  # overrides EmulatorConfig.batch_processing_seconds
     # Delay the batch-create response *after* the batch is stored: the window in which a client that
     # dies has a batch upstream whose id it never recorded (crash-safety tests).
@@ -186,6 +189,14 @@ class FaultInjector:
                 return None
             self._config.malformed_count -= 1
             return faults.malformed
+
+    def take_batch_malformed(self) -> bool:
+        """Whether the batch request being processed answers malformed, consuming one of batch_malformed_count."""
+        with self._lock:
+            if self._config.batch_malformed_count <= 0:
+                return False
+            self._config.batch_malformed_count -= 1
+            return True
 
     def roll_error_status(self, faults: FaultConfig) -> int | None:
         """Pick an error status with the configured probabilities (one draw per request)."""

@@ -135,7 +135,13 @@ class EmulatorState:
         try:
             validate_create_body(params, api_version)
             ensure_known_model(params["model"], self.config.models)
-            generation = generate(params, config=self.config, cache=self.cache, service_tier="batch")
+            generation = generate(
+                params,
+                config=self.config,
+                cache=self.cache,
+                service_tier="batch",
+                prose_instead_of_json=self.faults.take_batch_malformed(),
+            )
         except UpstreamError as error:
             return {
                 "type": "errored",

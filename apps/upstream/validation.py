@@ -123,7 +123,28 @@ def _validate_common(body: dict[str, Any], api_version: str, path: str) -> None:
     _validate_system(body.get("system"), path)
     _validate_messages(body.get("messages"), path)
     _validate_tools(body.get("tools"), path)
+    _validate_output_config(body.get("output_config"), path)
     validate_breakpoints(cache_controls(body))
+
+
+def _validate_output_config(output_config: Any, path: str) -> None:
+    """`output_config` (OutputConfigParam): an object; its `format`, when given, a JSONOutputFormatParam."""
+    if output_config is None:
+        return
+    if not isinstance(output_config, dict):
+        raise invalid_request(f"{path}output_config: Input should be a valid dictionary")
+    for key in output_config:
+        if key not in ("effort", "format"):
+            raise invalid_request(f"{path}output_config.{key}: Extra inputs are not permitted")
+    output_format = output_config.get("format")
+    if output_format is None:
+        return
+    if not isinstance(output_format, dict):
+        raise invalid_request(f"{path}output_config.format: Input should be a valid dictionary")
+    if output_format.get("type") != "json_schema":
+        raise invalid_request(f"{path}output_config.format.type: Input should be 'json_schema'")
+    if not isinstance(output_format.get("schema"), dict):
+        raise invalid_request(f"{path}output_config.format.schema: Field required")
 
 
 def _validate_sampling(body: dict[str, Any], api_version: str, path: str) -> None:

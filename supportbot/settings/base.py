@@ -207,6 +207,9 @@ TRIAGE_BATCH_MAX_REQUESTS = env.int("TRIAGE_BATCH_MAX_REQUESTS", default=100_000
 TRIAGE_BATCH_MAX_BYTES = env.int("TRIAGE_BATCH_MAX_BYTES", default=4 * 1024 * 1024)
 TRIAGE_MAX_ATTEMPTS = env.int("TRIAGE_MAX_ATTEMPTS", default=3)
 TRIAGE_SUBMIT_GRACE_SECONDS = env.int("TRIAGE_SUBMIT_GRACE_SECONDS", default=300)
+# Knowledge gaps: the nightly batch drafts a candidate article per gap topic (docs/knowledge.md).
+TRIAGE_GAP_DRAFTS = env.bool("TRIAGE_GAP_DRAFTS", default=True)
+TRIAGE_GAP_DRAFT_MAX_TOPICS = env.int("TRIAGE_GAP_DRAFT_MAX_TOPICS", default=50)
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
