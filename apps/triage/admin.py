@@ -6,11 +6,18 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from apps.core.exceptions import ApplicationError
 from apps.triage import selectors, services
-from apps.triage.models import ClassificationBatch, ClassificationBatchItem, DailyReport, TranscriptClassification
+from apps.triage.models import (
+    ClassificationBatch,
+    ClassificationBatchItem,
+    DailyReport,
+    KnowledgeGapDraft,
+    TranscriptClassification,
+)
 from apps.triage.reports import report_context, report_csv
 
 
@@ -56,6 +63,43 @@ class TranscriptClassificationAdmin(ReadOnlyAdmin):
     list_select_related = False
 
 
+@admin.register(KnowledgeGapDraft)
+class KnowledgeGapDraftAdmin(ReadOnlyAdmin):
+    """What the nightly drafting did per gap topic and day; the article itself is reviewed and published in
+    Knowledge base › Articles."""
+
+    list_display = ["topic", "for_date", "status", "conversation_count", "article_link", "attempts", "last_error"]
+    list_filter = ["status", "for_date"]
+    search_fields = ["topic"]
+    date_hierarchy = "for_date"
+    fields = [
+        "topic",
+        "for_date",
+        "status",
+        "conversation_count",
+        "article_link",
+        "model",
+        "attempts",
+        "needs_clarification",
+        "last_error",
+        "raw_output",
+        "created_at",
+        "updated_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="Article")
+    def article_link(self, obj: KnowledgeGapDraft) -> str:
+        if obj.article_id is None:
+            return "—"
+        url = reverse("admin:knowledge_article_change", args=[obj.article_id])
+        state = "awaiting review" if obj.article.status == "draft" else obj.article.status
+        return format_html('<a href="{}">#{} {}</a> ({})', url, obj.article_id, obj.article.title, state)
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).select_related("article")
+
+
 class ClassificationBatchItemInline(admin.TabularInline):
     model = ClassificationBatchItem
     fields = ["custom_id", "attempt", "clarifying", "model", "outcome", "ingested_at", "llm_call"]
@@ -71,6 +115,7 @@ class ClassificationBatchAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "for_date",
+        "kind",
         "status",
         "anthropic_batch_id",
         "request_count",
@@ -79,7 +124,7 @@ class ClassificationBatchAdmin(ReadOnlyAdmin):
         "created_at",
         "ingested_at",
     ]
-    list_filter = ["status", "for_date"]
+    list_filter = ["kind", "status", "for_date"]
     search_fields = ["anthropic_batch_id"]
 
 

@@ -386,6 +386,9 @@ def report_csv(data: dict[str, Any]) -> str:
         writer.writerow(["knowledge_gaps", "rate", gaps["rate"]])
         for group in gaps["groups"]:
             writer.writerow(["knowledge_gap", group["topic"], group["count"]])
+            if group.get("article_id"):
+                writer.writerow(["knowledge_gap_article", group["topic"], group["article_id"]])
+                writer.writerow(["knowledge_gap_article_status", group["topic"], group.get("article_status", "")])
             for example in group["examples"]:
                 writer.writerow(["knowledge_gap_example", example["conversation_id"], example["summary"]])
     for row in data.get("outcomes", []):
@@ -441,6 +444,11 @@ def report_generate(*, for_date: date, send_email: bool = True) -> DailyReport:
     return report
 
 
+def _drafts_awaiting_review(data: dict[str, Any]) -> int:
+    groups = data.get("knowledge_gaps", {}).get("groups", [])
+    return sum(1 for group in groups if group.get("article_status") == "draft")
+
+
 def _report_email(*, data: dict[str, Any], html: str, csv_text: str, recipients: list[str]) -> None:
     volumes, costs = data["volumes"], data["costs"]
     rate = data["resolution"]["rate"]
@@ -450,7 +458,8 @@ def _report_email(*, data: dict[str, Any], html: str, csv_text: str, recipients:
         f"unclassifiable {volumes['unclassifiable']})\n"
         f"Resolution rate: {'n/a' if rate is None else f'{rate:.0%}'}\n"
         f"Escalations: {data['escalations']['count']}\n"
-        f"Knowledge gaps: {data.get('knowledge_gaps', {}).get('count', 0)}\n"
+        f"Knowledge gaps: {data.get('knowledge_gaps', {}).get('count', 0)} "
+        f"({_drafts_awaiting_review(data)} draft article(s) awaiting review)\n"
         f"CX score: {data.get('cx_score', {}).get('average') or 'n/a'}\n"
         f"Cost: ${costs['total_usd']} (chat ${costs['chat_usd']}, batch ${costs['batch_usd']}); "
         f"cache saved ${costs['cache_savings_usd']}\n"

@@ -332,3 +332,28 @@ def test_the_drafter_reply_is_validated_strictly():
             draft_parse(bad)
     with pytest.raises(InvalidDraft, match="cut off"):
         draft_parse('{"title": "t", "body": "b", "language": "en"}', stop_reason="max_tokens")
+
+
+def test_staff_see_the_drafts_awaiting_review_in_the_report_and_the_admin(
+    emulator, classifier, day, drafting, admin_client
+):
+    conversation_on(day, XERO_TURNS)
+    services.classification_day_submit(for_date=day)
+    run_night()
+    report = DailyReport.objects.get(date=day)
+    article = Article.objects.get()
+
+    page = admin_client.get(f"/admin/triage/dailyreport/{report.pk}/change/").content.decode()
+    assert f"draft article #{article.pk}</a>: Export invoices xero" in page
+    assert "awaiting review" in page and "drafted by the nightly batch" in page
+    assert "?review=gap-drafts" in page
+    rows = admin_client.get(f"/admin/triage/dailyreport/{report.pk}/csv/").content.decode().splitlines()
+    assert f"knowledge_gap_article,{XERO},{article.pk}" in rows
+    assert f"knowledge_gap_article_status,{XERO},draft" in rows
+    drafts = admin_client.get("/admin/triage/knowledgegapdraft/").content.decode()
+    assert XERO in drafts and "awaiting review" in drafts
+
+    # Publishing stays a person's action: once published, the report says so.
+    article_publish(article=article)
+    page = admin_client.get(f"/admin/triage/dailyreport/{report.pk}/change/").content.decode()
+    assert "<br>published" in page and "drafted by the nightly batch" not in page
