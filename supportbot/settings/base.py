@@ -210,6 +210,8 @@ TRIAGE_SUBMIT_GRACE_SECONDS = env.int("TRIAGE_SUBMIT_GRACE_SECONDS", default=300
 # Knowledge gaps: the nightly batch drafts a candidate article per gap topic (docs/knowledge.md).
 TRIAGE_GAP_DRAFTS = env.bool("TRIAGE_GAP_DRAFTS", default=True)
 TRIAGE_GAP_DRAFT_MAX_TOPICS = env.int("TRIAGE_GAP_DRAFT_MAX_TOPICS", default=50)
+TRIAGE_GAP_DRAFT_MAX_CONVERSATIONS = env.int("TRIAGE_GAP_DRAFT_MAX_CONVERSATIONS", default=20)
+TRIAGE_GAP_DRAFT_DAYS = env.int("TRIAGE_GAP_DRAFT_DAYS", default=7)
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
