@@ -41,6 +41,9 @@ SESSION_CHECK_SECONDS = 60
 class ChatConsumer(AsyncWebsocketConsumer):
     """A customer's socket on one of their conversations; a watcher of that conversation's answers."""
 
+    # Whether its page offers "Ask the assistant" / "Talk to a person" up front (`offer_choice`).
+    offers_human_choice = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = None
@@ -102,7 +105,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "status": conversation.status,
             "agent": payloads.agent_name(conversation.assigned_agent) if conversation.assigned_agent_id else None,
             "humans_answer": conversation.humans_answer,
-            "offer_choice": selectors.conversation_offers_choice(conversation, has_messages=bool(messages)),
+            "offer_choice": self.offers_human_choice
+            and selectors.conversation_offers_choice(conversation, has_messages=bool(messages)),
         }
         if requested is not None:
             frame["messages"] = [tool_turns.payload_with_actions(m) for m in messages]

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from apps.chat import frames
+from apps.chat import services as chat_services
 from apps.chat.answering import db, dumps
 from apps.chat.consumers import ChatConsumer
 from apps.core.exceptions import ApplicationError, NotFound, RateLimited
@@ -34,6 +35,9 @@ def _visitor_open(
 
 
 class WidgetConsumer(ChatConsumer):
+    # The frame (static/widget/frame.js) does not show a person's messages or notices: no person up front.
+    offers_human_choice = False
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.identity: services.WidgetIdentity | None = None
@@ -113,6 +117,7 @@ class WidgetConsumer(ChatConsumer):
     async def on_message(self, frame: frames.MessageFrame) -> None:
         """A question, once the widget's limits allow it; past one, the chat's error frame (with the
         question's client_id) tells the visitor, offering to leave a message where that helps."""
+        chat_services.check_answerer(frame.answerer, offered=self.offers_human_choice)  # before counting it
         hit = await limits.rate_limit_check(visitor_id=self.identity.visitor.pk, ip=self._ip())
         if hit is None:
             hit = await db(limits.question_check)(
