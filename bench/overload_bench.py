@@ -6,9 +6,14 @@ Runs the real gateway (apps.llm.gateway.chat_stream over the SDK) against the of
 thread, with the production retry policy and breaker (supportbot.settings.anthropic, not the test
 suite's shortened ones). Each scenario runs twice in the same process, on the same machine:
 
-- baseline: no retry budget and a fixed probe interval (LLM_RETRY_BUDGET_SECONDS=0,
-  LLM_BREAKER_PROBE_SECONDS=0): a question that finds the breaker open degrades at once;
-- current: the settings' defaults (retry budget, adaptive probe interval).
+- baseline: no retry budget, a fixed probe interval and a breaker that opens on the failure count
+  alone (LLM_RETRY_BUDGET_SECONDS=0, LLM_BREAKER_PROBE_SECONDS=0, LLM_BREAKER_FAILING_SECONDS=0): a
+  question that finds the breaker open degrades at once;
+- current: the settings' defaults (retry budget, adaptive probe interval, a breaker that opens only
+  on failures that persist).
+
+`--modes` runs others too: `count-only` is current with LLM_BREAKER_FAILING_SECONDS=0 (the breaker
+opening on the count alone, as before it waited for failures to persist).
 
 Printed per run: answered / told to wait (saw `retrying`) / degraded (= tickets) / lost (no terminal
 outcome, or two: must be 0), upstream attempts and those made while the breaker was open, and the time
@@ -91,6 +96,7 @@ class AttemptCounter:
     def __init__(self) -> None:
         self.attempts = 0
         self.while_open = 0
+        self.first_open: float | None = None  # monotonic time an attempt first found the breaker open
 
     def __enter__(self) -> AttemptCounter:
         from apps.llm import breaker
@@ -99,6 +105,8 @@ class AttemptCounter:
 
         async def counting_allow(model: str) -> bool:
             was_open = breaker.is_open(model)
+            if was_open and self.first_open is None:
+                self.first_open = time.monotonic()
             allowed = await self.original(model)
             if allowed:
                 self.attempts += 1
@@ -127,16 +135,22 @@ def summary(answers: list[Answer], counter: AttemptCounter, *, fault_ended: floa
         "attempts": counter.attempts,
         "attempts_while_open": counter.while_open,
         "per_10_questions_while_open": round(10 * counter.while_open / max(len(answers), 1), 2),
+        "opened_after_s": round(counter.first_open - started, 1) if counter.first_open is not None else None,
         "recovery_s": round(min(recovered) - fault_ended, 1) if recovered else None,
         "seconds": round(time.monotonic() - started, 1),
     }
 
 
+MODES = ("baseline", "count-only", "current")
+
+
 def apply(settings, mode: str) -> None:
     from supportbot.settings import anthropic as defaults
 
-    settings.LLM_RETRY_BUDGET_SECONDS = defaults.LLM_RETRY_BUDGET_SECONDS if mode == "current" else 0.0
-    settings.LLM_BREAKER_PROBE_SECONDS = defaults.LLM_BREAKER_PROBE_SECONDS if mode == "current" else 0.0
+    baseline = mode == "baseline"
+    settings.LLM_RETRY_BUDGET_SECONDS = 0.0 if baseline else defaults.LLM_RETRY_BUDGET_SECONDS
+    settings.LLM_BREAKER_PROBE_SECONDS = 0.0 if baseline else defaults.LLM_BREAKER_PROBE_SECONDS
+    settings.LLM_BREAKER_FAILING_SECONDS = 0.0 if mode != "current" else defaults.LLM_BREAKER_FAILING_SECONDS
 
 
 async def burst(upstream, questions: int, errors: int) -> dict:
@@ -196,7 +210,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=40)
     parser.add_argument("--outage-seconds", type=float, default=120.0)
     parser.add_argument("--tail-seconds", type=float, default=40.0)
-    parser.add_argument("--only", choices=["baseline", "current"], help="run one of the two configurations")
+    parser.add_argument(
+        "--modes", default="baseline,current", help=f"comma-separated configurations to run, of {', '.join(MODES)}"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         setup_django(str(Path(tmp) / "bench.sqlite3"))
@@ -213,11 +229,15 @@ def main() -> None:
         settings.OFFLINE_UPSTREAM_URL = upstream.base_url
         production_llm_settings(settings)
         reset_clients()
-        for mode in [args.only] if args.only else ["baseline", "current"]:
+        modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
+        if unknown := set(modes) - set(MODES):
+            parser.error(f"unknown mode(s) {', '.join(sorted(unknown))}; choose from {', '.join(MODES)}")
+        for mode in modes:
             apply(settings, mode)
             print(
                 f"{mode}: budget {settings.LLM_RETRY_BUDGET_SECONDS} s, breaker threshold "
-                f"{settings.LLM_BREAKER_FAILURE_THRESHOLD}, probe interval {settings.LLM_BREAKER_PROBE_SECONDS or '-'}"
+                f"{settings.LLM_BREAKER_FAILURE_THRESHOLD} failures over "
+                f"{settings.LLM_BREAKER_FAILING_SECONDS} s, probe interval {settings.LLM_BREAKER_PROBE_SECONDS or '-'}"
                 f" → {settings.LLM_BREAKER_RESET_SECONDS} s",
                 flush=True,
             )

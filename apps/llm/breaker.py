@@ -1,8 +1,18 @@
 """A circuit breaker per model, kept in the Django cache (shared across processes through Redis).
 
-closed ──N consecutive failures──► open ──probe interval──► half-open
-  ▲                                  ▲                           │ one probe at a time
-  └────────────── probe succeeds ────┴──── probe fails ◄─────────┘ (the interval doubles)
+closed ──failing for S seconds, ≥ N failures──► open ──probe interval──► half-open
+  ▲                                              ▲                           │ one probe at a time
+  └────────────────── probe succeeds ────────────┴──── probe fails ◄─────────┘ (the interval doubles)
+
+It opens on a failure *streak* — failures with no success in between — that has both lasted
+`LLM_BREAKER_FAILING_SECONDS` and counted `LLM_BREAKER_FAILURE_THRESHOLD` failures. A count alone
+cannot tell a burst from an outage: twenty questions hitting a seconds-long overload at once make
+twenty failures in a millisecond, and an open breaker then drains the upstream's backlog one probe per
+interval, while the questions' own retries (honouring retry-after) would have ridden it out in about
+a second. Time tells them apart: a burst is over before the streak is old enough, an outage is not.
+A streak with a quiet spell longer than `LLM_BREAKER_FAILING_SECONDS` between two failures starts
+again, so a stray failure minutes ago does not make the next burst look old. 0 opens on the count
+alone (every streak is old enough).
 
 While open, the gateway skips the model and goes straight to its fallback, so an outage costs one
 probe per interval instead of a failed attempt (and its backoff) per request. The interval adapts:
@@ -33,6 +43,8 @@ State = Literal["closed", "open", "half_open"]
 KEY_PREFIX = "llm:breaker"
 # Failures older than this are forgotten even without a success in between.
 FAILURE_MEMORY_SECONDS = 600
+# Every key a breaker writes (a success deletes them all).
+STATE_KEYS = ("failures", "since", "last_failure", "opened_at", "interval", "probe")
 
 
 def _key(model: str, name: str) -> str:
@@ -51,6 +63,10 @@ class CircuitBreaker:
     @property
     def reset_seconds(self) -> float:
         return float(settings.LLM_BREAKER_RESET_SECONDS)
+
+    @property
+    def failing_seconds(self) -> float:
+        return max(0.0, float(settings.LLM_BREAKER_FAILING_SECONDS))
 
     def first_interval(self) -> float:
         """The probe interval right after the circuit opens (from closed)."""
@@ -88,10 +104,11 @@ class CircuitBreaker:
         """Close the circuit (a probe or a normal call worked)."""
         if self.store.get(self._key("opened_at")) is None and not self.store.get(self._key("failures")):
             return  # the common case: already closed, no writes
-        self.store.delete_many([self._key(name) for name in ("failures", "opened_at", "interval", "probe")])
+        self.store.delete_many([self._key(name) for name in STATE_KEYS])
 
     def record_failure(self) -> None:
-        """Count a failure; open at the threshold, or re-open for twice as long when the probe failed."""
+        """Count a failure; open once the streak is old and long enough, or re-open for twice as long
+        when the probe failed."""
         state = self.state()
         if state == "open":
             # An attempt that started before the circuit opened: it tells nothing new, and re-opening
@@ -100,15 +117,36 @@ class CircuitBreaker:
         if state == "half_open":
             self._open(min(2 * self.interval(), self.reset_seconds))
             return
-        key = self._key("failures")
-        self.store.add(key, 0, timeout=FAILURE_MEMORY_SECONDS)
-        try:
-            failures = self.store.incr(key)
-        except ValueError:  # expired between add and incr
-            self.store.set(key, 1, timeout=FAILURE_MEMORY_SECONDS)
-            failures = 1
-        if failures >= settings.LLM_BREAKER_FAILURE_THRESHOLD:
+        now = self.clock()
+        failures, since = self._count_failure(now)
+        if failures >= settings.LLM_BREAKER_FAILURE_THRESHOLD and now - since >= self.failing_seconds:
             self._open(self.first_interval())
+
+    def _count_failure(self, now: float) -> tuple[int, float]:
+        """Add a failure to the current streak: (its failures, when it started).
+
+        Not one atomic step across processes (`cache.add` makes one of them start a new streak, but two
+        that both see a quiet spell may both restart it): a race delays the opening by a moment, never
+        opens it early.
+        """
+        failures_key, since_key, last_key = self._key("failures"), self._key("since"), self._key("last_failure")
+        values = self.store.get_many([since_key, last_key])
+        last = values.get(last_key)
+        if self.failing_seconds and last is not None and now - float(last) > self.failing_seconds:
+            self.store.delete_many([failures_key, since_key])  # a quiet spell: a new streak
+            values.pop(since_key, None)
+        self.store.set(last_key, now, timeout=FAILURE_MEMORY_SECONDS)
+        if self.store.add(failures_key, 0, timeout=FAILURE_MEMORY_SECONDS):
+            self.store.set(since_key, now, timeout=FAILURE_MEMORY_SECONDS)  # this failure starts the streak
+            since = now
+        else:
+            since = float(values.get(since_key, now))
+        try:
+            failures = self.store.incr(failures_key)
+        except ValueError:  # expired between add and incr
+            self.store.set(failures_key, 1, timeout=FAILURE_MEMORY_SECONDS)
+            failures = 1
+        return failures, since
 
     def release_probe(self) -> None:
         """The half-open probe ended without telling whether the model recovered (the request itself was
@@ -121,7 +159,7 @@ class CircuitBreaker:
         timeout = int(self.reset_seconds * 20) + 60
         self.store.set(self._key("interval"), interval, timeout=timeout)
         self.store.set(self._key("opened_at"), self.clock(), timeout=timeout)
-        self.store.delete_many([self._key("failures"), self._key("probe")])
+        self.store.delete_many([self._key(name) for name in ("failures", "since", "last_failure", "probe")])
 
 
 def breaker_for(model: str) -> CircuitBreaker:

@@ -40,6 +40,10 @@ LLM_CONNECT_TIMEOUT_SECONDS = env.float("LLM_CONNECT_TIMEOUT_SECONDS", default=5
 LLM_FIRST_TOKEN_TIMEOUT_SECONDS = env.float("LLM_FIRST_TOKEN_TIMEOUT_SECONDS", default=20.0)
 LLM_TOTAL_TIMEOUT_SECONDS = env.float("LLM_TOTAL_TIMEOUT_SECONDS", default=120.0)
 LLM_BREAKER_FAILURE_THRESHOLD = env.int("LLM_BREAKER_FAILURE_THRESHOLD", default=5)
+# The breaker opens after that many failures, and only once its model has been failing for this long
+# with no success in between: a burst that clears in seconds is ridden out by the questions' own
+# retries, an outage still opens it (0: on the count alone). apps/llm/breaker.py.
+LLM_BREAKER_FAILING_SECONDS = env.float("LLM_BREAKER_FAILING_SECONDS", default=5.0)
 LLM_BREAKER_RESET_SECONDS = env.float("LLM_BREAKER_RESET_SECONDS", default=30.0)
 # The first probe comes this soon after the circuit opens; each failed probe doubles the wait, up to
 # LLM_BREAKER_RESET_SECONDS (0: always the full period). apps/llm/breaker.py.

@@ -20,6 +20,7 @@ LLM_TOTAL_TIMEOUT_SECONDS = 10.0
 LLM_RETRY_BUDGET_SECONDS = 0.0  # degrade at once unless a test is about riding out an outage
 LLM_BREAKER_POLL_SECONDS = 0.02
 LLM_BREAKER_PROBE_SECONDS = 0.0  # a fixed LLM_BREAKER_RESET_SECONDS unless a test is about the adaptive interval
+LLM_BREAKER_FAILING_SECONDS = 0.0  # open on the failure count alone unless a test is about riding out a burst
 CHAT_RATE_LIMIT_PER_MINUTE = 1000
 LOGIN_RATE_LIMIT_PER_MINUTE = 1000
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -3,7 +3,7 @@
 import pytest
 from django.core.cache import cache
 
-from apps.llm.breaker import CircuitBreaker, is_open
+from apps.llm.breaker import STATE_KEYS, CircuitBreaker, is_open
 
 
 class FakeClock:
@@ -19,6 +19,7 @@ def breaker_settings(settings):
     settings.LLM_BREAKER_FAILURE_THRESHOLD = 3
     settings.LLM_BREAKER_RESET_SECONDS = 30
     settings.LLM_BREAKER_PROBE_SECONDS = 0  # a fixed 30 s interval; the adaptive tests set their own
+    settings.LLM_BREAKER_FAILING_SECONDS = 0  # open on the count alone; the persistence tests set their own
     cache.clear()
     yield
     cache.clear()
@@ -100,6 +101,82 @@ def test_models_have_separate_circuits():
     assert CircuitBreaker("claude-sonnet-4-6", clock=FakeClock()).allow()
 
 
+def fail_every(breaker: CircuitBreaker, clock: FakeClock, *, seconds: float, count: int) -> None:
+    """`count` failures spread evenly over `seconds` (the first one now)."""
+    for index in range(count):
+        if index:
+            clock.now += seconds / (count - 1)
+        breaker.record_failure()
+
+
+def test_a_burst_of_failures_shorter_than_the_failing_time_leaves_it_closed(settings):
+    """Twenty questions' first attempts, then their retries, fail within a second: no outage yet."""
+    settings.LLM_BREAKER_FAILING_SECONDS = 5
+    clock = FakeClock()
+    breaker = CircuitBreaker("claude-opus-4-6", clock=clock)
+    fail_every(breaker, clock, seconds=1.0, count=40)
+    assert breaker.state() == "closed" and breaker.allow()
+    breaker.record_success()  # the burst cleared: the next streak starts from nothing
+    clock.now += 0.1
+    fail_every(breaker, clock, seconds=4.9, count=10)
+    assert breaker.state() == "closed"
+
+
+def test_failures_that_persist_for_the_failing_time_open_it(settings):
+    settings.LLM_BREAKER_FAILING_SECONDS = 5
+    clock = FakeClock()
+    breaker = CircuitBreaker("claude-opus-4-6", clock=clock)
+    fail_every(breaker, clock, seconds=4.9, count=10)
+    assert breaker.state() == "closed"
+    clock.now += 0.1
+    breaker.record_failure()  # 5 s of failing, 11 failures
+    assert breaker.state() == "open" and not breaker.allow()
+
+
+def test_a_long_streak_needs_the_threshold_count_too(settings):
+    """Two failures five seconds apart (a quiet model, one unlucky question) are not an outage yet."""
+    settings.LLM_BREAKER_FAILING_SECONDS = 5
+    clock = FakeClock()
+    breaker = CircuitBreaker("claude-opus-4-6", clock=clock)
+    fail_every(breaker, clock, seconds=5, count=2)
+    assert breaker.state() == "closed"  # old enough, but 2 failures of the 3 needed
+    clock.now += 3
+    breaker.record_failure()
+    assert breaker.state() == "open"
+
+
+def test_a_stray_failure_before_a_quiet_spell_does_not_age_the_next_burst(settings):
+    settings.LLM_BREAKER_FAILING_SECONDS = 5
+    clock = FakeClock()
+    breaker = CircuitBreaker("claude-opus-4-6", clock=clock)
+    breaker.record_failure()
+    clock.now += 60  # no traffic, so no success either
+    fail_every(breaker, clock, seconds=1.0, count=40)
+    assert breaker.state() == "closed"
+
+
+def test_a_success_in_the_middle_restarts_the_streak(settings):
+    settings.LLM_BREAKER_FAILING_SECONDS = 5
+    clock = FakeClock()
+    breaker = CircuitBreaker("claude-opus-4-6", clock=clock)
+    fail_every(breaker, clock, seconds=4, count=8)
+    breaker.record_success()
+    clock.now += 0.5
+    fail_every(breaker, clock, seconds=4, count=8)  # 8.5 s since the first failure, 4 s since the success
+    assert breaker.state() == "closed"
+
+
+def test_a_failing_time_does_not_change_the_probe_schedule_once_open(settings):
+    """Once open, the probes follow the interval as before: failed probes re-open it at once."""
+    settings.LLM_BREAKER_FAILING_SECONDS = 5
+    settings.LLM_BREAKER_PROBE_SECONDS = 2
+    clock = FakeClock()
+    breaker = CircuitBreaker("claude-opus-4-6", clock=clock)
+    fail_every(breaker, clock, seconds=5, count=6)
+    assert breaker.state() == "open"
+    assert probe_times(breaker, clock, 5) == [2, 6, 14, 30, 60]
+
+
 def probe_times(breaker: CircuitBreaker, clock: FakeClock, probes: int) -> list[float]:
     """Seconds after opening at which each of `probes` failing probes was let through."""
     opened, times = clock.now, []
@@ -159,7 +236,7 @@ def test_two_processes_share_the_interval_and_send_one_probe_per_interval(redis_
     model = "claude-opus-test-adaptive"
     first = CircuitBreaker(model, store=RedisCache(redis_url, {}), clock=clock)
     second = CircuitBreaker(model, store=RedisCache(redis_url, {}), clock=clock)
-    names = ("failures", "opened_at", "interval", "probe")
+    names = STATE_KEYS
     first.store.delete_many([first._key(n) for n in names])
     try:
         for _ in range(3):
@@ -190,7 +267,7 @@ def test_state_and_probe_lock_are_shared_through_redis(redis_url):
     # Two cache clients stand in for two worker processes.
     first = CircuitBreaker("claude-opus-test-shared", store=RedisCache(redis_url, {}), clock=clock)
     second = CircuitBreaker("claude-opus-test-shared", store=RedisCache(redis_url, {}), clock=clock)
-    first.store.delete_many([first._key(n) for n in ("failures", "opened_at", "interval", "probe")])
+    first.store.delete_many([first._key(n) for n in STATE_KEYS])
     try:
         first.record_failure()
         second.record_failure()
@@ -201,4 +278,28 @@ def test_state_and_probe_lock_are_shared_through_redis(redis_url):
         second.record_success()
         assert first.state() == "closed"
     finally:
-        first.store.delete_many([first._key(n) for n in ("failures", "opened_at", "interval", "probe")])
+        first.store.delete_many([first._key(n) for n in STATE_KEYS])
+
+
+@pytest.mark.redis
+def test_processes_share_one_failure_streak(redis_url, settings):
+    """Failures from two processes add up to one streak: its start and its count are in Redis."""
+    from django.core.cache.backends.redis import RedisCache
+
+    settings.LLM_BREAKER_FAILING_SECONDS = 5
+    clock = FakeClock()
+    model = "claude-opus-test-streak"
+    first = CircuitBreaker(model, store=RedisCache(redis_url, {}), clock=clock)
+    second = CircuitBreaker(model, store=RedisCache(redis_url, {}), clock=clock)
+    first.store.delete_many([first._key(n) for n in STATE_KEYS])
+    try:
+        first.record_failure()  # the streak starts in the first process
+        for _ in range(4):
+            clock.now += 1
+            second.record_failure()  # and goes on in the second, never quiet for long
+        assert first.state() == "closed"  # 4 s: not yet
+        clock.now += 1
+        second.record_failure()
+        assert first.state() == second.state() == "open"
+    finally:
+        first.store.delete_many([first._key(n) for n in STATE_KEYS])

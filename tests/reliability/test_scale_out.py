@@ -87,6 +87,7 @@ def two_servers_fast_breaker(redis_url: str, llm_upstream) -> Iterator[tuple[int
         LLM_BREAKER_FAILURE_THRESHOLD=str(BREAKER_THRESHOLD),
         LLM_BREAKER_RESET_SECONDS="120",  # longer than the test: B must find the circuit open, not half-open
         LLM_BREAKER_PROBE_SECONDS="0",
+        LLM_BREAKER_FAILING_SECONDS="0",  # open on the count: the test is about sharing the state, not when
         LLM_MAX_ATTEMPTS=str(MAX_ATTEMPTS),
         LLM_BACKOFF_INITIAL_SECONDS="0.01",
         METRICS_TOKEN="",
