@@ -217,6 +217,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         submission = stored.submission
         await self._emit(_ack(submission))
         if submission.reply is None and not submission.duplicate:  # a person answers this conversation
+            self._humans_answer = True  # no draft for the next question, even before conversation_state arrives
             if client_key is not None:
                 self._client_ids.add(client_key)
             return

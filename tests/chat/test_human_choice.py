@@ -162,3 +162,16 @@ async def test_an_unknown_answerer_is_refused_and_nothing_is_stored(chat_env, cu
     await ask(socket, "Hello", "person", client_id=client_id)
     assert (await socket.receive())["type"] == "ack"
     await socket.close()
+
+
+async def test_a_question_right_after_the_choice_starts_no_model_call(chat_env, customer):
+    socket = await ChatSocket.open(customer)
+    await socket.receive()
+    calls = chat_calls(chat_env)
+    await ask(socket, "First, for a person", "person")
+    await socket.ask("Second, right away")  # whether or not conversation_state was handled first: no draft
+    frames = [await socket.receive() for _ in range(3)]
+    assert sorted(f["type"] for f in frames) == ["ack", "ack", "conversation_state"]
+    assert all(f["reply_id"] is None for f in frames if f["type"] == "ack")
+    assert chat_calls(chat_env) == calls
+    await socket.close()
