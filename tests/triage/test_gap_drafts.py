@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from apps.knowledge.models import Article
+from apps.knowledge.models import Article, KnowledgeSnapshot
 from apps.knowledge.services import article_create, article_publish, article_update, snapshot_content
 from apps.llm.models import LLMCall
 from apps.llm.pricing import cost_usd
@@ -117,6 +117,9 @@ def test_the_nightly_batch_drafts_one_unpublished_article_per_gap_topic(emulator
     assert set(xero_request["params"]["output_config"]["format"]["schema"]["required"]) == {"title", "body", "language"}
     assert "jo.doe@example.com" not in user_text(xero_request) and "[email]" in user_text(xero_request)
     assert 'title="Invoices"' in user_text(xero_request)
+    # Each call names the knowledge snapshot its related articles came from.
+    snapshots = set(LLMCall.objects.filter(prompt_slug=DRAFTER_SLUG).values_list("knowledge_snapshot_id", flat=True))
+    assert snapshots == {KnowledgeSnapshot.objects.latest().pk}
 
 
 def test_each_draft_call_is_logged_at_the_batch_discount_and_counted_in_the_days_cost(
@@ -357,3 +360,33 @@ def test_staff_see_the_drafts_awaiting_review_in_the_report_and_the_admin(
     article_publish(article=article)
     page = admin_client.get(f"/admin/triage/dailyreport/{report.pk}/change/").content.decode()
     assert "<br>published" in page and "drafted by the nightly batch" not in page
+
+
+def test_a_crash_after_sending_the_drafting_batch_does_not_send_it_twice(
+    emulator, classifier, day, drafting, settings, monkeypatch
+):
+    from apps.llm.clients import get_client
+
+    settings.TRIAGE_SUBMIT_GRACE_SECONDS = 0
+    conversation_on(day, XERO_TURNS)
+    _classified(day)
+
+    def crash(**kwargs):
+        raise RuntimeError("killed after batches.create returned")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(services, "_batch_mark_submitted", crash)
+        with pytest.raises(RuntimeError):
+            services.batches_poll_open()
+    drafting_batch = ClassificationBatch.objects.get(kind="gap_drafts")
+    assert drafting_batch.status == "preparing" and drafting_batch.anthropic_batch_id is None
+
+    # Restart: the poll finds the upstream batch by its custom_ids and ingests it instead of sending it again.
+    assert run_night() == [day]
+    upstream = list(get_client().messages.batches.list(limit=100))
+    assert len(upstream) == 2  # the classification batch and one drafting batch
+    drafting_batch.refresh_from_db()
+    assert drafting_batch.status == "ingested" and drafting_batch.anthropic_batch_id in {b.id for b in upstream}
+    assert KnowledgeGapDraft.objects.get().status == Draft.DRAFTED
+    assert LLMCall.objects.filter(prompt_slug=DRAFTER_SLUG).count() == 1
+    assert len(draft_requests(emulator)) == 1
