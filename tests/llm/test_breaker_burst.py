@@ -23,9 +23,9 @@ HAIKU = "claude-haiku-4-5"  # the free plan's route: one model, no fallback
 
 @pytest.fixture
 def production_breaker(llm_upstream, settings):
-    """The production threshold and retry policy; a short failing time so the outage test is quick."""
+    """The production threshold, failing time and retry policy (the outage test shortens the failing time)."""
     settings.LLM_BREAKER_FAILURE_THRESHOLD = 5
-    settings.LLM_BREAKER_FAILING_SECONDS = 1.0
+    settings.LLM_BREAKER_FAILING_SECONDS = 5.0
     settings.LLM_MAX_ATTEMPTS = 4
     settings.LLM_RETRY_BUDGET_SECONDS = 3.0
     settings.LLM_BREAKER_RESET_SECONDS = 30  # once open, no probe within a question's budget
@@ -68,10 +68,10 @@ def message_requests(upstream) -> int:
 
 
 async def test_a_burst_of_529s_to_concurrent_questions_is_ridden_out_with_the_breaker_closed(production_breaker):
-    """20 questions at once, the next 40 requests answered 529 (retry-after 0.2 s): every question
-    retries after the server's wait and is answered; the breaker never opens. With a breaker that
-    opened on the count alone, the first wave opened it and the 20 questions degraded."""
-    set_faults(production_breaker, {"force_errors": [{"status": 529, "count": 40}], "retry_after_seconds": 0.2})
+    """20 questions at once, the next 40 requests answered 529 (retry-after 0.5 s, as in the bench): every
+    question retries after the server's wait and is answered; the breaker never opens. With a breaker
+    that opened on the count alone, the first wave opened it and the 20 questions degraded."""
+    set_faults(production_breaker, {"force_errors": [{"status": 529, "count": 40}], "retry_after_seconds": 0.5})
     watch = BreakerWatch(production_breaker)
     runs = await ask(20)
     watch.stop()
@@ -83,9 +83,10 @@ async def test_a_burst_of_529s_to_concurrent_questions_is_ridden_out_with_the_br
     assert message_requests(production_breaker) == 40 + 20  # every queued error drained, one answer each
 
 
-async def test_a_sustained_outage_still_opens_the_breaker_and_then_spares_the_model(production_breaker):
+async def test_a_sustained_outage_still_opens_the_breaker_and_then_spares_the_model(production_breaker, settings):
     """Every request fails: after the failing time the breaker opens, and from then on the waiting
     questions make no attempt until a probe is due (none within their budget), then degrade once each."""
+    settings.LLM_BREAKER_FAILING_SECONDS = 1.0  # within the questions' 3 s budget
     set_faults(production_breaker, {"error_rates": {"529": 1.0}, "retry_after_seconds": 0.05})
     watch = BreakerWatch(production_breaker)
     questions = asyncio.ensure_future(ask(5))
