@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -37,8 +38,6 @@ _SIZING_BATCH_ID = 10**12
 
 def drafter_prompt(*, knowledge_snapshot_id: int | None = None) -> PromptParts:
     """The drafter prompt (fixed in code), naming the snapshot its related articles came from."""
-    from dataclasses import replace
-
     return replace(DRAFTER_PROMPT, knowledge_snapshot_id=knowledge_snapshot_id)
 
 

@@ -566,7 +566,11 @@ def batches_poll_open() -> PollSummary:
 
 
 def _batches_advance(
-    batches: list[ClassificationBatch], *, summary: PollSummary, touched_dates: set[date], poll_after_submit=False
+    batches: list[ClassificationBatch],
+    *,
+    summary: PollSummary,
+    touched_dates: set[date],
+    poll_after_submit: bool = False,
 ) -> None:
     """Send preparing batches, poll submitted ones (and, with `poll_after_submit`, a batch just sent: a small
     drafting batch may already have ended), recording the days of the batches that closed."""
