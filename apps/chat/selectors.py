@@ -58,8 +58,9 @@ def conversation_list_for_user(user: AbstractBaseUser) -> QuerySet[Conversation]
 
 
 def conversation_messages(conversation: Conversation) -> QuerySet[Message]:
-    """The transcript in order, each assistant message with its feedback (if any) preloaded."""
-    return conversation.messages.select_related("feedback").order_by("created_at", "id")
+    """The transcript in order, each assistant message with its feedback and each agent's message with
+    its author preloaded (the socket builds their payloads on the event loop, where a lazy read fails)."""
+    return conversation.messages.select_related("feedback", "author").order_by("created_at", "id")
 
 
 def conversation_offers_choice(conversation: Conversation, *, has_messages: bool) -> bool:

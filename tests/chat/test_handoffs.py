@@ -109,3 +109,27 @@ async def test_a_customer_cannot_send_agent_frames(chat_env, customer, frame_typ
     assert (error["type"], error["code"]) == ("error", "unknown_type")
     assert await messages_of(conversation_id) == []
     await socket.close()
+
+
+async def test_a_customer_resumes_a_conversation_with_an_agents_message(chat_env, customer):
+    socket = await ChatSocket.open(customer)
+    conversation_id = (await socket.receive())["id"]
+    await socket.close()
+    agent = await make_agent()
+    await database_sync_to_async(handoffs.conversation_assign)(
+        conversation_id=conversation_id, agent=agent, assignee=agent
+    )
+    await database_sync_to_async(handoffs.agent_message_send)(
+        conversation_id=conversation_id, agent=agent, text="Hello from Dana"
+    )
+    again = await ChatSocket.open(customer, conversation=conversation_id)
+    opened = await again.receive()
+    assert opened["type"] == "conversation" and opened["agent"] == "Dana"
+    [message] = opened["messages"]
+    assert (message["role"], message["text"], message["author"], message["author_id"]) == (
+        "agent",
+        "Hello from Dana",
+        "Dana",
+        agent.pk,
+    )
+    await again.close()
