@@ -35,7 +35,8 @@ def _visitor_open(
 
 
 class WidgetConsumer(ChatConsumer):
-    # The frame (static/widget/frame.js) does not show a person's messages or notices: no person up front.
+    # The frame (static/widget/frame.js) shows no choice of a person up front: one sent anyway is refused
+    # rather than taken from a visitor who was never shown it.
     offers_human_choice = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -74,10 +74,18 @@
     return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
   }
 
-  function add(role, text, status) {
+  function add(role, text, status, author) {
     var li = document.createElement("li");
-    li.className = role === "user" ? "u" : "a";
-    li.textContent = text;
+    li.className = role === "user" ? "u" : role === "agent" ? "p" : "a";
+    if (role === "agent") {  // a person from the support team: their name above their message
+      var who = document.createElement("span");
+      who.className = "who";
+      who.textContent = author || "Support";
+      li.appendChild(who);
+      li.appendChild(document.createTextNode(text));
+    } else {
+      li.textContent = text;
+    }
     if (status) li.setAttribute("data-status", status);
     log.appendChild(li);
     log.scrollTop = log.scrollHeight;
@@ -124,7 +132,7 @@
         f.messages.forEach(function (m) {
           // An answer still being written: the text so far follows as a delta.
           if (m.status === "streaming") streaming = add(m.role, "", m.status);
-          else add(m.role, m.text, m.status);
+          else add(m.role, m.text, m.status, m.author);
         });
       }
       current = streaming;
@@ -133,6 +141,13 @@
       if (f.question) add("user", f.question.text);
       current = add("assistant", "", "streaming");
       setBusy(true);
+    } else if (f.type === "ack") {
+      if (!f.reply_id) setBusy(false);  // a person answers this chat: no answer from the assistant follows
+    } else if (f.type === "message_added") {  // a support agent's message, or the visitor's from another tab
+      var m = f.message || {};
+      if (m.role === "agent" || m.role === "user") add(m.role, m.text || "", "complete", m.author);
+    } else if (f.type === "conversation_state") {  // a person joined, handed back, or resolved
+      if (f.notice) say(f.notice);
     } else if (f.type === "visitor") {  // first, before the conversation
       store.set(TOKEN, f.token);
       held = f.identified ? CONV : GUEST;

@@ -243,3 +243,40 @@ def test_an_overload_shows_the_visitor_retrying_then_the_answer(
     frame.locator(ANSWER).wait_for(timeout=30_000)
     assert frame.get_by_text("The assistant is busy right now. Retrying…").count() == 0
     assert not off_loop(SupportTicket.objects.exists)
+
+
+def test_a_visitor_sees_an_agent_join_and_reply_and_can_write_to_them(
+    site, host, llm_upstream, asgi_server, browser_page
+):
+    from apps.chat import handoffs
+    from apps.inbox.services import agent_make
+    from tests.chat.factories import UserFactory
+
+    page = browser_page
+    page.goto(f"http://localhost:{host.port}" + host.page("/help", f"{asgi_server}/widget/{site.key}.js"))
+    frame = open_chat(page)
+    ask(frame, "Do you offer a free trial?")
+    frame.locator(ANSWER).wait_for()
+    conversation_id = off_loop(lambda: Conversation.objects.get().pk)
+    dana = off_loop(lambda: agent_make(user=UserFactory(username="dana", first_name="Dana")))
+
+    off_loop(handoffs.conversation_assign, conversation_id=conversation_id, agent=dana, assignee=dana)
+    frame.get_by_text("Dana from Acme joined.").wait_for()
+    ask(frame, "Great, can you extend mine?")
+    # Acknowledged for the person: the visitor can write again at once (no assistant answer will come).
+    frame.locator("li.u", has_text="can you extend mine?").wait_for()
+    frame.locator("#w-send:not([disabled])").wait_for()
+    assert off_loop(lambda: list(Message.objects.order_by("id").values_list("role", flat=True))) == [
+        "user",
+        "assistant",
+        "user",
+    ]
+
+    off_loop(handoffs.agent_message_send, conversation_id=conversation_id, agent=dana, text="Done: 14 more days.")
+    reply = frame.locator("li.p", has_text="Done: 14 more days.")
+    reply.wait_for()
+    assert reply.locator(".who").text_content() == "Dana"
+
+    page.reload()  # the transcript shows the person's message too
+    frame = open_chat(page)
+    frame.locator("li.p", has_text="Done: 14 more days.").wait_for()

@@ -342,7 +342,7 @@ async def test_only_the_visitors_own_guest_chat_is_claimed_and_only_with_an_acce
 
 
 async def test_the_widget_does_not_offer_a_person_up_front_and_refuses_one(widget_env, site):
-    # Its frame shows neither a person's messages nor their notices: a person chosen there would go unheard.
+    # Its frame shows no such choice: a person asked for that way is refused, nothing is stored.
     socket = await WidgetSocket.open(site.key)
     conversation, _ = await socket.hello()
     assert conversation["offer_choice"] is False
