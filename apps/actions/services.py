@@ -118,8 +118,10 @@ def action_decide(
     """Store the customer's decision on a confirmation card and, if confirmed, run the action.
 
     For `user`'s own actions only, and with `conversation_id` only for a card of that conversation
-    (NotFound otherwise). Deciding again returns the stored record;
-    raises ApplicationError(code="already_decided") when the other decision was already taken.
+    (NotFound otherwise). A card is decided once: a second decision — from another tab, a double
+    click, the other choice — raises ApplicationError(code="already_decided") with the decision taken
+    in `extra` (`action_id`, `decision`) and runs nothing. The row lock orders two decisions racing
+    from two tabs or processes.
     """
     with transaction.atomic():
         record = action_get_for_user(user, action_id, for_update=True)
@@ -127,9 +129,12 @@ def action_decide(
             raise NotFound()
         decision = ActionRecord.Decision.CONFIRMED if confirm else ActionRecord.Decision.CANCELLED
         if record.decision:
-            if record.decision == decision:
-                return record
-            raise ApplicationError("This action was already decided.", code="already_decided")
+            taken = "confirmed" if record.decision == ActionRecord.Decision.CONFIRMED else "cancelled"
+            raise ApplicationError(
+                f"This was already {taken} (perhaps in another window); nothing was done again.",
+                code="already_decided",
+                extra={"action_id": record.pk, "decision": record.decision},
+            )
         if record.status != Status.AWAITING_CONFIRMATION:
             raise ApplicationError("This action does not wait for a decision.", code="not_awaiting_confirmation")
         record.decision, record.decided_at = decision, timezone.now()

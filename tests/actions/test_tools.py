@@ -157,10 +157,14 @@ def test_a_confirmation_tool_changes_nothing_until_the_customer_confirms(alice):
     assert (record.status, record.decision) == ("succeeded", "confirmed") and record.decided_at
     alice.refresh_from_db()
     assert alice.cancel_at_period_end is True and alice.billing_status == "active"
-    # Deciding the same again is harmless; the opposite decision is refused.
-    assert action_decide(user=alice.user, action_id=card.action_id, confirm=True).pk == record.pk
-    with pytest.raises(ApplicationError):
-        action_decide(user=alice.user, action_id=card.action_id, confirm=False)
+    # A card is decided once: the same decision again (another tab) and the opposite one are refused,
+    # and nothing runs twice.
+    for confirm in (True, False):
+        with pytest.raises(ApplicationError) as refused:
+            action_decide(user=alice.user, action_id=card.action_id, confirm=confirm)
+        assert refused.value.code == "already_decided"
+        assert refused.value.extra == {"action_id": record.pk, "decision": "confirmed"}
+    assert ActionRecord.objects.filter(status="succeeded").count() == 1
 
 
 def test_a_cancelled_card_stores_the_decision_and_runs_nothing(alice):
