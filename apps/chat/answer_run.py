@@ -60,6 +60,9 @@ class AnswerRun:
     finishing: bool = False  # the gateway finished: a late `stop` no longer changes the outcome
     seen: list[str] = field(default_factory=list)  # text of the answer since the last reset (stored on stop)
     sent: list[str] = field(default_factory=list)  # the part of `seen` already sent (caught up to new watchers)
+    # Every tool frame sent, caught up to new watchers; a reset keeps them (its progress lines and cards
+    # stay on the page: only the text restarts).
+    tool_frames: list[dict[str, Any]] = field(default_factory=list)
     _coalescer: DeltaCoalescer | None = None
 
     def __post_init__(self) -> None:
@@ -108,13 +111,23 @@ class AnswerRun:
 
     async def attach(self, watcher: Watcher, *, knows_reply: bool) -> int:
         """Send a new watcher what it missed, then make it one of the run's watchers (in that order,
-        under the lock that orders deltas, so it misses and repeats nothing)."""
+        under the lock that orders deltas, so it misses and repeats nothing).
+
+        What it missed is the `answer_started` frame, the tool frames (so a card shown before a reload is
+        on the reloaded page, clickable), the decided state of those cards and the text so far. The
+        decisions are read first, outside the lock; a card decided after that read reaches the watcher
+        as `action_decided` through the conversation's group, which it joined before watching.
+        """
+        cards = [frame["action_id"] for frame in self.tool_frames if frame["type"] == "confirmation_requested"]
+        decided = await db(tool_turns.decided_frames)(cards) if cards else []
 
         async def catch_up() -> None:
             if watcher in self.watchers:
                 return
             if not knows_reply:
                 await watcher.watch_send(dumps(self._started_frame()))
+            for frame in [*self.tool_frames, *decided]:
+                await watcher.watch_send(dumps(frame))
             if self.sent:
                 await watcher.watch_send(dumps({"type": "delta", "text": "".join(self.sent)}))
             self.watchers.add(watcher)
@@ -134,6 +147,10 @@ class AnswerRun:
 
     async def _send(self, frame: dict[str, Any]) -> None:
         await self._send_to(self.watchers, dumps(frame))
+
+    async def _send_tool_frame(self, frame: dict[str, Any]) -> None:
+        self.tool_frames.append(frame)
+        await self._send(frame)
 
     async def _send_delta(self, text: str) -> None:
         self.sent.append(text)
@@ -189,7 +206,9 @@ class AnswerRun:
                         )
                     elif tool_turns.is_tool_event(event):
                         frame = tool_turns.tool_frame(event, reply_id=reply.pk)
-                        await coalescer.run_exclusive(lambda frame=frame: self._send(frame))
+                        await coalescer.run_exclusive(lambda frame=frame: self._send_tool_frame(frame))
+                        # Sockets of other processes get it too (awaited: the frames keep their order).
+                        await events.publish(reply.conversation_id, events.TOOL_FRAME, frame=frame)
                     elif isinstance(event, Finished):
                         outcome = event.outcome
                         self.finishing = True

@@ -258,7 +258,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
         decided = await db(tool_turns.decision_take)(
             user=self.user, conversation_id=self.conversation.id, action_id=frame.action_id, confirm=frame.confirm
         )
+        self._context = None  # the decision's line is history now: the next question starts after its commit
         await self._emit(decided)
+        # Every other socket on the conversation (other tabs, an agent, other processes) sees the card decided.
+        await events.publish(self.conversation.id, events.ACTION_DECIDED, frame=decided, sender=self.channel_name)
+
+    async def chat_action_decided(self, event: dict[str, Any]) -> None:
+        """Channel-layer handler for events.ACTION_DECIDED: a card was decided from another socket."""
+        if event.get("sender") != self.channel_name:
+            self._context = None
+            await self._emit(event["frame"])
+
+    async def chat_tool_frame(self, event: dict[str, Any]) -> None:
+        """Channel-layer handler for events.TOOL_FRAME: a tool frame of an answer another process writes."""
+        frame = event.get("frame") or {}
+        if not events.is_local(event) and frame.get("message_id") in self._awaiting:
+            await self._emit(frame)
 
     # -- the conversation's answers (answering.Watcher) -----------------------------------------
 

@@ -25,6 +25,11 @@ PROCESS_ID = uuid.uuid4().hex
 ANSWER_STARTED = "chat.answer_started"  # {"message_id", "question": <message payload>, "origin"}
 REPLY_FINISHED = "chat.reply_finished"  # {"message_id", "origin"}
 ANSWER_STOP = "chat.answer_stop"  # {"origin"}: stop the answer running in whichever process runs it
+# A tool frame of an answer (tool_started, confirmation_requested, tool_finished): {"frame", "origin"}.
+# Few per answer, unlike tokens, so sockets of other processes show the progress and the card live.
+TOOL_FRAME = "chat.tool_frame"
+# A confirmation card was decided: {"frame": <action_decided>, "sender": <the deciding socket's channel>}.
+ACTION_DECIDED = "chat.action_decided"
 SESSION_ENDED = "chat.session_ended"  # the login session logged out
 # Who answers the conversation changed: {"state": <conversation state payload>}.
 CONVERSATION_CHANGED = "chat.conversation_changed"

@@ -119,6 +119,17 @@ class Message(models.Model):
         related_name="chat_messages_written",
         help_text="For an agent message: the support agent who wrote it.",
     )
+    action = models.OneToOneField(
+        "actions.ActionRecord",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="outcome_message",
+        help_text=(
+            "For the assistant's line saying what came of a confirmation card (confirmed and done, failed, "
+            "cancelled): the decided action. Not written by the model; part of the history it reads."
+        ),
+    )
     model = models.CharField(max_length=80, blank=True, help_text="Model that produced the final text.")
     prompt_version = models.CharField(max_length=20, blank=True, help_text='Prompt version "x.y.z" used.')
     ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to the first delta sent.")

@@ -31,6 +31,8 @@ def message_payload(message: Message) -> dict[str, Any]:
         "feedback": feedback.rating if feedback else None,
         "sources": cited_sources(message.citations),
     }
+    if message.action_id is not None:  # the line saying what came of this confirmation card
+        payload["action_id"] = message.action_id
     if message.role == Message.Role.AGENT:
         payload["author"] = agent_name(message.author)
         payload["author_id"] = message.author_id

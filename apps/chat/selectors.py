@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from apps.accounts.models import SupportTicket
@@ -102,10 +102,13 @@ def conversation_history_turns(conversation: Conversation, *, before: Message | 
     question whose answer failed or was an apology is left out with it. While a person answered, the
     customer's questions (they have no assistant reply) and the agent's messages (role "agent", on the
     assistant side: apps.llm.prompting.human_agent_text) are part of it, so the assistant resumes
-    knowing what was said. The list is deterministic, so `summary_turns` (how many of its oldest turns
+    knowing what was said; so are the lines saying what came of a confirmation card (docs/actions.md),
+    in the order the customer saw them. The list is deterministic, so `summary_turns` (how many of its oldest turns
     the summary covers) stays valid.
     """
-    written = conversation.messages.filter(role__in=(Message.Role.USER, Message.Role.AGENT))
+    written = conversation.messages.filter(
+        Q(role__in=(Message.Role.USER, Message.Role.AGENT)) | Q(action__isnull=False)
+    )
     if before is not None:
         written = written.filter(pk__lt=before.pk)
     written = list(written.select_related("author").order_by("created_at", "id"))
@@ -120,6 +123,9 @@ def conversation_history_turns(conversation: Conversation, *, before: Message | 
     for message in written:
         if message.role == Message.Role.AGENT:
             turns.append(Turn(role="agent", text=message.text, author=agent_name(message.author)))
+            continue
+        if message.action_id is not None:  # what came of a confirmation card, as the customer was told
+            turns.append(Turn(role="assistant", text=message.text))
             continue
         reply = replies.get(message.pk)
         if reply is not None:

@@ -12,6 +12,8 @@ from dataclasses import replace
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
 
 from apps.accounts.models import CustomerAccount
 from apps.actions.models import ActionRecord
@@ -123,13 +125,40 @@ def tool_frame(event: ToolEvent, *, reply_id: int) -> dict[str, Any]:
 
 def decision_take(*, user: AbstractBaseUser, conversation_id: object, action_id: int, confirm: bool) -> dict[str, Any]:
     """Store the customer's decision on a card of this conversation (running the action if confirmed)
-    and return the `action_decided` frame. Raises what `actions.services.action_decide` raises:
-    NotFound for a card of another customer or conversation, "already_decided"."""
-    record = action_decide(user=user, action_id=action_id, confirm=confirm, conversation_id=conversation_id)
-    return action_decided_frame(record)
+    and the assistant's line saying what came of it, and return the `action_decided` frame, with that
+    line as `outcome`. Raises what `actions.services.action_decide` raises: NotFound for a card of
+    another customer or conversation, "already_decided" (nothing runs or is stored again).
+
+    Why a stored line and not a model round continuing the answer: the server knows exactly what
+    happened (the tool's result), so the words cannot misstate it; the decision may come while
+    another answer is streaming, or long after, and must never be refused as `busy` nor wait for an
+    answer slot; and a model round could fail or degrade after the action ran, leaving an apology
+    for something that was done. The line is part of the history, so the next answer knows it.
+    """
+    with transaction.atomic():  # the decision and its line are stored together, or neither
+        record = action_decide(user=user, action_id=action_id, confirm=confirm, conversation_id=conversation_id)
+        outcome = action_outcome_store(conversation_id=conversation_id, record=record)
+    return {**action_decided_frame(record), "outcome": message_payload(outcome)}
+
+
+def action_outcome_store(*, conversation_id: object, record: ActionRecord) -> Message:
+    """The assistant's line in the conversation saying what came of a decided card: exactly the text
+    the card shows (`decision_message`). One per action (the field is unique)."""
+    now = timezone.now()
+    message = Message.objects.create(
+        conversation_id=conversation_id,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.COMPLETE,
+        text=decision_message(record),
+        action=record,
+        completed_at=now,
+    )
+    Conversation.objects.filter(pk=conversation_id).update(updated_at=now)
+    return message
 
 
 def action_decided_frame(record: ActionRecord) -> dict[str, Any]:
+    """The card's decided state (without `outcome`: a socket catching up has the line in its transcript)."""
     return {
         "type": "action_decided",
         "action_id": record.pk,
@@ -139,6 +168,13 @@ def action_decided_frame(record: ActionRecord) -> dict[str, Any]:
         "result": record.result,
         "message": decision_message(record),
     }
+
+
+def decided_frames(action_ids: list[int]) -> list[dict[str, Any]]:
+    """`action_decided` of those of `action_ids` already decided, for a socket that joins an answer
+    after its cards were shown (and perhaps decided). Runs ORM code (a worker thread)."""
+    records = ActionRecord.objects.filter(pk__in=action_ids).exclude(decision=ActionRecord.Decision.NONE)
+    return [action_decided_frame(record) for record in records.order_by("id")]
 
 
 def decision_message(record: ActionRecord) -> str:

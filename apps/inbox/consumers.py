@@ -132,6 +132,14 @@ class InboxConsumer(AsyncWebsocketConsumer):
     async def chat_message_added(self, event: dict[str, Any]) -> None:
         await self._emit({"type": "message_added", "conversation_id": self.watched, "message": event.get("message")})
 
+    async def chat_action_decided(self, event: dict[str, Any]) -> None:
+        """A card was decided: the conversation has the line saying what came of it."""
+        await self._emit({**event.get("frame", {}), "conversation_id": self.watched})
+
+    async def chat_tool_frame(self, event: dict[str, Any]) -> None:
+        if not events.is_local(event):  # this process's watchers had it from the run itself
+            await self._emit({**event.get("frame", {}), "conversation_id": self.watched})
+
     async def chat_answer_started(self, event: dict[str, Any]) -> None:
         if not events.is_local(event):  # another process writes it: the agent sees it when it is stored
             await self._emit(

@@ -191,6 +191,7 @@
   }
 
   function addCard(li, f) {
+    if (document.querySelector('.confirm-card[data-action-id="' + f.action_id + '"]')) return;  // shown already
     var card = document.createElement("div");
     card.className = "confirm-card";
     card.dataset.actionId = f.action_id;
@@ -239,10 +240,14 @@
       var li = bubble(m.role, m.text, m.status);
       li.dataset.messageId = m.id;
       if (m.role === "assistant") {
-        if (m.status === "streaming") {
+        if (m.action_id) {
+          li.classList.add("msg-action-outcome");   // what came of a card: not the model's, no feedback
+        } else if (m.status === "streaming") {
           replies[m.id] = li;
           streaming = { el: li, replyId: m.id, clientId: null };
           li.classList.add("is-streaming");
+          // Its calls so far (an answer written by another server process sends only the later ones).
+          (m.actions || []).forEach(function (act) { renderStoredAction(li, act); });
         } else {
           (m.actions || []).forEach(function (act) { renderStoredAction(li, act); });
           finishBubble(li, { status: m.status, message_id: m.id, sources: m.sources });
@@ -316,6 +321,8 @@
     tool_started: function (f, into) {
       var li = into || replyBubble(f.message_id);
       if (!li) return;
+      var known = toolBox(li).querySelectorAll(".tool-step");
+      for (var i = 0; i < known.length; i++) if (known[i].dataset.callId === f.call_id) return;  // shown already
       var step = document.createElement("li");
       step.className = "tool-step";
       step.dataset.callId = f.call_id;
@@ -328,7 +335,7 @@
       var li = into || replyBubble(f.message_id);
       if (!li) return;
       toolBox(li).querySelectorAll(".tool-step").forEach(function (step) {
-        if (step.dataset.callId !== f.call_id) return;
+        if (step.dataset.callId !== f.call_id || step.dataset.state !== "running") return;
         step.dataset.state = f.is_error ? "failed" : "done";
         step.textContent = step.textContent.replace(/\u2026$/, "") + (f.is_error ? ": failed, nothing changed" : ": done");
       });
@@ -348,6 +355,13 @@
         outcome.textContent = f.message;
         card.appendChild(outcome);
       });
+      // The assistant's line saying what came of it (stored: the transcript shows the same line).
+      var said = f.outcome;
+      if (said && !list.querySelector('[data-message-id="' + said.id + '"]')) {
+        var li = bubble("assistant", said.text, "complete");
+        li.dataset.messageId = said.id;
+        li.classList.add("msg-action-outcome");
+      }
     },
     retrying: function () {
       // Overload: the server waits for capacity (up to its retry budget) instead of failing at once.
@@ -375,7 +389,9 @@
     },
     error: function (f) {
       if (f.code === "unauthenticated") { toLogin(); return; }
-      if (f.code === "already_decided" || f.code === "not_awaiting_confirmation") {
+      if (f.code === "already_decided" && f.action_id) {   // decided in another tab: the card shows it
+        handlers.action_decided({ action_id: f.action_id, decision: f.decision, message: f.message });
+      } else if (f.code === "already_decided" || f.code === "not_awaiting_confirmation") {
         document.querySelectorAll(".confirm-card button").forEach(function (b) { b.disabled = false; });
       }
       if (f.code === "choice_unavailable") { choosing = false; answerer = ""; showChoice(false); }

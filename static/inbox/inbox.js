@@ -63,7 +63,7 @@
         if (frame.conversation_id === watched) refreshPane();
         break;
       case "note_added": if (frame.conversation_id === watched) refreshPane(); break;
-      case "conversation_state": case "message_added": case "reply_stored": refreshPane(); break;
+      case "conversation_state": case "message_added": case "reply_stored": case "action_decided": refreshPane(); break;
       case "answer_started": refreshPane().then(function () { liveText("", true); }); break;
       case "delta": liveText(frame.text, false); break;
       case "reset": liveText("", true); break;
