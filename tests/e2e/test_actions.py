@@ -1,5 +1,6 @@
 """A customer in headless Chromium has the assistant act: resend an invoice, then cancel the
-subscription through a confirmation card (Cancel first, then Confirm)."""
+subscription through a confirmation card (Cancel first, then Confirm, the card decided in her second
+tab too); what came of each card is the assistant's next line, the same after a reload."""
 
 import pytest
 from django.core import mail
@@ -14,7 +15,8 @@ from tests.e2e.conftest import off_loop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-ANSWER = ".msg-assistant"
+ANSWER = ".msg-assistant:not(.msg-action-outcome)"  # the model's answers, not the lines after a card
+OUTCOME = ".msg-action-outcome"
 
 
 @pytest.fixture
@@ -30,7 +32,7 @@ def alice(llm_upstream, transactional_db):
 def ask(page, text: str, count: int) -> None:
     page.get_by_label("Your message").fill(text)
     page.keyboard.press("Enter")
-    page.wait_for_selector(f'{ANSWER}:nth-of-type({count * 2})[data-status="complete"]')
+    page.wait_for_function(f"() => document.querySelectorAll('{ANSWER}[data-status=\"complete\"]').length === {count}")
 
 
 def test_alice_resends_her_invoice_and_cancels_after_confirming(alice, asgi_server, browser_page):
@@ -55,12 +57,28 @@ def test_alice_resends_her_invoice_and_cancels_after_confirming(alice, asgi_serv
     card.get_by_role("button", name="Cancel").click()
     page.wait_for_selector('.confirm-card[data-decision="cancelled"]')
     assert "nothing was changed" in card.locator(".confirm-outcome").text_content()
+    page.wait_for_selector(f"{OUTCOME}:has-text('Cancelled: nothing was changed.')")
     assert off_loop(CustomerAccount.objects.get, user=alice).cancel_at_period_end is False
 
-    # 3. Asked again, a new card: Confirm cancels at the end of the period.
+    # 3. Asked again, a new card, open in a second tab too: Confirm in one cancels at the end of the
+    # period, and the other tab's card shows it decided (no buttons left to press twice).
     ask(page, "Cancel my subscription please", 3)
+    second = page.context.new_page()
+    second.goto(page.url)
+    second.wait_for_selector('#conn-state[data-state="open"]')
+    second.wait_for_selector(".confirm-card:not([data-decision]) .confirm-yes")
     card = page.locator(ANSWER).nth(2).locator(".confirm-card")
     card.get_by_role("button", name="Confirm").click()
     page.wait_for_selector('.confirm-card[data-decision="confirmed"]')
     assert card.locator(".confirm-outcome").text_content().startswith("Done: your subscription ends on")
     assert off_loop(CustomerAccount.objects.get, user=alice).cancel_at_period_end is True
+    second.wait_for_selector('.confirm-card[data-decision="confirmed"]')
+    assert second.locator('.confirm-card[data-decision="confirmed"] button').count() == 0
+    second.wait_for_selector(f"{OUTCOME}:has-text('Done: your subscription ends on')")
+
+    # The lines after the cards are stored as shown: a reload shows the same transcript.
+    lines = [text.strip() for text in page.locator(".msg").all_text_contents()]
+    page.reload()
+    page.wait_for_selector('#conn-state[data-state="open"]')
+    page.wait_for_function(f"() => document.querySelectorAll('{OUTCOME}').length === 2")
+    assert [text.strip() for text in page.locator(".msg").all_text_contents()] == lines
