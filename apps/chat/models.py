@@ -121,7 +121,7 @@ class Message(models.Model):
     )
     action = models.OneToOneField(
         "actions.ActionRecord",
-        on_delete=models.PROTECT,
+        on_delete=models.CASCADE,  # erased with its record (the customer's account, user)
         null=True,
         blank=True,
         related_name="outcome_message",

@@ -244,3 +244,17 @@ async def test_decisions_reach_the_other_tab_through_redis(tool_env, alice, redi
         channel_layers.backends.clear()
     assert await _cancel_at_period_end(alice) is True
     assert await database_sync_to_async(Conversation.objects.count)() == 1
+
+
+async def test_a_customer_with_a_decided_card_can_be_deleted(tool_env, alice):  # noqa: F811
+    socket = await ChatSocket.open(alice)
+    await socket.receive()
+    await socket.ask(CANCEL)
+    card = _of_type(await socket.until_terminal(), "confirmation_requested")[0]
+    await socket.send({"type": "decision", "action_id": card["action_id"], "confirm": False})
+    await socket.receive()
+    await socket.close()
+
+    await database_sync_to_async(alice.delete)()
+    assert await database_sync_to_async(Message.objects.count)() == 0
+    assert await database_sync_to_async(ActionRecord.objects.count)() == 0
