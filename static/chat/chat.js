@@ -277,6 +277,7 @@
         if (!p.el.isConnected) list.appendChild(p.el);
         send(messageFrame(p));
       });
+      handoffBtn.hidden = !!f.humans_answer;  // people answer already
       choosing = !!f.offer_choice && !list.children.length;
       showChoice(choosing && !answerer);
       markActive();
@@ -285,6 +286,7 @@
       var p = pending.filter(function (x) { return x.client_id === f.client_id; })[0];
       pending = pending.filter(function (x) { return x !== p; });
       if (p) { p.el.dataset.messageId = f.message_id; p.el.classList.remove("is-pending"); }
+      if (!f.reply_id && !f.duplicate) loadConversations();  // for a person: no `done` will list it
       if (f.reply_id && !replies[f.reply_id]) {
         var li = bubble("assistant", "", "streaming");
         li.classList.add("is-streaming");
@@ -296,6 +298,7 @@
     conversation_state: function (f) {    // a person joined, handed back, or the request waits for one
       if (f.notice) showNotice(f.notice);
       input.placeholder = f.humans_answer ? "Write to our support team…" : PLACEHOLDER;
+      handoffBtn.hidden = !!f.humans_answer;
     },
     message_added: function (f) {         // a support agent's message, or a question sent from another tab
       var m = f.message || {};

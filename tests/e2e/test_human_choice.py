@@ -28,6 +28,8 @@ def test_a_customer_chooses_a_person_and_an_agent_sees_it_live(people, asgi_serv
     bob_page.keyboard.press("Enter")
     # Dana is online: bob is told a person joins shortly; nothing from the assistant.
     bob_page.wait_for_selector("#notice:has-text('A person from our team will join shortly.')")
+    assert bob_page.get_by_role("button", name="Talk to a human").is_hidden()  # people answer already
+    bob_page.locator("#conversation-list button", has_text="I need to change the owner").wait_for()
 
     item = dana_page.locator(".queue-item", has_text="I need to change the owner of our account")
     item.wait_for()
