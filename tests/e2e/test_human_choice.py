@@ -34,6 +34,7 @@ def test_a_customer_chooses_a_person_and_an_agent_sees_it_live(people, asgi_serv
     item = dana_page.locator(".queue-item", has_text="I need to change the owner of our account")
     item.wait_for()
     assert "Waiting" in item.text_content() and "bob" in item.text_content()
+    assert "Customer chose a person" in item.text_content()  # the reason agents see
     item.locator("a").click()
     dana_page.get_by_role("button", name="Claim").click()
     bob_page.wait_for_selector("#notice:has-text('Dana from Acme joined.')")
