@@ -63,6 +63,7 @@ class AnswerRun:
     # Every tool frame sent, caught up to new watchers; a reset keeps them (its progress lines and cards
     # stay on the page: only the text restarts).
     tool_frames: list[dict[str, Any]] = field(default_factory=list)
+    released: bool = False  # stored, and no longer the conversation's running answer: nobody attaches
     _coalescer: DeltaCoalescer | None = None
 
     def __post_init__(self) -> None:
@@ -109,7 +110,7 @@ class AnswerRun:
             )
         )
 
-    async def attach(self, watcher: Watcher, *, knows_reply: bool) -> int:
+    async def attach(self, watcher: Watcher, *, knows_reply: bool) -> int | None:
         """Send a new watcher what it missed, then make it one of the run's watchers (in that order,
         under the lock that orders deltas, so it misses and repeats nothing).
 
@@ -117,11 +118,20 @@ class AnswerRun:
         on the reloaded page, clickable), the decided state of those cards and the text so far. The
         decisions are read first, outside the lock; a card decided after that read reaches the watcher
         as `action_decided` through the conversation's group, which it joined before watching.
+
+        Returns the reply's id, or None if the answer was stored meanwhile (it ended while the
+        decisions were read, or the lock was held by its end): the watcher then reads the stored result.
         """
         cards = [frame["action_id"] for frame in self.tool_frames if frame["type"] == "confirmation_requested"]
         decided = await db(tool_turns.decided_frames)(cards) if cards else []
 
+        attached = False
+
         async def catch_up() -> None:
+            nonlocal attached
+            if self.released:  # its terminal frame went out to the watchers it had
+                return
+            attached = True
             if watcher in self.watchers:
                 return
             if not knows_reply:
@@ -133,7 +143,7 @@ class AnswerRun:
             self.watchers.add(watcher)
 
         await self._coalescer.run_exclusive(catch_up)
-        return self.reply.pk
+        return self.reply.pk if attached else None
 
     def stop(self) -> None:
         if self.finishing or self.task is None or self.task.done():
@@ -305,6 +315,7 @@ class AnswerRun:
         watchers: list[Watcher] = []
 
         async def release() -> None:
+            self.released = True
             run_release(self)
             watchers.extend(self.watchers)
 

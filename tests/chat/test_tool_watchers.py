@@ -5,13 +5,20 @@ is a line of the conversation, stored as shown, and part of the next question's 
 
 from __future__ import annotations
 
+import asyncio
+import json
+import threading
+import uuid
+from types import SimpleNamespace
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from apps.accounts.models import CustomerAccount
 from apps.actions.models import ActionRecord
-from apps.chat import events, services
+from apps.chat import events, services, tool_turns
+from apps.chat.answer_run import AnswerRun
 from apps.chat.models import Conversation, Message
 from tests.chat.conftest import ChatSocket, shown_text
 from tests.chat.test_tool_turns import alice, tool_env  # noqa: F401 (fixtures)
@@ -258,3 +265,43 @@ async def test_a_customer_with_a_decided_card_can_be_deleted(tool_env, alice):  
     await database_sync_to_async(alice.delete)()
     assert await database_sync_to_async(Message.objects.count)() == 0
     assert await database_sync_to_async(ActionRecord.objects.count)() == 0
+
+
+class _Recorder:
+    """A watcher that records what it is sent."""
+
+    def __init__(self) -> None:
+        self.frames: list[dict] = []
+
+    async def watch_send(self, encoded: str) -> None:
+        self.frames.append(json.loads(encoded))
+
+    async def watch_terminal(self, frame: dict) -> None:
+        self.frames.append(frame)
+
+
+async def test_a_watcher_attaching_while_the_answer_ends_reads_the_stored_result(monkeypatch):
+    """The decided cards are read before the catch-up; an answer that ends meanwhile has sent its one
+    terminal frame to the watchers it had, so the newcomer is not attached to it (it would wait for a
+    frame that never comes) and reads the stored reply instead."""
+    reply = Message(pk=7, conversation_id=uuid.uuid4(), role="assistant")
+    stored = SimpleNamespace(submission=SimpleNamespace(reply=reply))
+    asking = _Recorder()
+    run = AnswerRun(stored=stored, user=None, client_id=None, watchers={asking})
+    card = {"type": "confirmation_requested", "message_id": 7, "action_id": 41, "tool": "t", "summary": "s"}
+    run.tool_frames.append(card)
+    reading, go_on = threading.Event(), threading.Event()
+
+    def slow_read(action_ids: list[int]) -> list[dict]:
+        reading.set()
+        go_on.wait(5)
+        return []
+
+    monkeypatch.setattr(tool_turns, "decided_frames", slow_read)
+    newcomer = _Recorder()
+    attaching = asyncio.ensure_future(run.attach(newcomer, knows_reply=True))
+    await asyncio.to_thread(reading.wait, 5)
+    await run._end({"type": "done", "message_id": 7})  # the answer is stored and ends meanwhile
+    go_on.set()
+    assert await attaching is None
+    assert newcomer.frames == [] and asking.frames == [{"type": "done", "message_id": 7}]
