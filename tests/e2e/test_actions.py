@@ -11,6 +11,7 @@ from apps.actions.registry import tools
 from apps.prompts.services import prompt_seed_defaults, prompt_version_seed_tools
 from tests.actions.factories import AccountFactory, InvoiceFactory
 from tests.chat.factories import DEMO_PASSWORD
+from tests.conftest import set_faults
 from tests.e2e.conftest import off_loop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -82,3 +83,29 @@ def test_alice_resends_her_invoice_and_cancels_after_confirming(alice, asgi_serv
     page.wait_for_selector('#conn-state[data-state="open"]')
     page.wait_for_function(f"() => document.querySelectorAll('{OUTCOME}').length === 2")
     assert [text.strip() for text in page.locator(".msg").all_text_contents()] == lines
+
+
+def test_a_card_shown_before_a_reload_is_on_the_reloaded_page_once_and_can_be_confirmed(
+    alice, llm_upstream, asgi_server, browser_page
+):
+    page = browser_page
+    page.goto(f"{asgi_server}/")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_selector('#conn-state[data-state="open"]')
+    set_faults(llm_upstream, {"token_ms": 120})  # the answer is still being written after the card
+
+    page.get_by_label("Your message").fill("I want to cancel my subscription")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".confirm-card .confirm-yes")
+    page.reload()  # mid-answer: the transcript has the card, and the answer's frames are caught up
+    page.wait_for_selector('#conn-state[data-state="open"]')
+    page.wait_for_selector(f"{ANSWER}.is-streaming .confirm-card")  # reloaded while it was being written
+    page.wait_for_selector(f'{ANSWER}[data-status="complete"]')
+    assert page.locator(".confirm-card").count() == 1
+    assert page.locator(".tool-step").count() == 1
+    page.locator(".confirm-card").get_by_role("button", name="Confirm").click()
+    page.wait_for_selector('.confirm-card[data-decision="confirmed"]')
+    page.wait_for_selector(f"{OUTCOME}:has-text('Done: your subscription ends on')")
+    assert off_loop(CustomerAccount.objects.get, user=alice).cancel_at_period_end is True
