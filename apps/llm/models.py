@@ -17,6 +17,8 @@ class TaskType(models.TextChoices):
     GRADING = "grading", "Evaluation grading"
     # "Suggest a reply" in the agents' inbox: a draft a person edits before sending (apps/inbox/copilot.py).
     AGENT_DRAFT = "agent_draft", "Agent reply draft"
+    # The nightly drafting of knowledge-gap articles (apps/triage/gap_drafts.py): a person reviews each one.
+    ARTICLE_DRAFT = "article_draft", "Knowledge-gap article draft"
 
 
 class ModelTier(models.TextChoices):

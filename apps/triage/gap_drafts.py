@@ -93,10 +93,10 @@ def _route(request: dict[str, Any]) -> str:
     from apps.llm.models import TaskType
     from apps.llm.routing import route
 
-    # The nightly pipeline's task type: Haiku by default, and the routing rules for classification apply.
+    # Its own task type: routing rules can pick a model for drafting apart from classification.
     tokens = len(json.dumps(request)) // 4
     return route(
-        task_type=TaskType.CLASSIFICATION, plan_tier="", prompt_tokens=tokens, prompt_tier=DRAFTER_PROMPT.model_tier
+        task_type=TaskType.ARTICLE_DRAFT, plan_tier="", prompt_tokens=tokens, prompt_tier=DRAFTER_PROMPT.model_tier
     ).model
 
 
@@ -190,6 +190,7 @@ def result_apply(*, item: ClassificationBatchItem, result: Any, prompt: PromptPa
     """Apply one result to a locked, not yet ingested item and save its draft (and article). The caller saves
     the item."""
     from apps.llm.batch import batch_result_record, message_text
+    from apps.llm.models import TaskType
 
     draft = item.gap_draft
     message = result.message if result.type == "succeeded" else None
@@ -219,6 +220,7 @@ def result_apply(*, item: ClassificationBatchItem, result: Any, prompt: PromptPa
             prompt=prompt,
             conversation_id="",
             error_type=error_type,
+            task_type=TaskType.ARTICLE_DRAFT,
         )
     draft.save()
 

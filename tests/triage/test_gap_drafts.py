@@ -132,6 +132,7 @@ def test_each_draft_call_is_logged_at_the_batch_discount_and_counted_in_the_days
     item = ClassificationBatchItem.objects.get(gap_draft__isnull=False)
     call = item.llm_call
     assert (call.prompt_slug, call.is_batch, call.request_id, call.status) == (DRAFTER_SLUG, True, item.custom_id, "ok")
+    assert call.task_type == "article_draft"  # apart from the classification calls in metrics and routing
     full = cost_usd(
         model=call.model,
         input_tokens=call.input_tokens,
