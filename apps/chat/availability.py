@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 
 from apps.staffing.selectors import Availability, availability
 
@@ -23,13 +24,38 @@ def _back(now: Availability) -> str:
     return back.strftime("%A %H:%M") + f" ({back.tzname()})" if back is not None else ""
 
 
-def waiting_notice() -> str:
+# How a request for a person will be answered (`reach` of a waiting `conversation_state`): a person joins
+# shortly; nobody is online (answered later, here and by email); the team is away until `back_at`.
+REACH_NOW = "now"
+REACH_OFFLINE = "offline"
+REACH_AWAY = "away"
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """What the customer is told while their request waits for a person: the line in the company's
+    language (`notice`), and the same as values a client shows in its own language (the widget)."""
+
+    notice: str
+    reach: str
+    back_at: str | None  # ISO 8601 with the schedule's offset, when the team is away
+
+
+def waiting() -> Waiting:
     now = availability()
     if now.human_now:
-        return "A person from our team will join shortly. Your messages now go to them."
+        return Waiting("A person from our team will join shortly. Your messages now go to them.", REACH_NOW, None)
     if not now.within_hours and now.back_at is not None:
-        return f"Our team is away; they are back {_back(now)}. We keep your request and will answer here and by email."
-    return "No one from our team is online right now. We keep your request and will answer here and by email."
+        return Waiting(
+            f"Our team is away; they are back {_back(now)}. We keep your request and will answer here and by email.",
+            REACH_AWAY,
+            now.back_at.isoformat(),
+        )
+    return Waiting(
+        "No one from our team is online right now. We keep your request and will answer here and by email.",
+        REACH_OFFLINE,
+        None,
+    )
 
 
 def assistant_line(now: Availability) -> str:

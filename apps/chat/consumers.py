@@ -41,9 +41,6 @@ SESSION_CHECK_SECONDS = 60
 class ChatConsumer(AsyncWebsocketConsumer):
     """A customer's socket on one of their conversations; a watcher of that conversation's answers."""
 
-    # Whether its page offers "Ask the assistant" / "Talk to a person" up front (`offer_choice`).
-    offers_human_choice = True
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = None
@@ -105,8 +102,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "status": conversation.status,
             "agent": payloads.agent_name(conversation.assigned_agent) if conversation.assigned_agent_id else None,
             "humans_answer": conversation.humans_answer,
-            "offer_choice": self.offers_human_choice
-            and selectors.conversation_offers_choice(conversation, has_messages=bool(messages)),
+            "offer_choice": selectors.conversation_offers_choice(conversation, has_messages=bool(messages)),
         }
         if requested is not None:
             frame["messages"] = [tool_turns.payload_with_actions(m) for m in messages]
@@ -318,6 +314,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Channel-layer handler for events.CONVERSATION_CHANGED: an agent joined, handed back, resolved."""
         state = event.get("state", {})
         self._humans_answer = bool(state.get("humans_answer"))
+        # A person's turn may have added to the history: the next question is not drafted from a context
+        # read before it (its request would be cancelled); it is read after the next answer.
+        self._context = None
         await self._emit({"type": "conversation_state", **state})
 
     async def chat_message_added(self, event: dict[str, Any]) -> None:

@@ -19,8 +19,8 @@ from apps.core.exceptions import ApplicationError
 REASON_CHARS = 300
 
 
-def _publish_state(conversation: Conversation, *, notice: str) -> None:
-    state = payloads.conversation_state(conversation, notice=notice)
+def _publish_state(conversation: Conversation, *, notice: str, notice_code: str = "", **extra: object) -> None:
+    state = payloads.conversation_state(conversation, notice=notice, notice_code=notice_code, **extra)
     events.publish_after_commit(events.conversation_group(conversation.pk), events.CONVERSATION_CHANGED, state=state)
     events.publish_after_commit(events.HANDOFFS_GROUP, events.QUEUE_CHANGED, conversation_id=str(conversation.pk))
 
@@ -29,11 +29,22 @@ def _locked(conversation_id: object) -> Conversation:
     return Conversation.objects.select_for_update(of=("self",)).select_related("assigned_agent").get(pk=conversation_id)
 
 
-def waiting_notice() -> str:
-    """What the customer is told while the request waits for a person (hours and presence aware)."""
+def _waiting_fields() -> dict[str, object]:
     from apps.chat import availability
 
-    return availability.waiting_notice()
+    waiting = availability.waiting()
+    return {
+        "notice": waiting.notice,
+        "notice_code": payloads.NOTICE_WAITING,
+        "reach": waiting.reach,
+        "back_at": waiting.back_at,
+    }
+
+
+def waiting_state(conversation: Conversation) -> dict[str, object]:
+    """The `conversation_state` of a conversation whose request waits for a person: what the customer is
+    told (hours and presence aware), also as `reach` / `back_at` (apps.chat.availability)."""
+    return payloads.conversation_state(conversation, **_waiting_fields())
 
 
 def conversation_human_request(*, conversation_id: object, source: str, reason: str = "") -> Conversation:
@@ -55,7 +66,10 @@ def conversation_human_request(*, conversation_id: object, source: str, reason: 
             conversation.handoff_reason = reason.strip()[:REASON_CHARS]
         conversation.status = Conversation.Status.NEEDS_HUMAN
         conversation.save(update_fields=["status", "handoff_source", "handoff_reason", "handoff_at", "updated_at"])
-        _publish_state(conversation, notice=waiting_notice() if conversation.humans_answer else "")
+        if conversation.humans_answer:
+            _publish_state(conversation, **_waiting_fields())
+        else:  # a degraded answer: the assistant goes on answering, nothing to tell
+            _publish_state(conversation, notice="")
         transaction.on_commit(lambda: _notify_team(str(conversation.pk)))
     return conversation
 
@@ -94,7 +108,11 @@ def conversation_assign(
         conversation.status = Conversation.Status.WITH_AGENT
         conversation.save(update_fields=["assigned_agent", "status", "updated_at"])
         name = payloads.agent_name(assignee)
-        _publish_state(conversation, notice=f"{name} from {payloads.company_name()} joined.")
+        _publish_state(
+            conversation,
+            notice=f"{name} from {payloads.company_name()} joined.",
+            notice_code=payloads.NOTICE_AGENT_JOINED,
+        )
     return conversation
 
 
@@ -132,7 +150,7 @@ def conversation_hand_back(*, conversation_id: object, agent: AbstractBaseUser) 
         conversation = _locked(conversation_id)
         check_agent_owns(conversation, agent)
         _clear(conversation, status=Conversation.Status.OPEN)
-        _publish_state(conversation, notice="You're back with the assistant.")
+        _publish_state(conversation, notice="You're back with the assistant.", notice_code=payloads.NOTICE_HANDED_BACK)
     return conversation
 
 
@@ -146,7 +164,11 @@ def conversation_resolve(*, conversation_id: object, agent: AbstractBaseUser) ->
         if conversation.assigned_agent_id not in (None, agent.pk):
             raise ApplicationError("Another agent owns this conversation.", code="claimed_by_other")
         _clear(conversation, status=Conversation.Status.CLOSED)
-        _publish_state(conversation, notice="This conversation was marked resolved. Write again any time.")
+        _publish_state(
+            conversation,
+            notice="This conversation was marked resolved. Write again any time.",
+            notice_code=payloads.NOTICE_RESOLVED,
+        )
     return conversation
 
 

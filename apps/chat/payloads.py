@@ -48,13 +48,25 @@ def cited_sources(citations: list[dict[str, Any]]) -> list[dict[str, str]]:
     return list(seen.values())
 
 
-def conversation_state(conversation: Conversation, *, notice: str = "") -> dict[str, Any]:
-    """Who answers the conversation now, and the line the customer is shown about a change."""
+# What a `conversation_state` notice says (`notice_code`), for clients that word it themselves (the widget).
+NOTICE_WAITING = "waiting"  # a person was asked for; `reach` and `back_at` say how they will answer
+NOTICE_AGENT_JOINED = "agent_joined"
+NOTICE_HANDED_BACK = "handed_back"
+NOTICE_RESOLVED = "resolved"
+
+
+def conversation_state(
+    conversation: Conversation, *, notice: str = "", notice_code: str = "", **extra: Any
+) -> dict[str, Any]:
+    """Who answers the conversation now, and the line the customer is shown about a change (`notice`,
+    and what it says as a code: `notice_code`, "" with no notice; `extra` adds its details)."""
     return {
         "status": conversation.status,
         "agent": agent_name(conversation.assigned_agent) if conversation.assigned_agent_id else None,
         "humans_answer": conversation.humans_answer,
         "notice": notice,
+        "notice_code": notice_code,
+        **extra,
     }
 
 

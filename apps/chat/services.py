@@ -97,18 +97,18 @@ def check_client_id(client_id: object) -> uuid.UUID | None:
         raise ApplicationError("client_id must be a UUID.", code="invalid_client_id") from exc
 
 
-def check_answerer(answerer: object, *, offered: bool = True) -> str:
+def check_answerer(answerer: object) -> str:
     """Who the customer chose to answer a new conversation: "assistant", "person", or "" (no choice).
 
     Raises `ApplicationError` ("invalid_answerer") for any other value, ("choice_unavailable") for a
-    person when `CHAT_OFFER_HUMAN_CHOICE` is off or the client's interface does not offer it
-    (`offered`): the question is not stored, rather than answered by someone the customer did not choose.
+    person when `CHAT_OFFER_HUMAN_CHOICE` is off (the operator hides the choice: the question is not
+    stored, rather than answered by someone the customer did not choose).
     """
     if answerer is None or answerer == "":
         return ""
     if answerer not in ANSWERERS:
         raise ApplicationError('answerer must be "assistant" or "person".', code="invalid_answerer")
-    if answerer == ANSWERER_PERSON and not (offered and settings.CHAT_OFFER_HUMAN_CHOICE):
+    if answerer == ANSWERER_PERSON and not settings.CHAT_OFFER_HUMAN_CHOICE:
         raise ApplicationError(
             "Choosing a person up front is not offered; send the message without an answerer.",
             code="choice_unavailable",

@@ -12,8 +12,7 @@ import logging
 from typing import Any
 from urllib.parse import parse_qs
 
-from apps.chat import frames
-from apps.chat import services as chat_services
+from apps.chat import frames, handoffs
 from apps.chat.answering import db, dumps
 from apps.chat.consumers import ChatConsumer
 from apps.core.exceptions import ApplicationError, NotFound, RateLimited
@@ -35,10 +34,6 @@ def _visitor_open(
 
 
 class WidgetConsumer(ChatConsumer):
-    # The frame (static/widget/frame.js) shows no choice of a person up front: one sent anyway is refused
-    # rather than taken from a visitor who was never shown it.
-    offers_human_choice = False
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.identity: services.WidgetIdentity | None = None
@@ -78,6 +73,10 @@ class WidgetConsumer(ChatConsumer):
         if self.conversation is None:  # refused (another visitor's conversation id): closed already
             return
         await db(services.site_conversation_record)(identity=self.identity, conversation=self.conversation)
+        if self.conversation.humans_answer and self.conversation.assigned_agent_id is None:
+            # Still waiting for a person (a reload, a visit later): how they will be answered, as when asked.
+            state = await db(handoffs.waiting_state)(self.conversation)
+            await self._send_frame({"type": "conversation_state", **state})
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
         """Accepted: the visitor frame goes first, so the frame knows who it is (the token to keep, whether
@@ -91,6 +90,8 @@ class WidgetConsumer(ChatConsumer):
             }
             if self.identity.identity_error:
                 frame["identity_error"] = self.identity.identity_error
+            if not self.identity.identified:  # where the team can answer an anonymous visitor by email
+                frame["email_left"] = bool(self.identity.visitor.email)
             await self._send_frame(frame)
 
     def requested_conversation(self) -> str | None:
@@ -110,15 +111,21 @@ class WidgetConsumer(ChatConsumer):
             frame = frames.frame_object(text_data)
         except ApplicationError:
             frame = {}  # the chat's own parsing answers it with the documented error
-        if frame.get("type") == "leave_message":
-            await self._leave_message(frame)
+        if frame.get("type") in ("leave_message", "human_request"):
+            # Each writes a ticket: counted by the widget's rate limits, like a question.
+            hit = await limits.rate_limit_check(visitor_id=self.identity.visitor.pk, ip=self._ip())
+            if hit is not None:
+                await self._send_frame(hit.as_error().as_frame())
+            elif frame["type"] == "leave_message":
+                await self._leave_message(frame)
+            else:
+                await self._human_request()
             return
         await super().receive(text_data, bytes_data)
 
     async def on_message(self, frame: frames.MessageFrame) -> None:
         """A question, once the widget's limits allow it; past one, the chat's error frame (with the
         question's client_id) tells the visitor, offering to leave a message where that helps."""
-        chat_services.check_answerer(frame.answerer, offered=self.offers_human_choice)  # before counting it
         hit = await limits.rate_limit_check(visitor_id=self.identity.visitor.pk, ip=self._ip())
         if hit is None:
             hit = await db(limits.question_check)(
@@ -126,6 +133,7 @@ class WidgetConsumer(ChatConsumer):
                 conversation_id=self.conversation.pk,
                 user=self.identity.user,
                 identified=self.identity.identified,
+                answerer=frame.answerer,
             )
         if hit is not None:
             raise hit.as_error()
@@ -140,6 +148,20 @@ class WidgetConsumer(ChatConsumer):
             await self._send_frame(exc.as_frame())
             return
         await self._send_frame({"type": "left", "ticket_id": ticket.pk})
+
+    async def _human_request(self) -> None:
+        """ "Talk to a human": the handoff; `conversation_state` follows (through the conversation's group)
+        with how the visitor will be answered."""
+        try:
+            ticket = await db(services.visitor_human_request)(identity=self.identity, conversation=self.conversation)
+        except Exception:  # e.g. the database is unreachable: nothing changed, the visitor may ask again
+            logger.exception("could not hand a widget chat to the team")
+            await self._send_frame(
+                {"type": "error", "code": "server_error", "message": "That did not go through. Please try again."}
+            )
+            return
+        self._humans_answer = True  # no draft for the next question, even before conversation_state arrives
+        await self._send_frame({"type": "human_requested", "ticket_id": ticket.pk})
 
     def _query(self) -> dict[str, str]:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))

@@ -61,12 +61,18 @@ def site_daily_cap(site: Site) -> Decimal:
     return Decimal(str(settings.WIDGET_SITE_DAILY_SPEND_CAP_USD))
 
 
-def question_check(*, site: Site, conversation_id: object, user: AbstractBaseUser, identified: bool) -> LimitHit | None:
+def question_check(
+    *, site: Site, conversation_id: object, user: AbstractBaseUser, identified: bool, answerer: str = ""
+) -> LimitHit | None:
     """The cap a new question in `conversation_id` would go past, if any (reads only; run off the loop).
 
     A cap is reached once spend is at or over it: the question that crosses it is answered, the next
-    is not (an answer's cost is known only after it).
+    is not (an answer's cost is known only after it). A question for a person (the conversation is with
+    the support team, or `answerer` chooses one up front) calls no model: no cap applies, so a visitor
+    past a cap still reaches the team (the rate limits still count it).
     """
+    if selectors.question_goes_to_person(conversation_id=conversation_id, answerer=answerer):
+        return None
     if selectors.conversation_question_count(conversation_id) >= settings.WIDGET_CONVERSATION_MAX_QUESTIONS:
         return CONVERSATION_FULL
     if selectors.site_spend_today(site) >= site_daily_cap(site):

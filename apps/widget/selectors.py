@@ -4,12 +4,14 @@ import datetime
 from decimal import Decimal
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Sum
 from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.chat.models import Conversation, Message
+from apps.chat.services import ANSWERER_PERSON
 from apps.core.exceptions import NotFound
 from apps.knowledge.models import Language
 from apps.llm.models import LLMCall
@@ -97,6 +99,22 @@ def user_spend_today(user: AbstractBaseUser) -> Decimal:
 
 def conversation_question_count(conversation_id: object) -> int:
     return Message.objects.filter(conversation_id=conversation_id, role=Message.Role.USER).count()
+
+
+def question_goes_to_person(*, conversation_id: object, answerer: str) -> bool:
+    """Whether a question sent now is for the support team, not the model: a person was asked for or owns
+    the conversation, or a person is chosen (`answerer`) before its first message while the choice is on.
+    The same rule as `chat.services.message_submit`, read without the lock (a limit check only)."""
+    conversation = Conversation.objects.filter(pk=conversation_id).only("status", "handoff_source").first()
+    if conversation is None:
+        return False
+    if conversation.humans_answer:
+        return True
+    return (
+        answerer == ANSWERER_PERSON
+        and settings.CHAT_OFFER_HUMAN_CHOICE
+        and not Message.objects.filter(conversation_id=conversation_id).exists()
+    )
 
 
 def visitor_token_names_visitor(*, site: Site, token: object) -> bool:

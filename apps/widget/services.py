@@ -14,7 +14,7 @@ from apps.accounts.models import CustomerAccount, SupportTicket
 from apps.accounts.services import ticket_open
 from apps.chat.models import Conversation
 from apps.chat.selectors import conversation_get_for_user, conversation_transcript
-from apps.chat.services import check_message_text, conversation_owner_change
+from apps.chat.services import check_message_text, conversation_handoff, conversation_owner_change
 from apps.core.exceptions import ApplicationError, NotFound
 from apps.widget.identity import IdentityError, identity_check, visitor_token_make, visitor_token_read
 from apps.widget.models import Site, SiteConversation, Visitor
@@ -154,25 +154,50 @@ def visitor_message_leave(
     *, identity: WidgetIdentity, conversation: Conversation, text: object, email: object
 ) -> SupportTicket:
     """A message for the human team instead of a model answer (a limit was reached), with an optional
-    email for the reply (kept on the visitor). Raises `ApplicationError` for bad text or email."""
-    clean_text = check_message_text(text)
+    email for the reply (kept on the visitor). With an email, the text may be left out: a visitor whose
+    request waits for a person while nobody is online leaves just where to answer them (the request is
+    the conversation itself). The conversation's open handoff ticket, if any, gets it.
+
+    Raises `ApplicationError` for bad text or email ("empty_message" when there is neither).
+    """
     clean_email = check_email(email)
+    email_only = bool(clean_email) and (text is None or (isinstance(text, str) and not text.strip()))
+    clean_text = "" if email_only else check_message_text(text)
     if clean_email and clean_email != identity.visitor.email:
         identity.visitor.email = clean_email
         identity.visitor.save(update_fields=["email", "last_seen_at"])
     reply_to = clean_email or identity.visitor.email or "(no email left)"
-    body = f"Site: {identity.site.name} ({identity.site.origin})\nReply to: {reply_to}\n\n{clean_text}"
+    addition = f"Reply to: {reply_to}" if email_only else f"Another message (reply to {reply_to}):\n{clean_text}"
+    subject = (
+        "Reply address left in the chat widget" if email_only else f"Message left in the chat widget: {clean_text[:80]}"
+    )
+    body = f"Site: {identity.site.name} ({identity.site.origin})\nReply to: {reply_to}"
+    if clean_text:
+        body += f"\n\n{clean_text}"
     if conversation.messages.exists():
         body += "\n\n" + conversation_transcript(conversation)
     with transaction.atomic():
         ticket = ticket_open(
             user=identity.user,
-            subject=f"Message left in the chat widget: {clean_text[:80]}",
+            subject=subject,
             body=body,
             source=SupportTicket.Source.HANDOFF,
             conversation_id=str(conversation.pk),
         )
-        if clean_text not in ticket.body:  # the conversation's open ticket already existed: add to it
-            ticket.body += f"\n\nAnother message (reply to {reply_to}):\n{clean_text}"
+        if ticket.body != body and addition not in ticket.body:  # the conversation's open ticket: add to it
+            ticket.body += f"\n\n{addition}"
+            ticket.save(update_fields=["body"])
+    return ticket
+
+
+def visitor_human_request(*, identity: WidgetIdentity, conversation: Conversation) -> SupportTicket:
+    """The visitor asked for a person ("Talk to a human" in the widget): the chat's handoff (a ticket with
+    the transcript, the agents' queue, an email to the team when nobody is online). The site and the
+    visitor's email, if they left one, head the ticket. `conversation` is the visitor's own (the socket's)."""
+    ticket = conversation_handoff(user=identity.user, conversation=conversation)
+    if not identity.identified:
+        reply_to = identity.visitor.email or "(no email left)"
+        if not ticket.body.startswith("Site: "):
+            ticket.body = f"Site: {identity.site.name} ({identity.site.origin})\nReply to: {reply_to}\n\n{ticket.body}"
             ticket.save(update_fields=["body"])
     return ticket

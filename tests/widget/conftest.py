@@ -1,6 +1,7 @@
 """Widget fixtures: a site, a websocket client of /ws/widget/<key>/ with a visitor token and identity."""
 
 import json
+import uuid
 from typing import Any
 from urllib.parse import urlencode
 
@@ -84,6 +85,13 @@ class WidgetSocket:
             frames.append(frame)
             if frame["type"] in TERMINAL:
                 return frames
+
+    async def ask_for_person(self, text: str) -> dict[str, Any]:
+        """A question while a person answers the chat: its ack (no answer from the assistant follows)."""
+        await self.send({"type": "message", "text": text, "client_id": str(uuid.uuid4())})
+        frame = await self.receive()
+        assert frame["type"] == "ack", frame
+        return frame
 
     async def close(self) -> None:
         await self.communicator.disconnect()

@@ -339,17 +339,3 @@ async def test_only_the_visitors_own_guest_chat_is_claimed_and_only_with_an_acce
         return {str(c.pk): c.user_id for c in Conversation.objects.filter(pk__in=[others_chat["id"], my_chat["id"]])}
 
     assert carol.pk not in (await owners()).values()
-
-
-async def test_the_widget_does_not_offer_a_person_up_front_and_refuses_one(widget_env, site):
-    # Its frame shows no such choice: a person asked for that way is refused, nothing is stored.
-    socket = await WidgetSocket.open(site.key)
-    conversation, _ = await socket.hello()
-    assert conversation["offer_choice"] is False
-    await socket.send({"type": "message", "text": "A person please", "client_id": None, "answerer": "person"})
-    error = await socket.receive()
-    assert (error["type"], error["code"]) == ("error", "choice_unavailable")
-    assert not await database_sync_to_async(Message.objects.filter(conversation_id=conversation["id"]).exists)()
-    frames = await socket.ask("A person please")  # without the choice, the assistant answers
-    assert frames[-1]["type"] == "done" and frames[-1]["status"] == "complete"
-    await socket.close()
