@@ -21,6 +21,7 @@ from apps.chat.models import Conversation, Message
 from apps.chat.payloads import agent_name
 from apps.core.exceptions import Forbidden, NotFound
 from apps.inbox.models import AGENTS_GROUP, InternalNote
+from apps.widget.models import Visitor
 
 
 def is_agent(user: AbstractBaseUser | None) -> bool:
@@ -91,9 +92,16 @@ class CustomerSummary:
     company: str
     seats: int
     open_tickets: int
+    # An anonymous visitor of a site embedding the widget (no customer account, no plan): the site, and
+    # the email they left for the reply ("" if none yet).
+    visitor_site: str = ""
+    reply_email: str = ""
 
     @property
     def line(self) -> str:
+        if self.visitor_site:
+            reply = f"reply to {self.reply_email}" if self.reply_email else "no email left"
+            return f"no customer account · {reply}"
         parts = [self.plan_tier.capitalize() + " plan", self.billing_status]
         if self.company:
             parts.insert(0, self.company)
@@ -104,7 +112,31 @@ class CustomerSummary:
         return " · ".join(p for p in parts if p)
 
 
+def _widget_visitor(user: AbstractBaseUser) -> Visitor | None:
+    # Visitors chat as inactive users of their own; an active user is never one (no query for customers).
+    if user.is_active:
+        return None
+    return Visitor.objects.select_related("site").filter(user=user).first()
+
+
+def customer_name(user: AbstractBaseUser) -> str:
+    """Who wrote the customer's messages, as agents see it: the username, or "Visitor" for a widget visitor."""
+    return "Visitor" if _widget_visitor(user) is not None else user.get_username()
+
+
 def customer_summary(user: AbstractBaseUser) -> CustomerSummary:
+    visitor = _widget_visitor(user)
+    if visitor is not None:  # no account, so no plan or billing facts: where they chat, and how to answer
+        return CustomerSummary(
+            username=f"Visitor on {visitor.site.name}",
+            plan_tier="",
+            billing_status="",
+            company="",
+            seats=0,
+            open_tickets=0,
+            visitor_site=visitor.site.name,
+            reply_email=visitor.email,
+        )
     account = account_context_for_user(user)  # cached; the same facts the assistant is given
     return CustomerSummary(
         username=user.get_username(),
@@ -209,12 +241,13 @@ class TimelineEntry:
 def conversation_timeline(conversation: Conversation) -> list[TimelineEntry]:
     """The transcript with the internal notes in between, in time order. An answer still being
     written is left out: agents watching get it live, and stored when it ends."""
+    customer = customer_name(conversation.user)
     entries = [
         TimelineEntry(
             kind="message",
             id=message.pk,
             role=message.role,
-            author={Message.Role.USER: conversation.user.get_username(), Message.Role.ASSISTANT: "Assistant"}.get(
+            author={Message.Role.USER: customer, Message.Role.ASSISTANT: "Assistant"}.get(
                 message.role, agent_name(message.author)
             ),
             text=message.text,

@@ -70,6 +70,7 @@ def chat_frame(request: HttpRequest, key: str) -> HttpResponse:
         "origin": site.origin,  # the only page the frame posts its storage to
         "ws": f"/ws/widget/{site.key}/",
         "maxChars": settings.CHAT_MAX_MESSAGE_CHARS,
+        "company": settings.SUPPORT_COMPANY_NAME,  # "Dana from Acme joined."
     }
     response = render(
         request,

@@ -11,21 +11,47 @@
       online: "Online", offline: "Reconnecting…", email: "Email for a reply (optional)",
       leaveText: "Your message for our team", leaveSend: "Leave a message", leaveOpen: "Or leave a message and your email for our team", left: "Thanks! Our team will get back to you.",
       failed: "The assistant could not answer. Please try again.", retrying: "The assistant is busy right now. Retrying…", gone: "This chat is not available here.",
-      guest: "We could not confirm your sign-in, so you are chatting as a guest. Reload the page to try again." },
+      guest: "We could not confirm your sign-in, so you are chatting as a guest. Reload the page to try again.",
+      choice: "Who would you like to answer you?", ask: "Ask the assistant", person: "Talk to a person", human: "Talk to a human",
+      toTeam: "Your message will go to a person from our team.", team: "Write to our support team…", support: "Support",
+      agent_joined: "{a} from {c} joined.", handed_back: "You're back with the assistant.",
+      resolved: "This conversation was marked resolved. Write again any time.",
+      now: "A person from our team will join shortly. Your messages now go to them.",
+      offline: "No one from our team is online right now. We keep your request and will answer here and by email.",
+      away: "Our team is away; they are back {t}. We keep your request and will answer here and by email.",
+      askEmail: "Leave your email so we can answer you there too.", emailSend: "Send", emailLeft: "Thanks! We will answer you here and by email." },
     de: { label: "Ihre Nachricht", send: "Senden", placeholder: "Fragen Sie uns…", connecting: "Verbinde…",
       online: "Online", offline: "Verbindung wird wiederhergestellt…", email: "E-Mail für eine Antwort (optional)",
       leaveText: "Ihre Nachricht an unser Team", leaveSend: "Nachricht hinterlassen", leaveOpen: "Oder hinterlassen Sie unserem Team eine Nachricht und Ihre E-Mail",
       left: "Danke! Unser Team meldet sich bei Ihnen.", failed: "Der Assistent konnte nicht antworten. Bitte erneut versuchen.",
       retrying: "Der Assistent ist gerade ausgelastet. Neuer Versuch…",
       gone: "Dieser Chat ist hier nicht verfügbar.",
-      guest: "Ihre Anmeldung ließ sich nicht bestätigen; Sie chatten als Gast. Laden Sie die Seite neu, um es erneut zu versuchen." },
+      guest: "Ihre Anmeldung ließ sich nicht bestätigen; Sie chatten als Gast. Laden Sie die Seite neu, um es erneut zu versuchen.",
+      choice: "Wer soll Ihnen antworten?", ask: "Den Assistenten fragen", person: "Mit einem Menschen sprechen", human: "Mit einem Menschen sprechen",
+      toTeam: "Ihre Nachricht geht an eine Person aus unserem Team.", team: "Schreiben Sie unserem Support-Team…", support: "Support",
+      agent_joined: "{a} von {c} ist dem Chat beigetreten.", handed_back: "Sie chatten wieder mit dem Assistenten.",
+      resolved: "Dieses Gespräch wurde als erledigt markiert. Schreiben Sie uns jederzeit wieder.",
+      now: "Gleich kommt eine Person aus unserem Team dazu. Ihre Nachrichten gehen jetzt an sie.",
+      offline: "Gerade ist niemand aus unserem Team online. Wir behalten Ihre Anfrage und antworten hier und per E-Mail.",
+      away: "Unser Team ist nicht da; es ist {t} zurück. Wir behalten Ihre Anfrage und antworten hier und per E-Mail.",
+      askEmail: "Hinterlassen Sie Ihre E-Mail, damit wir Ihnen auch dort antworten können.", emailSend: "Senden",
+      emailLeft: "Danke! Wir antworten Ihnen hier und per E-Mail." },
     fr: { label: "Votre message", send: "Envoyer", placeholder: "Posez-nous votre question…", connecting: "Connexion…",
       online: "En ligne", offline: "Reconnexion…", email: "E-mail pour une réponse (facultatif)",
       leaveText: "Votre message pour notre équipe", leaveSend: "Laisser un message", leaveOpen: "Ou laissez un message et votre e-mail à notre équipe",
       left: "Merci ! Notre équipe vous répondra.", failed: "L'assistant n'a pas pu répondre. Veuillez réessayer.",
       retrying: "L'assistant est très sollicité. Nouvelle tentative…",
       gone: "Cette discussion n'est pas disponible ici.",
-      guest: "Nous n'avons pas pu confirmer votre connexion : vous discutez en tant qu'invité. Rechargez la page pour réessayer." }
+      guest: "Nous n'avons pas pu confirmer votre connexion : vous discutez en tant qu'invité. Rechargez la page pour réessayer.",
+      choice: "Qui doit vous répondre ?", ask: "Demander à l'assistant", person: "Parler à une personne", human: "Parler à une personne",
+      toTeam: "Votre message ira à une personne de notre équipe.", team: "Écrivez à notre équipe d'assistance…", support: "Assistance",
+      agent_joined: "{a} de {c} a rejoint la discussion.", handed_back: "Vous êtes de nouveau avec l'assistant.",
+      resolved: "Cette discussion a été marquée comme résolue. Écrivez-nous quand vous voulez.",
+      now: "Une personne de notre équipe va vous rejoindre. Vos messages lui sont maintenant adressés.",
+      offline: "Personne de notre équipe n'est en ligne pour le moment. Nous gardons votre demande et répondrons ici et par e-mail.",
+      away: "Notre équipe est absente ; retour {t}. Nous gardons votre demande et répondrons ici et par e-mail.",
+      askEmail: "Laissez votre e-mail pour que nous puissions aussi vous répondre par ce biais.", emailSend: "Envoyer",
+      emailLeft: "Merci ! Nous vous répondrons ici et par e-mail." }
   };
   var lang = "en", langs = navigator.languages || [navigator.language || "en"];
   for (var i = 0; i < langs.length; i++) {
@@ -39,6 +65,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var log = $("w-log"), form = $("w-form"), input = $("w-input"), send = $("w-send"), state = $("w-state");
   var notice = $("w-notice"), leave = $("w-leave"), leaveOpen = $("w-leave-open");
+  var choice = $("w-choice"), human = $("w-human"), leaveText = $("w-leave-text"), leaveSend = $("w-leave-send");
   input.placeholder = t.placeholder;
   if (/^#[0-9a-f]{6}$/i.test(cfg.colour)) document.documentElement.style.setProperty("--c", cfg.colour);
 
@@ -65,6 +92,9 @@
   var held = GUEST;  // the key of the conversation this connection holds: known from the visitor frame
 
   var lastQuestion = "", ws = null, current = null, busy = false, retry = 0, closedForGood = false;
+  // Who answers (docs/protocol.md, "A person in the conversation"): a person was asked for or owns the chat.
+  // `answerer`: picked up front ("assistant" / "person"), sent with the first question while `choosing`.
+  var humans = false, choosing = false, answerer = "", anonymous = true, emailLeft = false, emailMode = false;
 
   function uuid() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -80,7 +110,7 @@
     if (role === "agent") {  // a person from the support team: their name above their message
       var who = document.createElement("span");
       who.className = "who";
-      who.textContent = author || "Support";
+      who.textContent = author || t.support;
       li.appendChild(who);
       li.appendChild(document.createTextNode(text));
     } else {
@@ -94,6 +124,32 @@
 
   function say(text) { notice.textContent = text; notice.hidden = !text; }
   function setBusy(value) { busy = value; send.disabled = value; }
+
+  // Who answers now: the box's prompt, and "Talk to a human" while the assistant does (once there is a chat).
+  function setHumans(value) {
+    humans = value;
+    input.placeholder = humans || answerer === "person" ? t.team : t.placeholder;
+    human.hidden = humans || choosing || !log.children.length;
+  }
+
+  function showChoice(on) {
+    choosing = on;
+    choice.hidden = !on;
+    setHumans(humans);
+  }
+
+  // The notice of a conversation_state, in the visitor's language (`notice_code`; the server's words else).
+  function stateNotice(f) {
+    if (f.notice_code === "waiting") {
+      if (f.reach === "away" && f.back_at) {
+        var back = new Date(f.back_at).toLocaleString(lang, { weekday: "long", hour: "2-digit", minute: "2-digit" });
+        return t.away.replace("{t}", back);
+      }
+      return t[f.reach] || f.notice;
+    }
+    if (f.notice_code === "agent_joined") return t.agent_joined.replace("{a}", f.agent || t.support).replace("{c}", cfg.company);
+    return t[f.notice_code] || f.notice;
+  }
 
   function connect() {
     var q = new URLSearchParams();
@@ -137,6 +193,8 @@
       }
       current = streaming;
       setBusy(!!streaming);
+      showChoice(!!f.offer_choice && !log.children.length && !answerer);
+      setHumans(!!f.humans_answer);
     } else if (f.type === "answer_started") {  // asked from another tab of this visitor
       if (f.question) add("user", f.question.text);
       current = add("assistant", "", "streaming");
@@ -146,10 +204,15 @@
     } else if (f.type === "message_added") {  // a support agent's message, or the visitor's from another tab
       var m = f.message || {};
       if (m.role === "agent" || m.role === "user") add(m.role, m.text || "", "complete", m.author);
-    } else if (f.type === "conversation_state") {  // a person joined, handed back, or resolved
-      if (f.notice) say(f.notice);
+    } else if (f.type === "conversation_state") {  // a person was asked for, joined, handed back, resolved
+      setHumans(!!f.humans_answer);
+      if (f.notice || f.notice_code) say(stateNotice(f));
+      // Nobody to answer now: an anonymous visitor may leave an email for the reply.
+      if (f.notice_code === "waiting" && f.reach !== "now" && anonymous && !emailLeft) showLeave(true, true);
     } else if (f.type === "visitor") {  // first, before the conversation
       store.set(TOKEN, f.token);
+      anonymous = !f.identified;
+      emailLeft = !!f.email_left;
       held = f.identified ? CONV : GUEST;
       if (f.identity_error) say(t.guest);
     } else if (f.type === "retrying") {  // overload: the server waits for capacity instead of failing at once
@@ -168,12 +231,14 @@
       current = null;
       setBusy(false);
     } else if (f.type === "left") {
+      if (emailMode) emailLeft = true;
+      say(emailMode ? t.emailLeft : t.left);
       showLeave(false);
       leave.reset();
-      say(t.left);
     } else if (f.type === "error") {
       if (current) { current.setAttribute("data-status", "failed"); current = null; }
       if (f.code === "generation_failed") say(t.failed); else say(f.message);
+      if (f.code === "choice_unavailable") { answerer = ""; showChoice(false); }
       if (f.leave_message) {  // offered instead of an answer: the question is the message, unless edited
         var box = leave.querySelector("textarea");
         if (!box.value) box.value = lastQuestion;
@@ -183,21 +248,34 @@
     }
   }
 
-  function showLeave(show) {
+  // The form to leave a message for the team, or (`email`) just an email for the reply to a waiting request.
+  function showLeave(show, email) {
+    emailMode = !!(show && email);
     leave.hidden = !show;
+    leaveText.hidden = emailMode;
+    leaveSend.textContent = emailMode ? t.emailSend : t.leaveSend;
+    leave.setAttribute("aria-label", emailMode ? t.askEmail : t.leaveSend);
     leaveOpen.setAttribute("aria-expanded", String(show));
-    if (show) leave.querySelector("input").focus();
+    if (emailMode) say(notice.textContent + " " + t.askEmail);  // offered, not focused: the visitor may be typing
+    else if (show) leave.querySelector("input").focus();
   }
 
   function submit() {
     var text = input.value.trim();
     if (!text || busy || !ws || ws.readyState !== 1) return;
-    say("");
+    var frame = { type: "message", text: text, client_id: uuid() };
+    if (choosing || answerer) {  // the conversation's first question carries the visitor's pick
+      if (answerer) frame.answerer = answerer;
+      answerer = "";
+      showChoice(false);
+    }
+    if (!humans) say("");
     add("user", text);
     lastQuestion = text;
-    ws.send(JSON.stringify({ type: "message", text: text, client_id: uuid() }));
+    ws.send(JSON.stringify(frame));
     input.value = "";
     setBusy(true);
+    setHumans(humans);
   }
 
   form.addEventListener("submit", function (ev) { ev.preventDefault(); submit(); });
@@ -205,11 +283,25 @@
     if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); submit(); }
   });
   leaveOpen.addEventListener("click", function () { showLeave(leave.hidden); });
+  choice.querySelectorAll("button").forEach(function (b) {
+    b.addEventListener("click", function () {
+      answerer = b.getAttribute("data-answerer");
+      choice.hidden = true;
+      setHumans(humans);
+      say(answerer === "person" ? t.toTeam : "");
+      input.focus();
+    });
+  });
+  human.addEventListener("click", function () {
+    if (ws && ws.readyState === 1) ws.send(JSON.stringify({ type: "human_request" }));
+    input.focus();
+  });
   leave.addEventListener("submit", function (ev) {
     ev.preventDefault();
     var data = new FormData(leave);
-    if (!ws || ws.readyState !== 1 || !String(data.get("text")).trim()) return;
-    ws.send(JSON.stringify({ type: "leave_message", text: data.get("text"), email: data.get("email") }));
+    var text = emailMode ? "" : String(data.get("text"));
+    if (!ws || ws.readyState !== 1 || !(text.trim() || (emailMode && data.get("email")))) return;
+    ws.send(JSON.stringify({ type: "leave_message", text: text, email: data.get("email") }));
   });
   document.addEventListener("keydown", function (ev) {
     if (ev.key === "Escape" && parent !== window) parent.postMessage("acme-support:close", "*");
