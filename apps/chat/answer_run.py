@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.auth.models import AbstractBaseUser
 
 from apps.chat import events, services, tool_turns
-from apps.chat.loop import aclose_quietly, background, db, dumps, ms_since
+from apps.chat.loop import aclose_quietly, background, db, dumps, keep_running, ms_since
 from apps.chat.models import Message
 from apps.chat.payloads import cited_sources, message_payload
 from apps.chat.replies import GENERATION_FAILED, done_frame
@@ -63,6 +63,7 @@ class AnswerRun:
     # Every tool frame sent, caught up to new watchers; a reset keeps them (its progress lines and cards
     # stay on the page: only the text restarts).
     tool_frames: list[dict[str, Any]] = field(default_factory=list)
+    _published: asyncio.Future[None] | None = None  # the last control event published (see _publish_in_order)
     released: bool = False  # stored, and no longer the conversation's running answer: nobody attaches
     _coalescer: DeltaCoalescer | None = None
 
@@ -101,13 +102,10 @@ class AnswerRun:
         if others:
             encoded = dumps(self._started_frame())
             background(self._coalescer.run_exclusive(lambda: self._send_to(others, encoded)))
-        background(
-            events.publish(
-                self.conversation_id,
-                events.ANSWER_STARTED,
-                message_id=self.reply.pk,
-                question=message_payload(self.stored.submission.question),
-            )
+        self._publish_in_order(
+            events.ANSWER_STARTED,
+            message_id=self.reply.pk,
+            question=message_payload(self.stored.submission.question),
         )
 
     async def attach(self, watcher: Watcher, *, knows_reply: bool) -> int | None:
@@ -157,6 +155,25 @@ class AnswerRun:
 
     async def _send(self, frame: dict[str, Any]) -> None:
         await self._send_to(self.watchers, dumps(frame))
+
+    def _publish_in_order(self, event_type: str, **fields: Any) -> asyncio.Future[None]:
+        """Publish a control event to the conversation's group after those this run published before,
+        without holding up the answer (a slow channel layer delays the events, not the tokens).
+
+        Sockets of other processes rely on the order: `answer_started` makes them follow the reply
+        (they ignore tool frames of a reply they do not follow), and `reply_finished` ends it.
+        """
+        previous = self._published
+
+        async def publish() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])
+            await events.publish(self.conversation_id, event_type, **fields)
+
+        task = asyncio.ensure_future(publish())
+        keep_running(task)
+        self._published = task
+        return task
 
     async def _send_tool_frame(self, frame: dict[str, Any]) -> None:
         self.tool_frames.append(frame)
@@ -217,8 +234,7 @@ class AnswerRun:
                     elif tool_turns.is_tool_event(event):
                         frame = tool_turns.tool_frame(event, reply_id=reply.pk)
                         await coalescer.run_exclusive(lambda frame=frame: self._send_tool_frame(frame))
-                        # Sockets of other processes get it too (awaited: the frames keep their order).
-                        await events.publish(reply.conversation_id, events.TOOL_FRAME, frame=frame)
+                        self._publish_in_order(events.TOOL_FRAME, frame=frame)  # other processes' sockets
                     elif isinstance(event, Finished):
                         outcome = event.outcome
                         self.finishing = True
@@ -253,7 +269,7 @@ class AnswerRun:
             await self._end({**error, "message_id": reply.pk, "client_id": self.client_id})
         finally:
             run_release(self)  # cancelled by a shutdown: the conversation is free anyway
-            await events.publish(reply.conversation_id, events.REPLY_FINISHED, message_id=reply.pk)
+            await asyncio.wait([self._publish_in_order(events.REPLY_FINISHED, message_id=reply.pk)])
 
     async def _finish(self, outcome: ChatOutcome, *, started: float, ttft_ms: int | None) -> None:
         """Make the watchers' text equal the outcome's, store it, send the one terminal frame."""

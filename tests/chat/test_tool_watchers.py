@@ -305,3 +305,40 @@ async def test_a_watcher_attaching_while_the_answer_ends_reads_the_stored_result
     go_on.set()
     assert await attaching is None
     assert newcomer.frames == [] and asking.frames == [{"type": "done", "message_id": 7}]
+
+
+async def test_other_processes_get_the_answers_events_in_order_even_from_a_slow_layer(
+    tool_env,  # noqa: F811
+    alice,  # noqa: F811
+    monkeypatch,
+):
+    """answer_started makes another process's socket follow the reply, reply_finished ends it: a tool
+    frame published before the first, or after the second, would be lost there. The slow first event
+    would be overtaken if the run did not publish them one after the other."""
+    layer, published = get_channel_layer(), []
+
+    class SlowLayer:
+        async def group_send(self, group: str, message: dict) -> None:
+            if message["type"] == events.ANSWER_STARTED:
+                await asyncio.sleep(0.5)
+            published.append(message["type"] if message["type"] != events.TOOL_FRAME else message["frame"]["type"])
+            await layer.group_send(group, message)
+
+    monkeypatch.setattr(events, "get_channel_layer", SlowLayer)
+    socket = await ChatSocket.open(alice)
+    await socket.receive()
+    await socket.ask(CANCEL)
+    frames = await socket.until_terminal()
+    await socket.close()
+    assert frames[-1]["status"] == "complete"  # the answer did not wait for the slow layer
+    for _ in range(100):  # the events follow
+        if events.REPLY_FINISHED in published:
+            break
+        await asyncio.sleep(0.05)
+    assert published == [
+        events.ANSWER_STARTED,
+        "tool_started",
+        "confirmation_requested",
+        "tool_finished",
+        events.REPLY_FINISHED,
+    ]
