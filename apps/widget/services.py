@@ -155,8 +155,9 @@ def visitor_message_leave(
 ) -> SupportTicket:
     """A message for the human team instead of a model answer (a limit was reached), with an optional
     email for the reply (kept on the visitor). With an email, the text may be left out: a visitor whose
-    request waits for a person while nobody is online leaves just where to answer them (the request is
-    the conversation itself). The conversation's open handoff ticket, if any, gets it.
+    request waits for a person while nobody can answer now leaves just where to answer them (the request
+    is the conversation itself); the conversation's open tickets (its handoff, a degraded answer's) get
+    the address, and a ticket is opened only if it has none.
 
     Raises `ApplicationError` for bad text or email ("empty_message" when there is neither).
     """
@@ -168,26 +169,48 @@ def visitor_message_leave(
         identity.visitor.save(update_fields=["email", "last_seen_at"])
     reply_to = clean_email or identity.visitor.email or "(no email left)"
     addition = f"Reply to: {reply_to}" if email_only else f"Another message (reply to {reply_to}):\n{clean_text}"
-    subject = (
-        "Reply address left in the chat widget" if email_only else f"Message left in the chat widget: {clean_text[:80]}"
-    )
+    with transaction.atomic():
+        tickets = (
+            list(
+                SupportTicket.objects.select_for_update()
+                .filter(user=identity.user, conversation_id=str(conversation.pk))
+                .exclude(status=SupportTicket.Status.CLOSED)
+                .order_by("-pk")
+            )
+            if email_only
+            else []
+        )
+        if not tickets:
+            ticket, created = _message_ticket(identity, conversation, text=clean_text, reply_to=reply_to)
+            if created:
+                return ticket
+            tickets = [ticket]
+        for ticket in tickets:  # tickets the conversation had already: add to them
+            if addition not in ticket.body:
+                ticket.body += f"\n\n{addition}"
+                ticket.save(update_fields=["body"])
+    return tickets[0]
+
+
+def _message_ticket(
+    identity: WidgetIdentity, conversation: Conversation, *, text: str, reply_to: str
+) -> tuple[SupportTicket, bool]:
+    """(the conversation's open handoff ticket, False), or (a new one with the site, the address, `text`
+    and the transcript, True)."""
+    subject = f"Message left in the chat widget: {text[:80]}" if text else "Reply address left in the chat widget"
     body = f"Site: {identity.site.name} ({identity.site.origin})\nReply to: {reply_to}"
-    if clean_text:
-        body += f"\n\n{clean_text}"
+    if text:
+        body += f"\n\n{text}"
     if conversation.messages.exists():
         body += "\n\n" + conversation_transcript(conversation)
-    with transaction.atomic():
-        ticket = ticket_open(
-            user=identity.user,
-            subject=subject,
-            body=body,
-            source=SupportTicket.Source.HANDOFF,
-            conversation_id=str(conversation.pk),
-        )
-        if ticket.body != body and addition not in ticket.body:  # the conversation's open ticket: add to it
-            ticket.body += f"\n\n{addition}"
-            ticket.save(update_fields=["body"])
-    return ticket
+    ticket = ticket_open(
+        user=identity.user,
+        subject=subject,
+        body=body,
+        source=SupportTicket.Source.HANDOFF,
+        conversation_id=str(conversation.pk),
+    )
+    return ticket, ticket.body == body
 
 
 def visitor_human_request(*, identity: WidgetIdentity, conversation: Conversation) -> SupportTicket:

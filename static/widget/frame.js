@@ -19,7 +19,8 @@
       now: "A person from our team will join shortly. Your messages now go to them.",
       offline: "No one from our team is online right now. We keep your request and will answer here and by email.",
       away: "Our team is away; they are back {t}. We keep your request and will answer here and by email.",
-      askEmail: "Leave your email so we can answer you there too.", emailSend: "Send my email", emailLeft: "Thanks! We will answer you here and by email." },
+      askEmail: "Leave your email so we can answer you there too.", emailSend: "Send my email", emailLeft: "Thanks! We will answer you here and by email.",
+      followUp: "A person from our team will follow up here." },
     de: { label: "Ihre Nachricht", send: "Senden", placeholder: "Fragen Sie uns…", connecting: "Verbinde…",
       online: "Online", offline: "Verbindung wird wiederhergestellt…", email: "E-Mail für eine Antwort (optional)",
       leaveText: "Ihre Nachricht an unser Team", leaveSend: "Nachricht hinterlassen", leaveOpen: "Oder hinterlassen Sie unserem Team eine Nachricht und Ihre E-Mail",
@@ -35,7 +36,7 @@
       offline: "Gerade ist niemand aus unserem Team online. Wir behalten Ihre Anfrage und antworten hier und per E-Mail.",
       away: "Unser Team ist nicht da; es ist {t} zurück. Wir behalten Ihre Anfrage und antworten hier und per E-Mail.",
       askEmail: "Hinterlassen Sie Ihre E-Mail, damit wir Ihnen auch dort antworten können.", emailSend: "E-Mail senden",
-      emailLeft: "Danke! Wir antworten Ihnen hier und per E-Mail." },
+      emailLeft: "Danke! Wir antworten Ihnen hier und per E-Mail.", followUp: "Eine Person aus unserem Team meldet sich hier bei Ihnen." },
     fr: { label: "Votre message", send: "Envoyer", placeholder: "Posez-nous votre question…", connecting: "Connexion…",
       online: "En ligne", offline: "Reconnexion…", email: "E-mail pour une réponse (facultatif)",
       leaveText: "Votre message pour notre équipe", leaveSend: "Laisser un message", leaveOpen: "Ou laissez un message et votre e-mail à notre équipe",
@@ -51,7 +52,7 @@
       offline: "Personne de notre équipe n'est en ligne pour le moment. Nous gardons votre demande et répondrons ici et par e-mail.",
       away: "Notre équipe est absente ; retour {t}. Nous gardons votre demande et répondrons ici et par e-mail.",
       askEmail: "Laissez votre e-mail pour que nous puissions aussi vous répondre par ce biais.", emailSend: "Envoyer mon e-mail",
-      emailLeft: "Merci ! Nous vous répondrons ici et par e-mail." }
+      emailLeft: "Merci ! Nous vous répondrons ici et par e-mail.", followUp: "Une personne de notre équipe vous répondra ici." }
   };
   var lang = "en", langs = navigator.languages || [navigator.language || "en"];
   for (var i = 0; i < langs.length; i++) {
@@ -230,6 +231,10 @@
       current.setAttribute("data-status", f.status);
       current = null;
       setBusy(false);
+      if (f.status === "degraded") {  // the assistant could not answer: the chat is in the team's queue
+        say(t.followUp);
+        if (anonymous && !emailLeft) showLeave(true, true);
+      }
     } else if (f.type === "left") {
       if (emailMode) emailLeft = true;
       say(emailMode ? t.emailLeft : t.left);

@@ -98,3 +98,31 @@ def test_with_nobody_online_a_visitor_leaves_an_email_for_the_reply(
     ticket = off_loop(lambda: SupportTicket.objects.get())
     assert "Reply to: kunde@example.de" in ticket.body and "Meine Rechnung ist falsch" in ticket.body
     assert off_loop(lambda: Conversation.objects.get().status) == "needs_human"
+
+
+def test_when_the_assistant_cannot_answer_the_visitor_is_told_a_person_follows_up(
+    site,  # noqa: F811
+    host,  # noqa: F811
+    llm_upstream,
+    asgi_server,
+    browser_page,
+    settings,
+):
+    from tests.conftest import set_faults
+
+    settings.LLM_RETRY_BUDGET_SECONDS = 1
+    page = browser_page
+    page.goto(f"http://localhost:{host.port}" + host.page("/down", f"{asgi_server}/widget/{site.key}.js"))
+    frame = open_chat(page)
+    frame.locator("#w-state", has_text="Online").wait_for()
+    set_faults(llm_upstream, {"error_rates": {"529": 1.0}})
+    ask(frame, "Do you ship to Canada?")
+    frame.locator("li.a[data-status=degraded]").wait_for(timeout=30_000)
+    frame.get_by_text("A person from our team will follow up here.").wait_for()
+    frame.get_by_label("Email for a reply (optional)").fill("someone@example.org")
+    frame.get_by_role("button", name="Send my email").click()
+    frame.get_by_text("Thanks! We will answer you here and by email.").wait_for()
+    assert off_loop(lambda: Conversation.objects.get().status) == "needs_human"  # in the agents' queue
+    # The degraded answer's ticket gets the address: no second ticket for it.
+    ticket = off_loop(lambda: SupportTicket.objects.get())
+    assert ticket.source == "degraded" and "Reply to: someone@example.org" in ticket.body
