@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -18,6 +19,10 @@ from apps.core.exceptions import ApplicationError
 
 # How much of an unknown `type` string is quoted back in the error.
 TYPE_ECHO_CHARS = 40
+# No frame of ours nests deeper than a few levels; deeper is refused before it is parsed.
+MAX_FRAME_DEPTH = 32
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,8 @@ def frame_object(text_data: str | None) -> dict[str, Any]:
     consumers that speak a few frame types of their own on top of the chat's (the widget)."""
     if not isinstance(text_data, str):
         raise ApplicationError("Frames must be JSON text.", code="malformed")
+    if _nesting_exceeds(text_data, MAX_FRAME_DEPTH):
+        raise ApplicationError("The frame is nested too deeply.", code="malformed")
     try:
         value = json.loads(
             text_data, parse_constant=_refuse_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys
@@ -107,6 +114,24 @@ def frame_object(text_data: str | None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ApplicationError("A frame must be a JSON object.", code="malformed")
     return value
+
+
+def _nesting_exceeds(text: str, limit: int) -> bool:
+    """Whether `text`'s arrays and objects nest deeper than `limit` (brackets inside strings do not count).
+
+    Checked before parsing: the parser refuses deep nesting only once it has recursed to the
+    interpreter's limit, and anything that runs at that depth — a finaliser the garbage collector calls
+    there — fails for want of stack.
+    """
+    depth = 0
+    for match in _BRACKETS.finditer(_STRINGS.sub('""', text)):
+        if match.group() in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
 
 
 def _refuse_constant(name: str) -> NoReturn:

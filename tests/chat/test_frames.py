@@ -74,6 +74,22 @@ def test_odd_frames_get_a_client_error(text_data, code) -> None:
     assert outcome(text_data) == code
 
 
+def test_nesting_is_refused_past_its_limit_before_parsing_and_brackets_in_strings_do_not_count(monkeypatch) -> None:
+    from apps.chat import frames
+
+    def nested(depth: int) -> str:
+        return '{"type": "stop", "x": ' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+
+    assert frame_parse(nested(frames.MAX_FRAME_DEPTH)) == StopFrame()
+    assert outcome(nested(frames.MAX_FRAME_DEPTH + 1)) == "malformed"
+    # A question about brackets is text, however many it holds (quotes escaped inside it too).
+    text = '[{"\\"' * 200
+    assert frame_parse(json.dumps({"type": "message", "text": text})).text == text.strip()
+    # Too deep never reaches the parser, which would recurse to the interpreter's limit first.
+    monkeypatch.setattr(frames.json, "loads", lambda *a, **k: pytest.fail("parsed a frame nested too deeply"))
+    assert outcome("[" * 100_000 + "]" * 100_000) == "malformed"
+
+
 def test_a_well_formed_message_is_typed_and_its_client_id_echoed_on_errors() -> None:
     client_id = str(uuid.uuid4()).upper()
     frame = frame_parse(json.dumps({"type": "message", "text": "  Hi  ", "client_id": client_id}))
