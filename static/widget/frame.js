@@ -16,9 +16,9 @@
       toTeam: "Your message will go to a person from our team.", team: "Write to our support team…", support: "Support",
       agent_joined: "{a} from {c} joined.", handed_back: "You're back with the assistant.",
       resolved: "This conversation was marked resolved. Write again any time.",
-      now: "A person from our team will join shortly. Your messages now go to them.",
-      offline: "No one from our team is online right now. We keep your request and will answer here and by email.",
-      away: "Our team is away; they are back {t}. We keep your request and will answer here and by email.",
+      waitNow: "A person from our team will join shortly. Your messages now go to them.",
+      waitOffline: "No one from our team is online right now. We keep your request and will answer here and by email.",
+      waitAway: "Our team is away; they are back {t}. We keep your request and will answer here and by email.",
       askEmail: "Leave your email so we can answer you there too.", emailSend: "Send my email", emailLeft: "Thanks! We will answer you here and by email.",
       followUp: "A person from our team will follow up here." },
     de: { label: "Ihre Nachricht", send: "Senden", placeholder: "Fragen Sie uns…", connecting: "Verbinde…",
@@ -32,9 +32,9 @@
       toTeam: "Ihre Nachricht geht an eine Person aus unserem Team.", team: "Schreiben Sie unserem Support-Team…", support: "Support",
       agent_joined: "{a} von {c} ist dem Chat beigetreten.", handed_back: "Sie chatten wieder mit dem Assistenten.",
       resolved: "Dieses Gespräch wurde als erledigt markiert. Schreiben Sie uns jederzeit wieder.",
-      now: "Gleich kommt eine Person aus unserem Team dazu. Ihre Nachrichten gehen jetzt an sie.",
-      offline: "Gerade ist niemand aus unserem Team online. Wir behalten Ihre Anfrage und antworten hier und per E-Mail.",
-      away: "Unser Team ist nicht da; es ist {t} zurück. Wir behalten Ihre Anfrage und antworten hier und per E-Mail.",
+      waitNow: "Gleich kommt eine Person aus unserem Team dazu. Ihre Nachrichten gehen jetzt an sie.",
+      waitOffline: "Gerade ist niemand aus unserem Team online. Wir behalten Ihre Anfrage und antworten hier und per E-Mail.",
+      waitAway: "Unser Team ist nicht da; es ist {t} zurück. Wir behalten Ihre Anfrage und antworten hier und per E-Mail.",
       askEmail: "Hinterlassen Sie Ihre E-Mail, damit wir Ihnen auch dort antworten können.", emailSend: "E-Mail senden",
       emailLeft: "Danke! Wir antworten Ihnen hier und per E-Mail.", followUp: "Eine Person aus unserem Team meldet sich hier bei Ihnen." },
     fr: { label: "Votre message", send: "Envoyer", placeholder: "Posez-nous votre question…", connecting: "Connexion…",
@@ -48,9 +48,9 @@
       toTeam: "Votre message ira à une personne de notre équipe.", team: "Écrivez à notre équipe d'assistance…", support: "Assistance",
       agent_joined: "{a} de {c} a rejoint la discussion.", handed_back: "Vous êtes de nouveau avec l'assistant.",
       resolved: "Cette discussion a été marquée comme résolue. Écrivez-nous quand vous voulez.",
-      now: "Une personne de notre équipe va vous rejoindre. Vos messages lui sont maintenant adressés.",
-      offline: "Personne de notre équipe n'est en ligne pour le moment. Nous gardons votre demande et répondrons ici et par e-mail.",
-      away: "Notre équipe est absente ; retour {t}. Nous gardons votre demande et répondrons ici et par e-mail.",
+      waitNow: "Une personne de notre équipe va vous rejoindre. Vos messages lui sont maintenant adressés.",
+      waitOffline: "Personne de notre équipe n'est en ligne pour le moment. Nous gardons votre demande et répondrons ici et par e-mail.",
+      waitAway: "Notre équipe est absente ; retour {t}. Nous gardons votre demande et répondrons ici et par e-mail.",
       askEmail: "Laissez votre e-mail pour que nous puissions aussi vous répondre par ce biais.", emailSend: "Envoyer mon e-mail",
       emailLeft: "Merci ! Nous vous répondrons ici et par e-mail.", followUp: "Une personne de notre équipe vous répondra ici." }
   };
@@ -144,12 +144,12 @@
     if (f.notice_code === "waiting") {
       if (f.reach === "away" && f.back_at) {
         var back = new Date(f.back_at).toLocaleString(lang, { weekday: "long", hour: "2-digit", minute: "2-digit" });
-        return t.away.replace("{t}", back);
+        return t.waitAway.replace("{t}", back);
       }
-      return t[f.reach] || f.notice;
+      return (f.reach === "now" ? t.waitNow : f.reach === "offline" ? t.waitOffline : "") || f.notice;
     }
     if (f.notice_code === "agent_joined") return t.agent_joined.replace("{a}", f.agent || t.support).replace("{c}", cfg.company);
-    return t[f.notice_code] || f.notice;
+    return (f.notice_code === "handed_back" || f.notice_code === "resolved" ? t[f.notice_code] : "") || f.notice;
   }
 
   function connect() {

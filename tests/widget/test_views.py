@@ -122,3 +122,22 @@ def test_the_widget_is_under_20_kib_gzipped_in_all():
     ]
     total = sum(len(gzip.compress((root / name).read_bytes(), 9)) for name in files)
     assert total <= 20 * 1024, total
+
+
+def test_the_frames_strings_are_complete_in_every_language_and_never_given_twice():
+    # A key given twice in one language silently replaces the first (once, the connection state showed a
+    # waiting notice); a key missing in one language shows "undefined" there.
+    import re
+    from pathlib import Path
+
+    source = (Path(__file__).resolve().parents[2] / "static/widget/frame.js").read_text(encoding="utf-8")
+    table = source[source.index("var STRINGS = {") : source.index("var lang =")]
+    blocks = re.split(r"\n    (en|de|fr): \{", table)[1:]
+    keys = {
+        lang: re.findall(r"(?:^|[{,\s])(\w+): \"", body) for lang, body in zip(blocks[::2], blocks[1::2], strict=True)
+    }
+    assert set(keys) == {"en", "de", "fr"}
+    for lang, names in keys.items():
+        assert len(names) == len(set(names)), (lang, sorted(n for n in names if names.count(n) > 1))
+    assert set(keys["de"]) == set(keys["en"]) == set(keys["fr"])
+    assert {"waitNow", "waitOffline", "waitAway", "agent_joined", "choice", "human"} <= set(keys["en"])
