@@ -126,3 +126,42 @@ def test_when_the_assistant_cannot_answer_the_visitor_is_told_a_person_follows_u
     # The degraded answer's ticket gets the address: no second ticket for it.
     ticket = off_loop(lambda: SupportTicket.objects.get())
     assert ticket.source == "degraded" and "Reply to: someone@example.org" in ticket.body
+
+
+def test_outside_business_hours_a_french_visitor_is_told_when_the_team_is_back(
+    site,  # noqa: F811
+    host,  # noqa: F811
+    asgi_server,
+    browser_page,
+):
+    import datetime as dt
+    import zoneinfo
+
+    from django.utils import timezone
+
+    from apps.staffing.models import Holiday, OpeningHours, SupportSchedule
+
+    def closed_today() -> None:
+        schedule = SupportSchedule.objects.create(time_zone="UTC")
+        for day in range(7):
+            OpeningHours.objects.create(schedule=schedule, weekday=day, opens=dt.time(9), closes=dt.time(17))
+        Holiday.objects.create(schedule=schedule, date=timezone.now().date(), name="Journée d'équipe")
+
+    off_loop(closed_today)
+    context = browser_page.context.browser.new_context(locale="fr-FR", timezone_id="Europe/Paris")
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.goto(f"http://localhost:{host.port}" + host.page("/contact", f"{asgi_server}/widget/{site.key}.js"))
+    page.get_by_role("button", name="Discuter avec nous").click()
+    frame = page.frame_locator("iframe[title='Globex Help']")
+    frame.get_by_role("button", name="Parler à une personne").click()
+    frame.get_by_label("Votre message", exact=True).fill("Ma facture est fausse")
+    frame.get_by_label("Votre message", exact=True).press("Enter")
+    # Tomorrow 09:00 UTC, in the visitor's own time zone (10:00 in Paris in winter).
+    back = dt.datetime.combine(timezone.now().date() + dt.timedelta(days=1), dt.time(9), tzinfo=dt.UTC)
+    notice = frame.get_by_text("Notre équipe est absente ; retour")
+    notice.wait_for()
+    assert back.astimezone(zoneinfo.ZoneInfo("Europe/Paris")).strftime("%H:%M") in notice.text_content()
+    assert frame.get_by_label("E-mail pour une réponse (facultatif)").is_visible()
+    assert frame.locator("li.a").count() == 0
+    context.close()

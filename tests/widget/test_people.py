@@ -196,3 +196,30 @@ async def test_asking_for_a_person_counts_toward_the_rate_limit(widget_env, site
     assert (error["type"], error["code"]) == ("error", "rate_limited")
     stored = await database_sync_to_async(Conversation.objects.get)(pk=conversation["id"])
     assert stored.status == "open" and not await database_sync_to_async(SupportTicket.objects.exists)()
+
+
+async def test_outside_business_hours_the_visitor_is_told_when_the_team_is_back(widget_env, site):
+    import datetime as dt
+
+    from apps.staffing.models import Holiday, OpeningHours, SupportSchedule
+
+    @database_sync_to_async
+    def closed_today():
+        schedule = SupportSchedule.objects.create(time_zone="UTC")
+        for day in range(7):
+            OpeningHours.objects.create(schedule=schedule, weekday=day, opens=dt.time(9), closes=dt.time(17))
+        today = timezone.now().date()
+        Holiday.objects.create(schedule=schedule, date=today, name="Team day")
+        return dt.datetime.combine(today + dt.timedelta(days=1), dt.time(9), tzinfo=dt.UTC)
+
+    back = await closed_today()
+    socket = await WidgetSocket.open(site.key)
+    await socket.hello()
+    await socket.ask("Hello")
+    await socket.send({"type": "human_request"})
+    await receive_type(socket, "human_requested")
+    waiting = await receive_type(socket, "conversation_state")
+    await socket.close()
+    assert (waiting["notice_code"], waiting["reach"]) == ("waiting", "away")
+    assert dt.datetime.fromisoformat(waiting["back_at"]) == back
+    assert waiting["notice"].startswith("Our team is away; they are back")
