@@ -42,3 +42,17 @@ def test_an_agent_claims_and_answers_a_visitor(agent, visitor):
     assert response.status_code == 200
     reply = Message.objects.get(role="agent")
     assert (reply.conversation_id, reply.author_id, reply.text) == (conversation.pk, agent.pk, "Yes, 14 days.")
+
+
+def test_a_suggested_reply_for_a_visitor_carries_no_account_facts(chat_env, agent, visitor):
+    from tests.inbox.test_resume_and_copilot import body_with, last_user_text
+
+    conversation = waiting(visitor.user, title="Do you ship to Canada?")
+    fetch = {"HTTP_X_REQUESTED_WITH": "fetch"}
+    client = client_for(agent)
+    client.post(reverse("inbox:claim", args=[conversation.pk]), **fetch)
+    response = client.post(reverse("inbox:suggest", args=[conversation.pk]), **fetch)
+    assert response.status_code == 200, response.content
+    assert response.json()["draft"]
+    sent = last_user_text(body_with(chat_env, "Do you ship to Canada?"))
+    assert "<account_context>" not in sent and visitor.user.username not in sent
