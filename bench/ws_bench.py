@@ -59,7 +59,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# The source tree whose code this process imports: this one, or another checkout's when this script
+# prepares that checkout's server (--baseline-tree runs it there with BENCH_APP_ROOT).
+sys.path.insert(0, os.environ.get("BENCH_APP_ROOT") or str(ROOT))
 
 QUESTION = "How do I download my last invoice?"
 
@@ -90,8 +92,9 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
     raise RuntimeError(f"nothing listening on port {port}")
 
 
-def server_env(db_url: str, upstream_url: str, redis_url: str = "") -> dict[str, str]:
-    """The server's environment: this one's (REDIS_URL included, unless `redis_url` replaces it)."""
+def server_env(db_url: str, upstream_url: str, redis_url: str = "", *, root: Path = ROOT) -> dict[str, str]:
+    """The server's environment: this one's (REDIS_URL included, unless `redis_url` replaces it); `root`
+    is the source tree it runs (another one with --baseline-tree)."""
     env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
     if redis_url:
         env["REDIS_URL"] = redis_url
@@ -102,7 +105,7 @@ def server_env(db_url: str, upstream_url: str, redis_url: str = "") -> dict[str,
         SUPPORTBOT_UPSTREAM_URL=upstream_url,
         CHAT_RATE_LIMIT_PER_MINUTE="1000000",
         LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=str(root),
     )
     return env
 
@@ -117,15 +120,18 @@ def start_emulator(port: int) -> subprocess.Popen:
     return process
 
 
-def start_server(port: int, env: dict[str, str], *, workers: int = 1, deflate: bool = False) -> subprocess.Popen:
-    """The product's own command, `manage.py serve --workers N`; with `deflate`, plain uvicorn with
-    permessage-deflate on instead (a configuration we do not ship, measured for comparison)."""
+def start_server(
+    port: int, env: dict[str, str], *, workers: int = 1, deflate: bool = False, root: Path = ROOT
+) -> subprocess.Popen:
+    """The product's own command, `manage.py serve --workers N`, from the source tree `root`; with
+    `deflate`, plain uvicorn with permessage-deflate on instead (a configuration we do not ship,
+    measured for comparison)."""
     if deflate:
         args = ["-m", "uvicorn", "supportbot.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
         args += ["--ws-per-message-deflate", "true", "--no-access-log", "--log-level", "warning"]
     else:
         args = ["manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    process = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, preexec_fn=raise_fd_limit)
+    process = subprocess.Popen([sys.executable, *args], cwd=root, env=env, preexec_fn=raise_fd_limit)
     wait_port(port)
     return process
 
@@ -415,25 +421,153 @@ async def sequential_chat(url: str, cookie: str, count: int, timeout: float) -> 
     return ttfd, errors
 
 
-async def sequential(url: str, upstream_url: str, cookie: str, count: int, timeout: float, params: dict) -> None:
-    """Sequential first-delta latency next to the bare SDK's, alternating rounds so both see the same machine."""
-    ours: list[float] = []
-    sdk: list[float] = []
-    errors: list[str] = []
-    await sequential_sdk(upstream_url, 3, params)  # warm the emulator's cache for this prefix
-    await sequential_chat(url, cookie, 3, timeout)  # warm the server (first connection, caches)
+@dataclass
+class Target:
+    """A server under test: this tree's, or the baseline tree's (--baseline-tree), each with its own
+    database, users and request body, against the one emulator."""
+
+    name: str
+    url: str
+    pid: int | None
+    users: list[tuple[int, str]]  # (user id, cookie header)
+    params: dict  # the request body its gateway sends for QUESTION, for the bare SDK beside it
+    idle_conversation: str
+    reads_here: bool  # its database is read through this process's ORM (the streamed = stored check)
+
+    @property
+    def cookies(self) -> list[str]:
+        return [cookie for _, cookie in self.users]
+
+
+@dataclass
+class Figures:
+    """What one target measured in this run, for the side-by-side comparison at the end."""
+
+    ratio: float = float("nan")  # sequential first delta p50 / bare SDK first token p50
+    idle_kib: float = float("nan")  # server RSS growth per idle socket
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # mode -> server CPU ms per answered question
+    sdk_cpu_ms: dict[str, float] = field(default_factory=dict)  # mode -> bare SDK CPU ms per stream
+
+
+async def sequential(
+    targets: list[Target], upstream_url: str, count: int, timeout: float, figures: dict[str, Figures]
+) -> None:
+    """Sequential first-delta latency next to the bare SDK's, alternating rounds of 10 so both (and, with
+    a baseline tree, both servers) see the same machine; each server is compared with the SDK rounds
+    sending its own request body."""
+    ours: dict[str, list[float]] = {t.name: [] for t in targets}
+    sdk: dict[str, list[float]] = {t.name: [] for t in targets}
+    errors: dict[str, list[str]] = {t.name: [] for t in targets}
+    for target in targets:
+        await sequential_sdk(upstream_url, 3, target.params)  # warm the emulator's cache for this prefix
+        await sequential_chat(target.url, target.cookies[0], 3, timeout)  # warm the server (connection, caches)
     for _ in range(max(1, count // 10)):
-        sdk += await sequential_sdk(upstream_url, 10, params)
-        round_ttfd, round_errors = await sequential_chat(url, cookie, 10, timeout)
-        ours += round_ttfd
-        errors += round_errors
-    p50, b50 = pct(ours, 0.5) * 1000, pct(sdk, 0.5) * 1000
+        for target in targets:
+            sdk[target.name] += await sequential_sdk(upstream_url, 10, target.params)
+            round_ttfd, round_errors = await sequential_chat(target.url, target.cookies[0], 10, timeout)
+            ours[target.name] += round_ttfd
+            errors[target.name] += round_errors
+    for target in targets:
+        mine, bare = ours[target.name], sdk[target.name]
+        p50, b50 = pct(mine, 0.5) * 1000, pct(bare, 0.5) * 1000
+        figures[target.name].ratio = p50 / b50
+        print(
+            f"{target.name}: sequential, {len(mine)} questions (each opening a new conversation): "
+            f"first delta p50 {p50:.1f} ms (p90 {pct(mine, 0.9) * 1000:.1f}), "
+            f"bare SDK first token p50 {b50:.1f} ms (p90 {pct(bare, 0.9) * 1000:.1f}): ratio {p50 / b50:.2f}x "
+            f"(target <= 1.5x), errors {len(errors[target.name])}"
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# CPU per answered question
+
+
+async def sdk_whole_stream(client, params: dict) -> None:
+    async with client.messages.stream(**params) as stream:
+        async for _ in stream.text_stream:
+            pass
+
+
+async def sdk_cpu(upstream_url: str, params: dict, n: int, at_once: bool, emulator: int) -> tuple[float, float]:
+    """CPU seconds this process (the bare SDK client) and the emulator use to stream `params` `n` times,
+    each read to its end, one after another or all at once; the client is built and warm first."""
+    client = sdk_client(upstream_url)
+    await sdk_whole_stream(client, params)
+    mine, theirs = time.process_time(), cpu_seconds(emulator)
+    if at_once:
+        await asyncio.gather(*(sdk_whole_stream(client, params) for _ in range(n)))
+    else:
+        for _ in range(n):
+            await sdk_whole_stream(client, params)
+    used = time.process_time() - mine, cpu_seconds(emulator) - theirs
+    await client.close()
+    return used
+
+
+async def chat_cpu(target: Target, n: int, at_once: bool, emulator: int, timeout: float) -> tuple[float, float, int]:
+    """CPU seconds the server and the emulator use to answer `n` questions on sockets opened beforehand
+    (each the first of a new conversation), one after another or all at once, and how many were answered."""
+    import websockets
+
+    assert target.pid is not None
+    cookies = target.cookies
+    sockets = []
+    for index in range(n):
+        headers = {"Cookie": cookies[index % len(cookies)], "Origin": "http://127.0.0.1"}
+        ws = await websockets.connect(target.url, additional_headers=headers, max_size=None, compression=None)
+        await asyncio.wait_for(ws.recv(), timeout)
+        sockets.append(ws)
+
+    async def ask(ws) -> bool:
+        await ws.send(json.dumps({"type": "message", "text": QUESTION, "client_id": str(uuid.uuid4())}))
+        while True:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+            if frame["type"] == "done":
+                return frame.get("status") == "complete"
+            if frame["type"] == "error":
+                return False
+
+    server, emulator_before = cpu_seconds(target.pid), cpu_seconds(emulator)
+    if at_once:
+        answered = sum(await asyncio.gather(*(ask(ws) for ws in sockets)))
+    else:
+        answered = 0
+        for ws in sockets:
+            answered += await ask(ws)
+    used = cpu_seconds(target.pid) - server, cpu_seconds(emulator) - emulator_before
+    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    return *used, answered
+
+
+def cpu_per_question(
+    targets: list[Target], upstream_url: str, n: int, emulator: int, timeout: float, figures: dict[str, Figures]
+) -> None:
+    """Server CPU per answered question against the bare SDK's CPU to read the same stream to its end,
+    `n` one after another and `n` at once; each server's run follows an SDK run with its request body."""
     print(
-        f"sequential, {len(ours)} questions (each opening a new conversation): "
-        f"first delta p50 {p50:.1f} ms (p90 {pct(ours, 0.9) * 1000:.1f}), "
-        f"bare SDK first token p50 {b50:.1f} ms (p90 {pct(sdk, 0.9) * 1000:.1f}): ratio {p50 / b50:.2f}x "
-        f"(target <= 1.5x), errors {len(errors)}"
+        f"CPU per answered question, {n} questions (server: all its processes, user + system; bare SDK: "
+        "this process reading the stream to its end; emulator beside each, which should match):"
     )
+    for mode, at_once in (("one after another", False), (f"{n} at once", True)):
+        for target in targets:
+            asyncio.run(chat_cpu(target, 3, False, emulator, timeout))  # warm: first connection, caches
+            client, sdk_emulator = asyncio.run(sdk_cpu(upstream_url, target.params, n, at_once, emulator))
+            server, chat_emulator, answered = asyncio.run(chat_cpu(target, n, at_once, emulator, timeout))
+            per_question = server * 1000 / max(answered, 1)
+            per_stream = client * 1000 / n
+            figures[target.name].cpu_ms[mode] = per_question
+            figures[target.name].sdk_cpu_ms[mode] = per_stream
+            print(
+                f"  {target.name}, {mode}: server {per_question:.1f} ms per answered question "
+                f"({answered}/{n} answered), bare SDK {per_stream:.1f} ms per stream: "
+                f"{per_question / per_stream:.2f}x; emulator {chat_emulator * 1000 / n:.1f} vs "
+                f"{sdk_emulator * 1000 / n:.1f} ms"
+            )
+
+
+# --------------------------------------------------------------------------------------------------
+# bursts and idle sockets
 
 
 async def run_level(
@@ -451,19 +585,22 @@ async def run_level(
     return run, baseline, time.perf_counter() - started
 
 
-def report_burst(
-    url: str, upstream_url: str, cookies: list[str], n: int, args: argparse.Namespace, params: dict, watched: dict
-) -> float:
+def report_burst(target: Target, upstream_url: str, n: int, args: argparse.Namespace, watched: dict) -> float:
     """One burst of `n` questions: prints its row and details, returns its p99 first-delta overhead (ms)."""
-    run, baseline, elapsed = asyncio.run(run_level(url, upstream_url, cookies, n, args.timeout, params, watched))
-    stored = stored_texts(list(run.shown))
-    mismatched = sum(1 for pk, text in run.shown.items() if stored.get(pk) != text)
+    run, baseline, elapsed = asyncio.run(
+        run_level(target.url, upstream_url, target.cookies, n, args.timeout, target.params, watched)
+    )
+    if target.reads_here:
+        stored = stored_texts(list(run.shown))
+        text_ok = f"{sum(1 for pk, text in run.shown.items() if stored.get(pk) == text):>4}/{len(run.shown):<3}"
+    else:
+        text_ok = "   (not read)"
     p50, p99 = pct(run.ttfd, 0.5) * 1000, pct(run.ttfd, 0.99) * 1000
     b50, b99 = pct(baseline, 0.5) * 1000, pct(baseline, 0.99) * 1000
     print(
         f"{n:>5} {p50:>7.1f}ms {p99:>6.1f}ms {b50:>6.1f}ms {b99:>6.1f}ms {p50 - b50:>11.1f}ms "
         f"{p99 - b99:>6.1f}ms {run.answers / elapsed:>10.1f} {run.frames / elapsed:>9.0f} "
-        f"{len(run.errors):>7} {len(run.shown) - mismatched:>4}/{len(run.shown):<3}"
+        f"{len(run.errors):>7} {text_ok}  {target.name}"
     )
     print(
         f"      question stored (ack) p50 {pct(run.acks, 0.5) * 1000:.1f}ms p99 {pct(run.acks, 0.99) * 1000:.1f}ms; "
@@ -484,7 +621,8 @@ def report_burst(
     return p99 - b99
 
 
-async def idle_sockets(url: str, cookie: str, count: int, pid: int | None) -> None:
+async def idle_sockets(url: str, cookie: str, count: int, pid: int | None) -> float:
+    """Opens `count` idle sockets; prints and returns the server's RSS growth per socket (KiB; nan unmeasured)."""
     import websockets
 
     before = rss_kib(pid) if pid else 0
@@ -508,15 +646,36 @@ async def idle_sockets(url: str, cookie: str, count: int, pid: int | None) -> No
     await asyncio.sleep(2)  # let the server settle
     after = rss_kib(pid) if pid else 0
     opened = len(sockets)
+    per_socket = float("nan")
     print(f"  idle sockets open: {opened} (failed {failed}) in {time.perf_counter() - started:.1f} s")
     if pid and opened:
-        print(
-            f"  server RSS {before / 1024:.0f} MiB -> {after / 1024:.0f} MiB: "
-            f"{(after - before) / opened:.1f} KiB per idle connection"
-        )
+        per_socket = (after - before) / opened
+        growth = f"{before / 1024:.0f} MiB -> {after / 1024:.0f} MiB"
+        print(f"  server RSS {growth}: {per_socket:.1f} KiB per idle connection")
     else:
         print("  (server RSS not measured: pass no --url so the bench starts and watches the server)")
     await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    return per_socket
+
+
+def compare(figures: dict[str, Figures]) -> None:
+    """This tree against the baseline tree, measured in this run: the change of each figure."""
+    mine, base = figures["current"], figures["baseline"]
+
+    def change(now: float, then: float) -> str:
+        return f"{(now / then - 1) * 100:+.1f} %" if then else "n/a"
+
+    print("this tree against the baseline tree, same run (goal: first-delta ratio and KiB per idle socket <= +10 %):")
+    print(f"  sequential first-delta ratio: {mine.ratio:.2f}x vs {base.ratio:.2f}x: {change(mine.ratio, base.ratio)}")
+    if mine.idle_kib == mine.idle_kib:  # not nan
+        kib = f"{mine.idle_kib:.1f} vs {base.idle_kib:.1f}"
+        print(f"  KiB per idle socket: {kib}: {change(mine.idle_kib, base.idle_kib)}")
+    for mode, now in mine.cpu_ms.items():
+        then = base.cpu_ms.get(mode, float("nan"))
+        print(
+            f"  server CPU per answered question, {mode}: {now:.1f} vs {then:.1f} ms: {change(now, then)} "
+            f"({now / mine.sdk_cpu_ms[mode]:.2f}x vs {then / base.sdk_cpu_ms[mode]:.2f}x the bare SDK's)"
+        )
 
 
 def asset_sizes() -> None:
@@ -531,6 +690,57 @@ def asset_sizes() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# the servers under test
+
+
+def prepare_here(count: int) -> dict:
+    """Users, the gateway's request body and an idle conversation, through this process's ORM."""
+    users = make_users(count)
+    return {"users": users, "params": gateway_params(), "idle_conversation": idle_conversation(users[0][0])}
+
+
+def prepare_elsewhere(root: Path, env: dict[str, str], count: int) -> dict:
+    """The same, through another source tree's code and database: this script runs there with
+    BENCH_APP_ROOT (its models and request building, not this tree's) and prints them as JSON."""
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--prepare", str(count)],
+        cwd=root,
+        env={**env, "BENCH_APP_ROOT": str(root)},
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def start_target(
+    name: str, root: Path, database_url: str, upstream_url: str, users: int, args: argparse.Namespace
+) -> tuple[Target, dict[str, str], subprocess.Popen]:
+    """Migrates `root`'s database and starts its `manage.py serve`; returns the target, its environment
+    and its process."""
+    env = server_env(database_url, upstream_url, args.redis_url, root=root)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=root, env=env, check=True)
+    port = free_port()
+    server = start_server(port, env, workers=args.workers, root=root)
+    here = root == ROOT
+    if here:
+        setup_django(env)
+        prepared = prepare_here(users)
+    else:
+        prepared = prepare_elsewhere(root, env, users)
+    target = Target(
+        name=name,
+        url=f"ws://127.0.0.1:{port}/ws/chat/",
+        pid=server.pid,
+        users=[tuple(user) for user in prepared["users"]],
+        params=prepared["params"],
+        idle_conversation=prepared["idle_conversation"],
+        reads_here=here,
+    )
+    return target, env, server
+
+
+# --------------------------------------------------------------------------------------------------
 
 
 def main() -> None:
@@ -538,6 +748,7 @@ def main() -> None:
     parser.add_argument("--url", help="ws URL of a running server (uses this environment's DATABASE_URL for users)")
     parser.add_argument("--upstream-url", help="the running server's emulator (for the SDK baseline and faults)")
     parser.add_argument("--sequential", type=int, default=50, help="questions asked one after another (0: skip)")
+    parser.add_argument("--cpu", type=int, default=50, help="questions for the CPU per answered question (0: skip)")
     parser.add_argument("--levels", default="1,50,200,500", help="concurrency levels")
     parser.add_argument("--token-ms", type=int, default=10, help="emulator pace between tokens")
     parser.add_argument("--idle", type=int, default=1000, help="idle sockets for the memory figure (0: skip)")
@@ -547,12 +758,25 @@ def main() -> None:
     parser.add_argument("--redis-url", default="", help="REDIS_URL for the server (else this environment's)")
     parser.add_argument("--repeat", type=int, default=1, help="bursts per concurrency level (the tail varies)")
     parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="another checkout (e.g. `git worktree add /tmp/base <commit>`): its server is measured beside "
+        "this tree's, phase by phase, against the same emulator, and the changes are printed at the end",
+    )
+    parser.add_argument(
         "--sdk-reads",
         choices=("whole", "first"),
         default="whole",
         help="the bare-SDK baseline reads each stream to the end (like the chat client) or stops at the first token",
     )
+    parser.add_argument("--prepare", type=int, help=argparse.SUPPRESS)  # prepare_elsewhere's entry point
     args = parser.parse_args()
+    if args.prepare:
+        import django
+
+        django.setup()
+        print(json.dumps(prepare_here(args.prepare)))
+        return
     SDK_READS["mode"] = args.sdk_reads
     raise_fd_limit()
     levels = [int(x) for x in args.levels.split(",") if x]
@@ -561,55 +785,71 @@ def main() -> None:
     processes: list[subprocess.Popen] = []
     tmp = tempfile.TemporaryDirectory(prefix="ws-bench-")
     try:
+        users = max([*levels, min(args.cpu, 500), 1])
         if args.url:
             url, upstream_url = args.url, args.upstream_url or os.environ.get("SUPPORTBOT_UPSTREAM_URL", "")
             env = server_env(os.environ.get("DATABASE_URL", f"sqlite:///{ROOT / 'db.sqlite3'}"), upstream_url)
-            server_pid = None
-            watched = {"client": os.getpid()}
+            setup_django(env)
+            prepared = prepare_here(users)
+            targets = [Target("current", url, None, prepared["users"], prepared["params"], "", True)]
+            targets[0].idle_conversation = prepared["idle_conversation"]
+            emulator_pid = None
         else:
-            em_port, port = free_port(), free_port()
+            em_port = free_port()
             upstream_url = f"http://127.0.0.1:{em_port}"
-            database_url = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp.name}/bench.sqlite3")
-            env = server_env(database_url, upstream_url, args.redis_url)
-            subprocess.run(
-                [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
-            )
             processes.append(start_emulator(em_port))
-            server = start_server(port, env, workers=args.workers)
+            emulator_pid = processes[0].pid
+            database_url = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp.name}/bench.sqlite3")
+            current, env, server = start_target("current", ROOT, database_url, upstream_url, users, args)
             processes.append(server)
-            server_pid = server.pid
-            watched = {"server": server.pid, "emulator": processes[0].pid, "client": os.getpid()}
-            url = f"ws://127.0.0.1:{port}/ws/chat/"
+            targets = [current]
+            if args.baseline_tree:
+                base_db = os.environ.get("BENCH_BASELINE_DATABASE_URL", f"sqlite:///{tmp.name}/baseline.sqlite3")
+                root = args.baseline_tree.resolve()
+                baseline, _env, base_server = start_target("baseline", root, base_db, upstream_url, users, args)
+                processes.append(base_server)
+                targets.append(baseline)
         import httpx
 
         if upstream_url:
             httpx.put(f"{upstream_url}/_control/faults", json={"token_ms": args.token_ms}, timeout=5).raise_for_status()
-        setup_django(env)
-        users = make_users(max([*levels, 1]))
-        cookies = [cookie for _, cookie in users]
-        params = gateway_params()
+        figures = {t.name: Figures() for t in targets}
         print(
-            f"server {url}  upstream {upstream_url}  token pace {args.token_ms} ms  deflate off  "
-            f"bare SDK reads: {args.sdk_reads}  server processes: {args.workers}  "
+            f"servers {', '.join(f'{t.name} {t.url}' for t in targets)}  upstream {upstream_url}  "
+            f"token pace {args.token_ms} ms  deflate off  bare SDK reads: {args.sdk_reads}  "
+            f"server processes: {args.workers}  "
             f"channel layer and cache: {'Redis' if env.get('REDIS_URL') else 'in process'}"
         )
+        if args.baseline_tree:
+            print(f"baseline tree {args.baseline_tree.resolve()} (its own database, same emulator)")
+        print(f"load average before: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
         if args.sequential:
-            asyncio.run(sequential(url, upstream_url, cookies[0], args.sequential, args.timeout, params))
-        print(
-            f"{'N':>5} {'TTFD p50':>9} {'p99':>8} {'SDK p50':>8} {'p99':>8} {'overhead p50':>13} {'p99':>8} "
-            f"{'answers/s':>10} {'frames/s':>9} {'errors':>7} {'text ok':>8}"
-        )
+            asyncio.run(sequential(targets, upstream_url, args.sequential, args.timeout, figures))
+        if args.cpu and emulator_pid:
+            cpu_per_question(targets, upstream_url, args.cpu, emulator_pid, args.timeout, figures)
+        if levels:
+            print(
+                f"{'N':>5} {'TTFD p50':>9} {'p99':>8} {'SDK p50':>8} {'p99':>8} {'overhead p50':>13} {'p99':>8} "
+                f"{'answers/s':>10} {'frames/s':>9} {'errors':>7} {'text ok':>8}"
+            )
         for n in levels:
-            overheads = [report_burst(url, upstream_url, cookies, n, args, params, watched) for _ in range(args.repeat)]
-            if args.repeat > 1:
-                print(
-                    f"      p99 overhead over {args.repeat} bursts of {n}: median {statistics.median(overheads):.1f}ms"
-                )
+            for target in targets:
+                watched = {"client": os.getpid()}
+                if target.pid:
+                    watched = {"server": target.pid, "emulator": emulator_pid, **watched}
+                overheads = [report_burst(target, upstream_url, n, args, watched) for _ in range(args.repeat)]
+                if args.repeat > 1:
+                    print(
+                        f"      p99 overhead over {args.repeat} bursts of {n}: "
+                        f"median {statistics.median(overheads):.1f}ms  {target.name}"
+                    )
         if args.idle:
-            conversation = idle_conversation(users[0][0])
-            idle_url = f"{url}?conversation={conversation}"
-            print(f"memory per idle connection (deflate off), {args.idle} sockets:")
-            asyncio.run(idle_sockets(idle_url, cookies[0], args.idle, server_pid))
+            for target in targets:
+                print(f"{target.name}: memory per idle connection (deflate off), {args.idle} sockets:")
+                idle_url = f"{target.url}?conversation={target.idle_conversation}"
+                figures[target.name].idle_kib = asyncio.run(
+                    idle_sockets(idle_url, target.cookies[0], args.idle, target.pid)
+                )
             if args.deflate_compare and not args.url:
                 port2 = free_port()
                 server2 = start_server(port2, env, deflate=True)
@@ -617,12 +857,15 @@ def main() -> None:
                 print(f"memory per idle connection (deflate ON), {args.idle} sockets:")
                 asyncio.run(
                     idle_sockets(
-                        f"ws://127.0.0.1:{port2}/ws/chat/?conversation={conversation}",
-                        cookies[0],
+                        f"ws://127.0.0.1:{port2}/ws/chat/?conversation={targets[0].idle_conversation}",
+                        targets[0].cookies[0],
                         args.idle,
                         server2.pid,
                     )
                 )
+        if len(targets) > 1:
+            compare(figures)
+        print(f"load average after: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
     finally:
         stop_processes(processes)
         tmp.cleanup()
