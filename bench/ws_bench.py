@@ -12,6 +12,13 @@ chat client reads every answer (`--sdk-reads first` stops it at the first token 
 then run back to back on warm caches against an emulator spared the rest of each answer, a cadence
 the chat client never has).
 
+Then CPU per answered question (--cpu N): N questions on sockets opened beforehand (each the first of
+a new conversation), one after another and then all at once; the server's user + system CPU time
+(all its processes, from /proc) per answered question, against the CPU this process spends with the
+bare SDK to stream the same request body to its end, N times the same way, just before. The ratio is
+what the product costs per question beyond reading the stream itself; the emulator's CPU is printed
+beside both (it should match: the same answers were generated).
+
 Then, per concurrency level N (N conversations at once, one question each, all sent together: a burst,
 the worst case for queueing). The N sockets are opened first and the questions sent once every one
 is open, so each question's clock measures the question, not the other sockets' handshakes (the
@@ -36,6 +43,17 @@ The server runs with `ws_per_message_deflate=False`: permessage-deflate keeps a 
 delta frame (~14 % of burst CPU in Open WebUI's measurements) for little gain on short JSON frames.
 `--deflate-compare` repeats the idle measurement with deflate on to show the difference here.
 
+Against older code in the same run (--baseline-tree PATH): PATH is another checkout, e.g.
+
+    git worktree add /tmp/base <commit>
+    .venv/bin/python bench/ws_bench.py --baseline-tree /tmp/base --levels 50 --idle 2000
+
+Its `manage.py serve` runs beside this tree's, with its own database (a temporary SQLite one, or
+BENCH_BASELINE_DATABASE_URL) migrated and filled by its own code, against the same emulator. Every
+phase measures both servers, interleaved (the sequential rounds alternate SDK / this tree / SDK /
+baseline), each against the bare SDK sending its own request body; the last lines print each
+figure's change against the baseline.
+
 Everything runs on loopback; the loops are bounded in count and time.
 """
 
@@ -46,8 +64,6 @@ import asyncio
 import gzip
 import json
 import os
-import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,164 +75,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The source tree whose code this process imports: this one, or another checkout's when this script
-# prepares that checkout's server (--baseline-tree runs it there with BENCH_APP_ROOT).
-sys.path.insert(0, os.environ.get("BENCH_APP_ROOT") or str(ROOT))
+sys.path.insert(0, str(ROOT))
 
-QUESTION = "How do I download my last invoice?"
+# The servers under test, their data and their readings; imported here under their former names too
+# (bench/load_soak.py and bench/inbox_fanout_bench.py use them from this module).
+from bench._servers import (  # noqa: E402
+    QUESTION,
+    Target,
+    cpu_seconds,
+    free_port,
+    gateway_params,
+    make_users,
+    prepare_here,
+    raise_fd_limit,
+    rss_kib,
+    server_env,
+    setup_django,
+    start_emulator,
+    start_server,
+    start_target,
+    stop_processes,
+    stored_texts,
+)
 
-
-# --------------------------------------------------------------------------------------------------
-# processes
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def raise_fd_limit() -> None:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on port {port}")
-
-
-def server_env(db_url: str, upstream_url: str, redis_url: str = "", *, root: Path = ROOT) -> dict[str, str]:
-    """The server's environment: this one's (REDIS_URL included, unless `redis_url` replaces it); `root`
-    is the source tree it runs (another one with --baseline-tree)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")}
-    if redis_url:
-        env["REDIS_URL"] = redis_url
-    env.update(
-        DJANGO_SETTINGS_MODULE="supportbot.settings.local",
-        DEBUG="false",
-        DATABASE_URL=db_url,
-        SUPPORTBOT_UPSTREAM_URL=upstream_url,
-        CHAT_RATE_LIMIT_PER_MINUTE="1000000",
-        LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-        PYTHONPATH=str(root),
-    )
-    return env
-
-
-def start_emulator(port: int) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "apps.upstream", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT,
-        preexec_fn=raise_fd_limit,
-    )
-    wait_port(port)
-    return process
-
-
-def start_server(
-    port: int, env: dict[str, str], *, workers: int = 1, deflate: bool = False, root: Path = ROOT
-) -> subprocess.Popen:
-    """The product's own command, `manage.py serve --workers N`, from the source tree `root`; with
-    `deflate`, plain uvicorn with permessage-deflate on instead (a configuration we do not ship,
-    measured for comparison)."""
-    if deflate:
-        args = ["-m", "uvicorn", "supportbot.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
-        args += ["--ws-per-message-deflate", "true", "--no-access-log", "--log-level", "warning"]
-    else:
-        args = ["manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    process = subprocess.Popen([sys.executable, *args], cwd=root, env=env, preexec_fn=raise_fd_limit)
-    wait_port(port)
-    return process
-
-
-def server_pids(pid: int) -> list[int]:
-    """The server process and its worker processes (`serve --workers N` runs them as children)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    workers = [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
-    return [pid, *workers]
-
-
-def stop_processes(processes: list[subprocess.Popen], timeout: float = 15) -> None:
-    """Terminate the bench's children, newest first (server before emulator); kill what ignores it."""
-    for process in reversed(processes):
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process (and, for the server, its workers) has used so far."""
-    total = 0
-    for one in server_pids(pid):
-        fields = Path(f"/proc/{one}/stat").read_text().rpartition(")")[2].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of the server: the process and its workers."""
-    total = 0
-    for one in server_pids(pid):
-        for line in Path(f"/proc/{one}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-    return total
-
-
-# --------------------------------------------------------------------------------------------------
-# data (through the ORM, with the server's database settings)
-
-
-def setup_django(env: dict[str, str]) -> None:
-    for key in ("DJANGO_SETTINGS_MODULE", "DEBUG", "DATABASE_URL", "SUPPORTBOT_UPSTREAM_URL"):
-        os.environ[key] = env[key]
-    import django
-
-    django.setup()
-
-
-def make_users(count: int) -> list[tuple[int, str]]:
-    """`count` bench customers with a logged-in session each: [(user id, cookie header)]."""
-    from django.conf import settings
-    from django.contrib.auth import get_user_model
-    from django.contrib.sessions.backends.db import SessionStore
-
-    from apps.accounts.models import CustomerAccount
-    from apps.prompts.services import prompt_seed_defaults
-
-    prompt_seed_defaults()
-    users = []
-    for index in range(count):
-        user, _ = get_user_model().objects.get_or_create(username=f"bench-{index}")
-        CustomerAccount.objects.get_or_create(user=user, defaults={"plan": "pro"})
-        session = SessionStore()
-        session["_auth_user_id"] = str(user.pk)
-        session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
-        session["_auth_user_hash"] = user.get_session_auth_hash()
-        session.create()
-        users.append((user.pk, f"{settings.SESSION_COOKIE_NAME}={session.session_key}"))
-    return users
-
-
-def stored_texts(ids: list[int]) -> dict[int, str]:
-    from apps.chat.models import Message
-
-    return dict(Message.objects.filter(pk__in=ids).values_list("pk", "text"))
-
-
-def idle_conversation(user_id: int) -> str:
-    from apps.chat.models import Conversation
-
-    return str(Conversation.objects.create(user_id=user_id, title="idle bench").pk)
+__all__ = ["ROOT", "free_port", "gateway_params", "make_users", "raise_fd_limit", "rss_kib", "server_env"]
+__all__ += ["setup_django", "start_emulator", "start_server", "stop_processes", "stored_texts"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -316,22 +199,6 @@ async def one_conversation(url: str, cookie: str, run: Run, timeout: float, go: 
             run.connected()
 
 
-def gateway_params() -> dict:
-    """The exact request body the gateway sends for QUESTION (same prompt size, same cache prefix)."""
-    from django.contrib.auth import get_user_model
-
-    from apps.accounts.selectors import account_context_for_user
-    from apps.llm.gateway import preview_request
-    from apps.prompts.selectors import prompt_version_active
-
-    user = get_user_model().objects.get(username="bench-0")
-    parts = prompt_version_active(slug="support-assistant").to_parts()
-    context = account_context_for_user(user).render()
-    params = dict(preview_request(parts, QUESTION, context, plan_tier="pro").params)
-    params.pop("stream", None)
-    return params
-
-
 def sdk_client(upstream_url: str):
     import anthropic
 
@@ -394,13 +261,16 @@ async def sequential_sdk(upstream_url: str, count: int, params: dict) -> list[fl
     return results
 
 
-async def sequential_chat(url: str, cookie: str, count: int, timeout: float) -> tuple[list[float], list[str]]:
-    """Time to first delta for `count` questions asked one after another, each the first of a new
-    conversation (so the request equals the SDK baseline's: no history). The socket is open before
-    the clock starts: only the question is timed."""
+async def sequential_chat(
+    url: str, cookie: str, count: int, timeout: float
+) -> tuple[list[float], list[float], list[str]]:
+    """Time to first delta and to the `ack` (the question stored) for `count` questions asked one after
+    another, each the first of a new conversation (so the request equals the SDK baseline's: no
+    history). The socket is open before the clock starts: only the question is timed."""
     import websockets
 
     ttfd: list[float] = []
+    acks: list[float] = []
     errors: list[str] = []
     headers = {"Cookie": cookie, "Origin": "http://127.0.0.1"}
     for _ in range(count):
@@ -410,7 +280,9 @@ async def sequential_chat(url: str, cookie: str, count: int, timeout: float) -> 
             await ws.send(json.dumps({"type": "message", "text": QUESTION, "client_id": str(uuid.uuid4())}))
             while True:
                 frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
-                if frame["type"] == "delta" and first is None:
+                if frame["type"] == "ack":
+                    acks.append(time.perf_counter() - started)
+                elif frame["type"] == "delta" and first is None:
                     first = time.perf_counter() - started
                 elif frame["type"] in ("done", "error"):
                     if frame["type"] == "error" or frame.get("status") != "complete":
@@ -418,25 +290,7 @@ async def sequential_chat(url: str, cookie: str, count: int, timeout: float) -> 
                     break
             if first is not None:
                 ttfd.append(first)
-    return ttfd, errors
-
-
-@dataclass
-class Target:
-    """A server under test: this tree's, or the baseline tree's (--baseline-tree), each with its own
-    database, users and request body, against the one emulator."""
-
-    name: str
-    url: str
-    pid: int | None
-    users: list[tuple[int, str]]  # (user id, cookie header)
-    params: dict  # the request body its gateway sends for QUESTION, for the bare SDK beside it
-    idle_conversation: str
-    reads_here: bool  # its database is read through this process's ORM (the streamed = stored check)
-
-    @property
-    def cookies(self) -> list[str]:
-        return [cookie for _, cookie in self.users]
+    return ttfd, acks, errors
 
 
 @dataclass
@@ -456,6 +310,7 @@ async def sequential(
     a baseline tree, both servers) see the same machine; each server is compared with the SDK rounds
     sending its own request body."""
     ours: dict[str, list[float]] = {t.name: [] for t in targets}
+    acks: dict[str, list[float]] = {t.name: [] for t in targets}
     sdk: dict[str, list[float]] = {t.name: [] for t in targets}
     errors: dict[str, list[str]] = {t.name: [] for t in targets}
     for target in targets:
@@ -464,8 +319,9 @@ async def sequential(
     for _ in range(max(1, count // 10)):
         for target in targets:
             sdk[target.name] += await sequential_sdk(upstream_url, 10, target.params)
-            round_ttfd, round_errors = await sequential_chat(target.url, target.cookies[0], 10, timeout)
+            round_ttfd, round_acks, round_errors = await sequential_chat(target.url, target.cookies[0], 10, timeout)
             ours[target.name] += round_ttfd
+            acks[target.name] += round_acks
             errors[target.name] += round_errors
     for target in targets:
         mine, bare = ours[target.name], sdk[target.name]
@@ -475,8 +331,28 @@ async def sequential(
             f"{target.name}: sequential, {len(mine)} questions (each opening a new conversation): "
             f"first delta p50 {p50:.1f} ms (p90 {pct(mine, 0.9) * 1000:.1f}), "
             f"bare SDK first token p50 {b50:.1f} ms (p90 {pct(bare, 0.9) * 1000:.1f}): ratio {p50 / b50:.2f}x "
-            f"(target <= 1.5x), errors {len(errors[target.name])}"
+            f"(target <= 1.5x), errors {len(errors[target.name])}; "
+            f"question stored (ack) p50 {pct(acks[target.name], 0.5) * 1000:.1f} ms"
         )
+
+
+def served_params(upstream_url: str) -> dict | None:
+    """The body of the last request the emulator received (a server's own request for QUESTION), for the
+    bare SDK to send exactly what that server sends (per-request context included); None if not logged."""
+    import httpx
+
+    entries = httpx.get(f"{upstream_url}/_control/requests", params={"limit": 1}, timeout=5).json()["data"]
+    body = entries[-1].get("body") if entries else None
+    if not isinstance(body, dict) or "messages" not in body:
+        return None
+    return {key: value for key, value in body.items() if key != "stream"}
+
+
+def match_served_requests(targets: list[Target], upstream_url: str, timeout: float) -> None:
+    """Ask each server one question and give the bare SDK that server's request body from then on."""
+    for target in targets:
+        asyncio.run(sequential_chat(target.url, target.cookies[0], 1, timeout))
+        target.params = served_params(upstream_url) or target.params
 
 
 # --------------------------------------------------------------------------------------------------
@@ -690,57 +566,6 @@ def asset_sizes() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# the servers under test
-
-
-def prepare_here(count: int) -> dict:
-    """Users, the gateway's request body and an idle conversation, through this process's ORM."""
-    users = make_users(count)
-    return {"users": users, "params": gateway_params(), "idle_conversation": idle_conversation(users[0][0])}
-
-
-def prepare_elsewhere(root: Path, env: dict[str, str], count: int) -> dict:
-    """The same, through another source tree's code and database: this script runs there with
-    BENCH_APP_ROOT (its models and request building, not this tree's) and prints them as JSON."""
-    result = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--prepare", str(count)],
-        cwd=root,
-        env={**env, "BENCH_APP_ROOT": str(root)},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def start_target(
-    name: str, root: Path, database_url: str, upstream_url: str, users: int, args: argparse.Namespace
-) -> tuple[Target, dict[str, str], subprocess.Popen]:
-    """Migrates `root`'s database and starts its `manage.py serve`; returns the target, its environment
-    and its process."""
-    env = server_env(database_url, upstream_url, args.redis_url, root=root)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=root, env=env, check=True)
-    port = free_port()
-    server = start_server(port, env, workers=args.workers, root=root)
-    here = root == ROOT
-    if here:
-        setup_django(env)
-        prepared = prepare_here(users)
-    else:
-        prepared = prepare_elsewhere(root, env, users)
-    target = Target(
-        name=name,
-        url=f"ws://127.0.0.1:{port}/ws/chat/",
-        pid=server.pid,
-        users=[tuple(user) for user in prepared["users"]],
-        params=prepared["params"],
-        idle_conversation=prepared["idle_conversation"],
-        reads_here=here,
-    )
-    return target, env, server
-
-
-# --------------------------------------------------------------------------------------------------
 
 
 def main() -> None:
@@ -769,14 +594,7 @@ def main() -> None:
         default="whole",
         help="the bare-SDK baseline reads each stream to the end (like the chat client) or stops at the first token",
     )
-    parser.add_argument("--prepare", type=int, help=argparse.SUPPRESS)  # prepare_elsewhere's entry point
     args = parser.parse_args()
-    if args.prepare:
-        import django
-
-        django.setup()
-        print(json.dumps(prepare_here(args.prepare)))
-        return
     SDK_READS["mode"] = args.sdk_reads
     raise_fd_limit()
     levels = [int(x) for x in args.levels.split(",") if x]
@@ -823,6 +641,8 @@ def main() -> None:
         if args.baseline_tree:
             print(f"baseline tree {args.baseline_tree.resolve()} (its own database, same emulator)")
         print(f"load average before: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+        if upstream_url:
+            match_served_requests(targets, upstream_url, args.timeout)
         if args.sequential:
             asyncio.run(sequential(targets, upstream_url, args.sequential, args.timeout, figures))
         if args.cpu and emulator_pid:
