@@ -122,6 +122,16 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def loop_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the server's main threads (their event loops; the ORM work runs on
+    worker threads), the processes' totals minus this being the worker threads' share."""
+    total = 0
+    for one in server_pids(pid):
+        fields = Path(f"/proc/{one}/task/{one}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     """Resident memory of the server: the process and its workers."""
     total = 0

@@ -85,6 +85,7 @@ from bench._servers import (  # noqa: E402
     cpu_seconds,
     free_port,
     gateway_params,
+    loop_cpu_seconds,
     make_users,
     prepare_here,
     raise_fd_limit,
@@ -381,9 +382,12 @@ async def sdk_cpu(upstream_url: str, params: dict, n: int, at_once: bool, emulat
     return used
 
 
-async def chat_cpu(target: Target, n: int, at_once: bool, emulator: int, timeout: float) -> tuple[float, float, int]:
-    """CPU seconds the server and the emulator use to answer `n` questions on sockets opened beforehand
-    (each the first of a new conversation), one after another or all at once, and how many were answered."""
+async def chat_cpu(
+    target: Target, n: int, at_once: bool, emulator: int, timeout: float
+) -> tuple[float, float, float, int]:
+    """CPU seconds the server, its event loop and the emulator use to answer `n` questions on sockets
+    opened beforehand (each the first of a new conversation), one after another or all at once, and
+    how many were answered."""
     import websockets
 
     assert target.pid is not None
@@ -404,14 +408,18 @@ async def chat_cpu(target: Target, n: int, at_once: bool, emulator: int, timeout
             if frame["type"] == "error":
                 return False
 
-    server, emulator_before = cpu_seconds(target.pid), cpu_seconds(emulator)
+    server, loop, emulator_before = cpu_seconds(target.pid), loop_cpu_seconds(target.pid), cpu_seconds(emulator)
     if at_once:
         answered = sum(await asyncio.gather(*(ask(ws) for ws in sockets)))
     else:
         answered = 0
         for ws in sockets:
             answered += await ask(ws)
-    used = cpu_seconds(target.pid) - server, cpu_seconds(emulator) - emulator_before
+    used = (
+        cpu_seconds(target.pid) - server,
+        loop_cpu_seconds(target.pid) - loop,
+        cpu_seconds(emulator) - emulator_before,
+    )
     await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
     return *used, answered
 
@@ -429,14 +437,15 @@ def cpu_per_question(
         for target in targets:
             asyncio.run(chat_cpu(target, 3, False, emulator, timeout))  # warm: first connection, caches
             client, sdk_emulator = asyncio.run(sdk_cpu(upstream_url, target.params, n, at_once, emulator))
-            server, chat_emulator, answered = asyncio.run(chat_cpu(target, n, at_once, emulator, timeout))
+            server, loop, chat_emulator, answered = asyncio.run(chat_cpu(target, n, at_once, emulator, timeout))
             per_question = server * 1000 / max(answered, 1)
             per_stream = client * 1000 / n
             figures[target.name].cpu_ms[mode] = per_question
             figures[target.name].sdk_cpu_ms[mode] = per_stream
             print(
                 f"  {target.name}, {mode}: server {per_question:.1f} ms per answered question "
-                f"({answered}/{n} answered), bare SDK {per_stream:.1f} ms per stream: "
+                f"({answered}/{n} answered; event loop {loop * 1000 / max(answered, 1):.1f}, worker threads "
+                f"{(server - loop) * 1000 / max(answered, 1):.1f}), bare SDK {per_stream:.1f} ms per stream: "
                 f"{per_question / per_stream:.2f}x; emulator {chat_emulator * 1000 / n:.1f} vs "
                 f"{sdk_emulator * 1000 / n:.1f} ms"
             )
