@@ -13,7 +13,7 @@ import logging
 import uuid
 from typing import Any
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,14 @@ HANDOFFS_GROUP = "chat.handoffs"
 QUEUE_CHANGED = "chat.queue_changed"
 
 
+# Events every handler ignores when this process published them (its own sockets had them from the run
+# itself): they matter only to sockets held by other processes. A process-local layer (one server
+# process, no Redis) has none, so they are not sent: the copy would wake each watching socket to be
+# dropped, and each group_send of the in-memory layer walks every channel and group of the process
+# (~0.6 ms per event with 1,000 sockets open; bench/ws_bench.py).
+OTHER_PROCESSES_ONLY = frozenset({ANSWER_STARTED, ANSWER_STOP})
+
+
 def conversation_group(conversation_id: object) -> str:
     """The channel-layer group of everyone watching one conversation."""
     return f"chat.conversation.{conversation_id}"
@@ -56,7 +64,7 @@ async def publish(conversation_id: object, event_type: str, **fields: Any) -> No
     """Send a control event to the conversation's group. Never raises: what it announces is stored,
     and a socket that misses it finds the stored state on its next read or reconnect."""
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or (event_type in OTHER_PROCESSES_ONLY and isinstance(layer, InMemoryChannelLayer)):
         return
     try:
         await layer.group_send(
