@@ -25,6 +25,7 @@ from apps.chat import events, services, tool_turns
 from apps.chat.loop import aclose_quietly, background, db, dumps, keep_running, ms_since
 from apps.chat.models import Message
 from apps.chat.payloads import cited_sources, message_payload
+from apps.chat.relay import TextRelay
 from apps.chat.replies import GENERATION_FAILED, done_frame
 from apps.chat.streaming import DeltaCoalescer, questions_first
 from apps.chat.watchers import Watcher, run_release
@@ -60,6 +61,11 @@ class AnswerRun:
     finishing: bool = False  # the gateway finished: a late `stop` no longer changes the outcome
     seen: list[str] = field(default_factory=list)  # text of the answer since the last reset (stored on stop)
     sent: list[str] = field(default_factory=list)  # the part of `seen` already sent (caught up to new watchers)
+    sent_chars: int = 0  # len("".join(sent)): where the next piece starts, for sockets of other processes
+    generation: int = 0  # resets sent so far
+    # Forwards the text to sockets of other processes while one asks for it (apps/chat/relay.py);
+    # None until one does, so the common case pays one attribute check per flush.
+    relay: TextRelay | None = None
     # Every tool frame sent, caught up to new watchers; a reset keeps them (its progress lines and cards
     # stay on the page: only the text restarts).
     tool_frames: list[dict[str, Any]] = field(default_factory=list)
@@ -143,6 +149,17 @@ class AnswerRun:
         await self._coalescer.run_exclusive(catch_up)
         return self.reply.pk if attached else None
 
+    def text_wanted(self, *, fresh: bool) -> None:
+        """A socket of another process asked for this answer's text (apps/chat/relay.py)."""
+        if self.released:  # stored: that socket reads the result
+            return
+        if self.relay is None:
+            reply_id = self.reply.pk
+            self.relay = TextRelay(
+                lambda **fields: self._publish_in_order(events.ANSWER_TEXT, message_id=reply_id, **fields)
+            )
+        self.relay.want(fresh=fresh, generation=self.generation, text="".join(self.sent))
+
     def stop(self) -> None:
         if self.finishing or self.task is None or self.task.done():
             return  # stopping when the answer has just finished is a no-op
@@ -180,8 +197,21 @@ class AnswerRun:
         await self._send(frame)
 
     async def _send_delta(self, text: str) -> None:
+        start = self.sent_chars
         self.sent.append(text)
+        self.sent_chars += len(text)
+        if self.relay is not None:
+            self.relay.add(generation=self.generation, start=start, text=text)
         await self._send_to(self.watchers, dumps({"type": "delta", "text": text}))
+
+    async def _send_reset(self, reason: str) -> None:
+        """The watchers drop the text so far (here and, when forwarding, in other processes)."""
+        self.sent.clear()
+        self.sent_chars = 0
+        self.generation += 1
+        if self.relay is not None:
+            self.relay.reset(generation=self.generation, reason=reason)
+        await self._send({"type": "reset", "reason": reason})
 
     # -- generation --
 
@@ -210,13 +240,7 @@ class AnswerRun:
                     elif isinstance(event, Reset):
                         coalescer.discard()
                         self.seen.clear()
-                        reset = {"type": "reset", "reason": event.reason}
-
-                        async def send_reset(frame: dict[str, Any] = reset) -> None:
-                            self.sent.clear()
-                            await self._send(frame)
-
-                        await coalescer.run_exclusive(send_reset)
+                        await coalescer.run_exclusive(lambda reason=event.reason: self._send_reset(reason))
                     elif isinstance(event, Retrying):  # the customer sees a "retrying" state, not an error
                         retrying = {
                             "type": "retrying",
@@ -269,6 +293,8 @@ class AnswerRun:
             await self._end({**error, "message_id": reply.pk, "client_id": self.client_id})
         finally:
             run_release(self)  # cancelled by a shutdown: the conversation is free anyway
+            if self.relay is not None:
+                self.relay.flush()  # its last text before `reply_finished`
             await asyncio.wait([self._publish_in_order(events.REPLY_FINISHED, message_id=reply.pk)])
 
     async def _finish(self, outcome: ChatOutcome, *, started: float, ttft_ms: int | None) -> None:
@@ -279,8 +305,7 @@ class AnswerRun:
             if outcome.text.startswith(seen):
                 await self._send_delta(outcome.text[len(seen) :])
             else:
-                self.sent.clear()
-                await self._send({"type": "reset", "reason": "final_text"})
+                await self._send_reset("final_text")
                 if outcome.text:
                     await self._send_delta(outcome.text)
         latency_ms = ms_since(started)

@@ -3,8 +3,8 @@
 A question is stored (`question_store`), the socket acknowledges it, and `answer_start` runs its answer
 as an `AnswerRun` (apps/chat/answer_run.py) sent to every socket watching the conversation in this
 process (apps/chat/watchers.py). Sockets of other processes learn of the answer's start and end
-through control events (apps/chat/events.py) and read the stored result; a stop reaches whichever
-process writes the answer.
+through control events (apps/chat/events.py), get its text while they ask for it (apps/chat/relay.py)
+and end with the stored result; a stop reaches whichever process writes the answer.
 
 The public entry points of the answer's life are re-exported here, so sockets import one module.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from apps.chat import events, services, tool_turns
+from apps.chat import events, relay, services, tool_turns
 from apps.chat.answer_run import AnswerRun
 from apps.chat.loop import aclose_quietly, db, dumps, keep_running, running_answers_drain
 from apps.chat.models import Conversation
@@ -185,6 +185,7 @@ def answer_start(
     reply = stored.submission.reply
     if stored.submission.duplicate or reply is None:
         raise RuntimeError("Only a new question starts an answer.")
+    relay.relay_listen(_text_wanted)  # once per process: sockets elsewhere may ask for this answer's text
     hub = hub_for(reply.conversation_id)
     run = AnswerRun(stored=stored, user=user, client_id=client_id, watchers=set(hub.watchers) | {origin})
     hub.run = run
@@ -214,6 +215,13 @@ async def answer_stop(conversation_id: object) -> None:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+def _text_wanted(event: dict[str, Any]) -> None:
+    """A socket of another process asks for an answer's text: forward it if this process writes it."""
+    run = running_answer(event.get("conversation_id"))
+    if run is not None and run.reply.pk == event.get("message_id"):
+        run.text_wanted(fresh=bool(event.get("fresh")))
 
 
 def _submit_and_prepare(

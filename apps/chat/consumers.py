@@ -8,6 +8,7 @@ layer (apps/chat/events.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -17,7 +18,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from apps.accounts.selectors import session_logs_in
-from apps.chat import answering, events, frames, payloads, replies, selectors, services, tool_turns
+from apps.chat import answering, events, frames, payloads, relay, replies, selectors, services, tool_turns
 from apps.chat.answering import db, dumps
 from apps.chat.models import Conversation, Message
 from apps.core.exceptions import ApplicationError, RateLimited
@@ -49,6 +50,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._counted = False
         self._watching = False
         self._awaiting: set[int] = set()  # replies written by another process whose result this client waits for
+        # What this socket showed of each of those (their text arrives while it asks: apps/chat/relay.py).
+        self._remote: dict[int, relay.RemoteText] = {}
+        self._wanting: asyncio.Task[None] | None = None  # repeats the requests for their text
         # What the next question's request is drafted from; None while an answer may be changing it.
         self._context: services.ChatContext | None = None
         self._client_ids: set[str] = set()  # questions stored in this conversation that this socket knows of
@@ -125,6 +129,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             WEBSOCKET_CONNECTIONS.dec()
             self._counted = False
         self._connected = False
+        if self._wanting is not None:
+            self._wanting.cancel()
         if self._watching and self.conversation is not None:
             answering.conversation_unwatch(self.conversation.id, self)
             self._watching = False
@@ -345,6 +351,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """
         self._awaiting.add(reply_id)
         await self._send_stored_if_finished(reply_id)
+        if reply_id in self._awaiting and reply_id not in self._remote:  # still being written: its text so far
+            remote = self._remote[reply_id] = relay.RemoteText()
+            remote.asked()
+            await relay.text_want(self.conversation.id, reply_id, fresh=True)
+            if self._wanting is None or self._wanting.done():
+                self._wanting = asyncio.create_task(self._keep_wanting())
+
+    async def _keep_wanting(self) -> None:
+        """Repeat the requests for the awaited replies' text until they are stored (or the socket closes)."""
+        while self._connected and self._awaiting:
+            await asyncio.sleep(relay.WANT_REFRESH_SECONDS)
+            for reply_id in list(self._awaiting):
+                await relay.text_want(self.conversation.id, reply_id, fresh=False)
+
+    async def chat_answer_text(self, event: dict[str, Any]) -> None:
+        """Channel-layer handler for events.ANSWER_TEXT: text of an awaited answer another process writes."""
+        reply_id = event.get("message_id")
+        remote = self._remote.get(reply_id) if reply_id in self._awaiting else None
+        if remote is None or events.is_local(event):
+            return
+        shown, ask = remote.apply(event)
+        for frame in shown:
+            await self._emit(frame)
+        if ask:
+            await relay.text_want(self.conversation.id, reply_id, fresh=True)
 
     async def chat_reply_finished(self, event: dict[str, Any]) -> None:
         """Channel-layer handler for events.REPLY_FINISHED."""
@@ -356,9 +387,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if stored is None or reply_id not in self._awaiting:
             return
         self._awaiting.discard(reply_id)
+        remote = self._remote.pop(reply_id, None) or relay.RemoteText()
         if not self._awaiting and answering.running_answer(self.conversation.id) is None:
             await self._reload_context()  # that answer changed the history
-        for frame in replies.stored_reply_frames(*stored):
+        for frame in remote.final_frames(stored[0].text, replies.stored_reply_frames(*stored)):
             await self._emit(frame)
 
     # -- sending ----------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """What the chat publishes about a conversation: group names and event types (docs/protocol.md).
 
 Every socket watching a conversation (the customer's tabs, an agent) joins `conversation_group(id)`.
-Tokens of an answer never cross the channel layer: sockets in the process that runs the answer get
-them straight from it (apps/chat/answer_run.py). The layer carries control events only — an answer
-started or finished, a stop request, a change of who owns the conversation — so that sockets held
-by another server process stay correct.
+Sockets in the process that runs an answer get its tokens straight from it (apps/chat/answer_run.py).
+The layer carries control events — an answer started or finished, a stop request, a change of who
+owns the conversation — so that sockets held by another server process stay correct, and an answer's
+text, coalesced, only while a socket of another process asks for it (apps/chat/relay.py).
 """
 
 from __future__ import annotations
@@ -30,6 +30,13 @@ ANSWER_STOP = "chat.answer_stop"  # {"origin"}: stop the answer running in which
 TOOL_FRAME = "chat.tool_frame"
 # A confirmation card was decided: {"frame": <action_decided>, "sender": <the deciding socket's channel>}.
 ACTION_DECIDED = "chat.action_decided"
+# The text of an answer, for sockets of other processes that asked for it (apps/chat/relay.py):
+# {"message_id", "generation", "start", "text", "reason" (a reset's), "origin"}.
+ANSWER_TEXT = "chat.answer_text"
+# One channel per server process joins RELAY_GROUP; a socket asks the process writing an answer for
+# its text there: {"type": TEXT_WANTED, "conversation_id", "message_id", "fresh", "origin"}.
+RELAY_GROUP = "chat.relay"
+TEXT_WANTED = "chat.text_wanted"
 SESSION_ENDED = "chat.session_ended"  # the login session logged out
 # Who answers the conversation changed: {"state": <conversation state payload>}.
 CONVERSATION_CHANGED = "chat.conversation_changed"

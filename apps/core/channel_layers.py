@@ -3,8 +3,9 @@
 With the stock layer, each consumer's background `receive` from Redis raises when Redis goes away,
 and Channels then tears the whole websocket down. Here `receive` waits and reconnects with capped
 backoff, and the fire-and-forget operations (send, group add/discard/send) log and carry on: the
-layer only carries control events (tokens never cross it), and their state is recoverable from the
-database — a resumed conversation reads its stored answer.
+layer carries control events, and an answer's text only while another process's socket watches it
+(apps/chat/relay.py: a lost piece is asked for again, and the stored answer ends every watch); their
+state is recoverable from the database — a resumed conversation reads its stored answer.
 
 Its connection pool waits for a free connection instead of failing: redis-py's asyncio pool raises
 `MaxConnectionsError` past 100 connections in use, and a burst of sockets opening at once (each

@@ -2,20 +2,22 @@
 
 It follows the queue (events.HANDOFFS_GROUP) and, at most one at a time, the conversation the agent has
 open — its group for messages and changes of owner, and the answer being written as one of the
-answer's watchers (apps/chat/answering.py), so the agent sees the tokens as the customer does. While
+answer's watchers (apps/chat/answering.py), so the agent sees the tokens as the customer does — an
+answer another server process writes too, its text forwarded while the agent watches (apps/chat/relay.py). While
 open it counts the agent as online (apps/staffing). It never writes chat's data: actions go through
 the inbox's HTTP endpoints.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from apps.chat import answering, events
+from apps.chat import answering, events, relay
 from apps.chat.answering import db, dumps
 from apps.core.exceptions import ApplicationError
 from apps.inbox import selectors
@@ -39,6 +41,9 @@ class InboxConsumer(AsyncWebsocketConsumer):
         self.watched: str | None = None  # the conversation the agent has open
         self._connected = False
         self._joined = False
+        # Answers another process writes in the watched conversation, and what the agent saw of them.
+        self._remote: dict[int, relay.RemoteText] = {}
+        self._wanting: asyncio.Task[None] | None = None  # repeats the requests for their text
 
     async def connect(self) -> None:
         await self.accept()
@@ -56,6 +61,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self._connected = False
+        if self._wanting is not None:
+            self._wanting.cancel()
         await self._unwatch()
         if self._joined:
             await self.channel_layer.group_discard(events.HANDOFFS_GROUP, self.channel_name)
@@ -104,6 +111,7 @@ class InboxConsumer(AsyncWebsocketConsumer):
         if self.watched is None:
             return
         answering.conversation_unwatch(self.watched, self)
+        self._remote.clear()
         await self.channel_layer.group_discard(events.conversation_group(self.watched), self.channel_name)
         self.watched = None
 
@@ -141,13 +149,38 @@ class InboxConsumer(AsyncWebsocketConsumer):
             await self._emit({**event.get("frame", {}), "conversation_id": self.watched})
 
     async def chat_answer_started(self, event: dict[str, Any]) -> None:
-        if not events.is_local(event):  # another process writes it: the agent sees it when it is stored
-            await self._emit(
-                {"type": "answer_started", "reply_id": event.get("message_id"), "question": event.get("question")}
-            )
+        reply_id = event.get("message_id")
+        if events.is_local(event) or not isinstance(reply_id, int):  # this process's watchers had it from the run
+            return
+        await self._emit({"type": "answer_started", "reply_id": reply_id, "question": event.get("question")})
+        # Another process writes it: its text, forwarded while the agent watches, then `reply_stored`.
+        remote = self._remote[reply_id] = relay.RemoteText()
+        remote.asked()
+        await relay.text_want(self.watched, reply_id, fresh=True)
+        if self._wanting is None or self._wanting.done():
+            self._wanting = asyncio.create_task(self._keep_wanting())
+
+    async def _keep_wanting(self) -> None:
+        while self._connected and self._remote:
+            await asyncio.sleep(relay.WANT_REFRESH_SECONDS)
+            for reply_id in list(self._remote):
+                await relay.text_want(self.watched, reply_id, fresh=False)
+
+    async def chat_answer_text(self, event: dict[str, Any]) -> None:
+        """Text of an answer another process writes in the watched conversation (apps/chat/relay.py)."""
+        remote = self._remote.get(event.get("message_id"))
+        if remote is None or events.is_local(event):
+            return
+        shown, ask = remote.apply(event)
+        for frame in shown:
+            await self._emit(frame)
+        if ask:
+            await relay.text_want(self.watched, event["message_id"], fresh=True)
 
     async def chat_reply_finished(self, event: dict[str, Any]) -> None:
         if not events.is_local(event):
+            # The pane reloads the transcript: the stored text replaces what was forwarded.
+            self._remote.pop(event.get("message_id"), None)
             await self._emit(
                 {"type": "reply_stored", "conversation_id": self.watched, "reply_id": event.get("message_id")}
             )
