@@ -7,6 +7,7 @@ from typing import Any
 
 from apps.chat import selectors, services
 from apps.chat.models import Message
+from apps.chat.payloads import message_payload
 
 GENERATION_FAILED = {
     "type": "error",
@@ -26,6 +27,19 @@ def stored_reply(reply_id: int) -> tuple[Message, int | None] | None:
         return None
     ticket_id = selectors.conversation_ticket_id(reply.conversation_id) if reply.status == "degraded" else None
     return reply, ticket_id
+
+
+def streaming_replies(conversation_id: object) -> list[tuple[int, dict[str, Any] | None]]:
+    """The conversation's answers being written now (by any process), each with its question's
+    payload; a row left by a process that died (stale) is not one."""
+    rows = Message.objects.select_related("reply_to").filter(
+        conversation_id=conversation_id, role=Message.Role.ASSISTANT, status=Message.Status.STREAMING
+    )
+    return [
+        (row.pk, message_payload(row.reply_to) if row.reply_to else None)
+        for row in rows
+        if not selectors.message_streaming_is_stale(row)
+    ]
 
 
 def stored_reply_frames(reply: Message, ticket_id: int | None) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from apps.chat import answering, events, relay
+from apps.chat import answering, events, relay, replies
 from apps.chat.answering import db, dumps
 from apps.core.exceptions import ApplicationError
 from apps.inbox import selectors
@@ -105,7 +105,10 @@ class InboxConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(events.conversation_group(checked), self.channel_name)
         await self._emit({"type": "watching", "conversation": checked})
         # An answer being written here now reaches the agent: `answer_started`, the text so far, live tokens.
-        await answering.conversation_watch(checked, self, known_reply_ids=set())
+        if await answering.conversation_watch(checked, self, known_reply_ids=set()) is None:
+            # One written by another process: read after joining the group, so its end is not missed.
+            for reply_id, question in await db(replies.streaming_replies)(checked):
+                await self._follow_remote(reply_id, question)
 
     async def _unwatch(self) -> None:
         if self.watched is None:
@@ -150,10 +153,15 @@ class InboxConsumer(AsyncWebsocketConsumer):
 
     async def chat_answer_started(self, event: dict[str, Any]) -> None:
         reply_id = event.get("message_id")
-        if events.is_local(event) or not isinstance(reply_id, int):  # this process's watchers had it from the run
+        if not events.is_local(event) and isinstance(reply_id, int):  # local: the run itself sent it
+            await self._follow_remote(reply_id, event.get("question"))
+
+    async def _follow_remote(self, reply_id: int, question: dict[str, Any] | None) -> None:
+        """An answer another process writes: `answer_started`, its text while the agent watches
+        (apps/chat/relay.py), then `reply_stored`."""
+        if reply_id in self._remote or self.watched is None:
             return
-        await self._emit({"type": "answer_started", "reply_id": reply_id, "question": event.get("question")})
-        # Another process writes it: its text, forwarded while the agent watches, then `reply_stored`.
+        await self._emit({"type": "answer_started", "reply_id": reply_id, "question": question})
         remote = self._remote[reply_id] = relay.RemoteText()
         remote.asked()
         await relay.text_want(self.watched, reply_id, fresh=True)

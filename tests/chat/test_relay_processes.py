@@ -73,9 +73,16 @@ def test_a_tab_a_reloaded_page_and_an_agent_on_the_other_process_see_the_answer_
                 await asking.send(json.dumps({"type": "message", "text": QUESTION}))
                 seen["asked"] = await until(asking, "delta")
                 seen["asked"] += [await receive(asking)]  # a second piece: the answer is well under way
-                async with open_socket(port_b, customer_cookie, conversation_id) as reloaded:
+                async with (
+                    open_socket(port_b, customer_cookie, conversation_id) as reloaded,
+                    open_inbox(port_b, agent_cookie) as late_inbox,  # an agent opening it mid-answer
+                ):
                     seen["reloaded_hello"] = await receive(reloaded)
-                    seen["reloaded"] = await until(reloaded, "done")
+                    await receive(late_inbox)
+                    await late_inbox.send(json.dumps({"type": "watch", "conversation": conversation_id}))
+                    seen["reloaded"], seen["late_inbox"] = await asyncio.gather(
+                        until(reloaded, "done"), until(late_inbox, "reply_stored")
+                    )
                 seen["tab"] = await until(tab, "done")
                 seen["inbox"] = await until(inbox, "reply_stored")
                 seen["asked"] += await until(asking, "done")
@@ -108,6 +115,14 @@ def test_a_tab_a_reloaded_page_and_an_agent_on_the_other_process_see_the_answer_
     started = inbox.index(next(f for f in inbox if f["type"] == "answer_started"))
     assert len(deltas_before_terminal(inbox[started:])) > 2
     assert shown_text(inbox[started:]).strip() and reply.text.startswith(shown_text(inbox[started:]))
+    assert inbox[-1] == {"type": "reply_stored", "conversation_id": seen["conversation"], "reply_id": reply.pk}
+
+    late = [f for f in seen["late_inbox"] if f["type"] not in ("watching", "queue_changed")]
+    assert late[0]["type"] == "answer_started" and late[0]["reply_id"] == reply.pk
+    assert late[0]["question"]["text"] == QUESTION
+    assert late[1]["type"] == "delta" and late[1]["text"]  # the text so far ...
+    assert len(deltas_before_terminal(late)) > 1  # ... then more as it is written
+    assert reply.text.startswith(shown_text(late))
 
 
 def test_a_reset_mid_answer_reaches_the_other_process(two_servers, people, llm_upstream):
