@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -17,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.selectors import account_context_for_user
+from apps.chat import tool_turns
 from apps.chat.models import Conversation, Message
 from apps.chat.payloads import agent_name
 from apps.core.exceptions import Forbidden, NotFound
@@ -236,12 +238,47 @@ class TimelineEntry:
     text: str
     status: str
     created_at: dt.datetime
+    actions: tuple[TimelineAction, ...] = field(default=())  # an answer's tool calls
+
+
+@dataclass(frozen=True)
+class TimelineAction:
+    """A tool call of an answer as agents see it: its progress line and, for an action the customer
+    confirms, its card — read-only (only the customer decides it)."""
+
+    action_id: int
+    line: str  # "Sending your invoice: done"
+    state: str  # "done" | "failed", as on the customer's page
+    summary: str  # the card's text; "" for a call that asked no confirmation
+    decision: str  # "" while the card waits for the customer
+    outcome: str  # what came of the card, once decided
+
+    @classmethod
+    def of(cls, payload: dict[str, Any]) -> TimelineAction:
+        """From `tool_turns.action_payload` (what the customer's transcript carries)."""
+        failed = payload["status"] in ("failed", "rejected")
+        line = str(payload["progress"]).rstrip("\u2026") + (": failed, nothing changed" if failed else ": done")
+        return cls(
+            action_id=payload["action_id"],
+            line=line,
+            state="failed" if failed else "done",
+            summary=payload["summary"],
+            decision=payload["decision"],
+            outcome=payload["message"],
+        )
 
 
 def conversation_timeline(conversation: Conversation) -> list[TimelineEntry]:
-    """The transcript with the internal notes in between, in time order. An answer still being
-    written is left out: agents watching get it live, and stored when it ends."""
+    """The transcript with the internal notes in between, in time order, each answer with its tool
+    calls. An answer still being written is left out: agents watching get it live, and stored when
+    it ends."""
     customer = customer_name(conversation.user)
+    messages = [
+        message
+        for message in conversation.messages.select_related("author").order_by("created_at", "id")
+        if message.status != Message.Status.STREAMING
+    ]
+    tool_turns.actions_attach(user=conversation.user, conversation=conversation, messages=messages)
     entries = [
         TimelineEntry(
             kind="message",
@@ -253,9 +290,9 @@ def conversation_timeline(conversation: Conversation) -> list[TimelineEntry]:
             text=message.text,
             status=message.status,
             created_at=message.created_at,
+            actions=tuple(TimelineAction.of(payload) for payload in message.shown_actions),
         )
-        for message in conversation.messages.select_related("author").order_by("created_at", "id")
-        if message.status != Message.Status.STREAMING
+        for message in messages
     ]
     entries += [
         TimelineEntry(

@@ -41,18 +41,65 @@
         pane.innerHTML = html;
         if (pane.querySelector("#reply-text")) pane.querySelector("#reply-text").value = keep[0];
         if (pane.querySelector("#note-text")) pane.querySelector("#note-text").value = keep[1];
+        drawLive();  // the answer being written survives the refresh (its text is not in the fragment yet)
         scrollDown();
       })
       .catch(function () {});
   }
   function scrollDown() { var t = pane.querySelector("#timeline"); if (t) t.lastElementChild && t.lastElementChild.scrollIntoView({ block: "end" }); }
   function live() { return pane.querySelector("#live-answer"); }
-  function liveText(text, replace) {
+  // The answer being written in the watched conversation, kept here and drawn into #live-answer, so a
+  // refresh of the pane (another frame, an action) does not lose it: its text, its progress lines and
+  // its cards — read-only: only the customer decides a card.
+  var answer = null;
+  function answerStart() { answer = { text: "", steps: [], cards: [] }; }
+  function drawLive() {
     var el = live(); if (!el) return;
-    el.hidden = false;
-    var p = el.querySelector(".msg-text");
-    p.textContent = replace ? text : p.textContent + text;
+    el.hidden = !answer;
+    if (!answer) return;
+    el.querySelector(".msg-text").textContent = answer.text;
+    var steps = el.querySelector(".tool-steps"), cards = el.querySelector(".live-cards");
+    steps.textContent = ""; cards.textContent = "";
+    answer.steps.forEach(function (s) {
+      var li = document.createElement("li");
+      li.className = "tool-step"; li.dataset.state = s.state; li.dataset.callId = s.callId;
+      li.textContent = s.state === "running" ? s.progress : s.progress.replace(/\u2026$/, "") +
+        (s.state === "failed" ? ": failed, nothing changed" : ": done");
+      steps.appendChild(li);
+    });
+    answer.cards.forEach(function (c) {
+      var card = document.createElement("div");
+      card.className = "confirm-card"; card.dataset.actionId = c.actionId; card.dataset.decision = c.decision;
+      card.setAttribute("role", "group"); card.setAttribute("aria-label", "Confirmation asked of the customer");
+      var summary = document.createElement("p"); summary.className = "confirm-summary"; summary.textContent = c.summary;
+      var outcome = document.createElement("p"); outcome.className = "confirm-outcome";
+      outcome.textContent = c.decision ? c.message : "Waiting for the customer to confirm or cancel.";
+      card.appendChild(summary); card.appendChild(outcome); cards.appendChild(card);
+    });
     scrollDown();
+  }
+  function liveText(text, replace) {
+    if (!answer) answerStart();
+    answer.text = replace ? text : answer.text + text;
+    drawLive();
+  }
+  function onTool(frame) {
+    if (!answer) answerStart();
+    if (frame.type === "tool_started") {
+      if (!answer.steps.some(function (s) { return s.callId === frame.call_id; }))
+        answer.steps.push({ callId: frame.call_id, progress: frame.progress || ("Running " + frame.tool + "\u2026"), state: "running" });
+    } else if (frame.type === "tool_finished") {
+      answer.steps.forEach(function (s) { if (s.callId === frame.call_id) s.state = frame.is_error ? "failed" : "done"; });
+    } else if (!answer.cards.some(function (c) { return c.actionId === frame.action_id; })) {
+      answer.cards.push({ actionId: frame.action_id, summary: frame.summary, decision: "", message: "" });
+    }
+    drawLive();
+  }
+  function onDecided(frame) {
+    if (answer) answer.cards.forEach(function (c) {
+      if (c.actionId === frame.action_id) { c.decision = frame.decision; c.message = frame.message; }
+    });
+    refreshPane();
   }
 
   function onFrame(frame) {
@@ -63,13 +110,16 @@
         if (frame.conversation_id === watched) refreshPane();
         break;
       case "note_added": if (frame.conversation_id === watched) refreshPane(); break;
-      case "conversation_state": case "message_added": case "reply_stored": case "action_decided": refreshPane(); break;
-      case "answer_started": refreshPane().then(function () { liveText("", true); }); break;
+      case "conversation_state": case "message_added": refreshPane(); break;
+      case "action_decided": onDecided(frame); break;
+      case "reply_stored": answer = null; refreshPane(); break;
+      case "answer_started": answerStart(); drawLive(); refreshPane(); break;
       case "delta": liveText(frame.text, false); break;
       case "reset": liveText("", true); break;
+      case "tool_started": case "tool_finished": case "confirmation_requested": onTool(frame); break;
       case "done": case "error":
         if (frame.code === "not_an_agent") { setConn("closed", "Not an agent"); return; }
-        if (frame.type === "done" || frame.message_id) refreshPane();
+        if (frame.type === "done" || frame.message_id) { answer = null; refreshPane(); }
         break;
     }
   }
