@@ -359,11 +359,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 self._wanting = asyncio.create_task(self._keep_wanting())
 
     async def _keep_wanting(self) -> None:
-        """Repeat the requests for the awaited replies' text until they are stored (or the socket closes)."""
+        """Repeat the requests for the awaited replies' text until they are stored (or the socket closes).
+        Now and then read them too: a reply whose process died never announces its end, and is marked
+        failed once stale — this socket then gets its terminal frame without a reconnect."""
+        rounds = 0
         while self._connected and self._awaiting:
             await asyncio.sleep(relay.WANT_REFRESH_SECONDS)
+            rounds += 1
             for reply_id in list(self._awaiting):
-                await relay.text_want(self.conversation.id, reply_id, fresh=False)
+                if rounds % relay.STORED_CHECK_ROUNDS == 0:
+                    await self._send_stored_if_finished(reply_id)
+                if reply_id in self._awaiting:
+                    await relay.text_want(self.conversation.id, reply_id, fresh=False)
 
     async def chat_answer_text(self, event: dict[str, Any]) -> None:
         """Channel-layer handler for events.ANSWER_TEXT: text of an awaited answer another process writes."""

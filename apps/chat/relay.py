@@ -45,6 +45,9 @@ RELAY_MAX_CHARS = 2000
 # without one (a watcher that went away stops the forwarding by saying nothing).
 WANT_REFRESH_SECONDS = 2.0
 WANT_TTL_SECONDS = 6.0
+# Every this many refreshes (~30 s) a remote watcher reads the reply: one whose process died is marked
+# failed once stale (docs/protocol.md), and ends the watch with its terminal frame.
+STORED_CHECK_ROUNDS = 15
 # A remote watcher that finds a gap asks for the text so far again at most this often.
 ASK_AGAIN_SECONDS = 1.0
 # channels_redis forgets a group member after a day (group_expiry): the process channel joins again.

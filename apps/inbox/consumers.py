@@ -169,10 +169,18 @@ class InboxConsumer(AsyncWebsocketConsumer):
             self._wanting = asyncio.create_task(self._keep_wanting())
 
     async def _keep_wanting(self) -> None:
+        """Repeat the requests for the followed answers' text; now and then read them, so that one whose
+        process died (marked failed once stale) ends with `reply_stored` too."""
+        rounds = 0
         while self._connected and self._remote:
             await asyncio.sleep(relay.WANT_REFRESH_SECONDS)
+            rounds += 1
             for reply_id in list(self._remote):
-                await relay.text_want(self.watched, reply_id, fresh=False)
+                if rounds % relay.STORED_CHECK_ROUNDS == 0 and await db(replies.stored_reply)(reply_id) is not None:
+                    if self._remote.pop(reply_id, None) is not None:  # not ended meanwhile
+                        await self._reply_stored(reply_id)
+                elif reply_id in self._remote:
+                    await relay.text_want(self.watched, reply_id, fresh=False)
 
     async def chat_answer_text(self, event: dict[str, Any]) -> None:
         """Text of an answer another process writes in the watched conversation (apps/chat/relay.py)."""
@@ -189,9 +197,10 @@ class InboxConsumer(AsyncWebsocketConsumer):
         if not events.is_local(event):
             # The pane reloads the transcript: the stored text replaces what was forwarded.
             self._remote.pop(event.get("message_id"), None)
-            await self._emit(
-                {"type": "reply_stored", "conversation_id": self.watched, "reply_id": event.get("message_id")}
-            )
+            await self._reply_stored(event.get("message_id"))
+
+    async def _reply_stored(self, reply_id: object) -> None:
+        await self._emit({"type": "reply_stored", "conversation_id": self.watched, "reply_id": reply_id})
 
     async def chat_answer_stop(self, event: dict[str, Any]) -> None:
         """Only a customer stops an answer; the agent's socket has nothing to do."""

@@ -2,6 +2,7 @@
 once per character whatever overlaps (apps/chat/relay.py). Two real processes: test_relay_processes.py."""
 
 import asyncio
+import datetime as dt
 
 import pytest
 from channels.db import database_sync_to_async
@@ -188,3 +189,80 @@ async def test_an_answer_forwards_its_text_only_after_a_request_and_it_adds_up_t
     shown = [frame for event in pieces for frame in remote.apply(event)[0]]
     reply = await database_sync_to_async(Message.objects.get)(pk=ack["reply_id"])
     assert shown_text(shown) == reply.text != ""
+
+
+# -- sockets of this process following an answer another process writes ----------------------------
+
+
+@database_sync_to_async
+def streaming_elsewhere(conversation_id: str) -> Message:
+    """A question and its reply being written, as another server process stores them."""
+    question = Message.objects.create(conversation_id=conversation_id, role="user", text=QUESTION, status="complete")
+    return Message.objects.create(
+        conversation_id=conversation_id, role="assistant", status="streaming", reply_to=question
+    )
+
+
+@database_sync_to_async
+def process_died(reply: Message) -> None:
+    """Its process died long ago: the row is older than any answer can take."""
+    Message.objects.filter(pk=reply.pk).update(created_at=reply.created_at - dt.timedelta(days=1))
+
+
+async def from_elsewhere(conversation_id: str, event_type: str, **fields) -> None:
+    await get_channel_layer().group_send(
+        events.conversation_group(conversation_id), {"type": event_type, "origin": "another process", **fields}
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_tab_shows_the_forwarded_text_and_ends_even_if_the_writing_process_died(
+    chat_env, customer, monkeypatch
+):
+    monkeypatch.setattr(relay, "WANT_REFRESH_SECONDS", 0.05)
+    monkeypatch.setattr(relay, "STORED_CHECK_ROUNDS", 2)
+    socket = await ChatSocket.open(customer)
+    conversation_id = (await socket.receive())["id"]
+    reply = await streaming_elsewhere(conversation_id)
+    await from_elsewhere(conversation_id, events.ANSWER_STARTED, message_id=reply.pk, question=None)
+    assert (await socket.receive())["type"] == "answer_started"
+    await from_elsewhere(conversation_id, events.ANSWER_TEXT, message_id=reply.pk, generation=0, start=0, text="Go to")
+    await from_elsewhere(conversation_id, events.ANSWER_TEXT, message_id=reply.pk, generation=0, start=3, text="to Bil")
+    assert [await socket.receive(), await socket.receive()] == [
+        {"type": "delta", "text": "Go to"},
+        {"type": "delta", "text": " Bil"},
+    ]
+    await process_died(reply)
+    frames = await socket.until_terminal(timeout=5)
+    assert [(f["type"], f.get("code"), f.get("message_id")) for f in frames] == [
+        ("error", "generation_failed", reply.pk)
+    ]
+    assert await socket.communicator.receive_nothing(timeout=0.3)
+    await socket.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_agent_follows_an_answer_written_elsewhere_and_its_end_even_if_that_process_died(
+    chat_env, customer, monkeypatch
+):
+    from tests.inbox.conftest import InboxSocket, make_agent
+
+    monkeypatch.setattr(relay, "WANT_REFRESH_SECONDS", 0.05)
+    monkeypatch.setattr(relay, "STORED_CHECK_ROUNDS", 2)
+    agent = await database_sync_to_async(make_agent)("dana", "Dana")
+    customer_socket = await ChatSocket.open(customer)
+    conversation_id = (await customer_socket.receive())["id"]
+    await customer_socket.close()
+    reply = await streaming_elsewhere(conversation_id)
+    inbox = await InboxSocket.open(agent)
+    await inbox.receive_type("inbox")
+    await inbox.communicator.send_json_to({"type": "watch", "conversation": conversation_id})
+    await inbox.receive_type("watching")
+    started = await inbox.receive()  # read from the database: the answer started before the agent looked
+    assert (started["type"], started["reply_id"], started["question"]["text"]) == ("answer_started", reply.pk, QUESTION)
+    await from_elsewhere(conversation_id, events.ANSWER_TEXT, message_id=reply.pk, generation=0, start=0, text="Hi")
+    assert await inbox.receive() == {"type": "delta", "text": "Hi"}
+    await process_died(reply)
+    ended = await inbox.receive(timeout=5)
+    assert ended == {"type": "reply_stored", "conversation_id": conversation_id, "reply_id": reply.pk}
+    await inbox.communicator.disconnect()
