@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -56,6 +57,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # What the next question's request is drafted from; None while an answer may be changing it.
         self._context: services.ChatContext | None = None
         self._client_ids: set[str] = set()  # questions stored in this conversation that this socket knows of
+        # Ids of the newest messages of the transcript sent at connect: their live copy, published while
+        # the socket was connecting, is not sent again.
+        self._transcript_ids: frozenset[int] = frozenset()
         self._session_key: str | None = None
         self._session_checked_at = 0.0  # time.monotonic() of the last check that the session is valid
         self._session_ended = False
@@ -83,21 +87,32 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self._session_key and self.channel_layer is not None:
             await self.channel_layer.group_add(events.session_group(self._session_key), self.channel_name)
         requested = self.requested_conversation()
+        # A resumed conversation's group is joined before its transcript is read: a message stored in
+        # between (an agent's reply, a question from another tab) is then in the transcript or arrives
+        # after the `conversation` frame, never neither. Events reaching the channel meanwhile wait
+        # until connect() returns (a consumer handles one message at a time); `dispatch` drops them
+        # if the conversation is refused, `chat_message_added` those the transcript already shows.
+        early_group = _group_to_resume(requested) if self.channel_layer is not None else None
+        if early_group is not None:
+            await self.channel_layer.group_add(early_group, self.channel_name)
         try:
             conversation, messages, self._context = await _conversation_open(user, requested, self.language)
         except ApplicationError as exc:
+            if early_group is not None:
+                await self.channel_layer.group_discard(early_group, self.channel_name)
             await self._emit(exc.as_frame())
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.conversation = conversation
         self._humans_answer = conversation.humans_answer
         self._client_ids = {str(m.client_id) for m in messages if m.client_id}
+        self._transcript_ids = _newest_ids(messages)
         conversation_id_var.set(str(conversation.id))
         # Subscribed before the stored results below are read, so a finish in between is not missed. An
         # answer started here after the transcript was read reaches this socket as `answer_started`
         # (conversation_watch); one started by another process in the instant before this line is
         # seen at its end, or on the next reload.
-        if self.channel_layer is not None:
+        if self.channel_layer is not None and early_group != events.conversation_group(conversation.id):
             await self.channel_layer.group_add(events.conversation_group(conversation.id), self.channel_name)
         frame: dict[str, Any] = {
             "type": "conversation",
@@ -116,6 +131,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         local = await answering.conversation_watch(conversation.id, self, known_reply_ids=streaming)
         for reply_id in streaming - {local}:  # written by another process (or just finished here)
             await self._await_reply(reply_id)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Subscribed to a resumed conversation before it was authorised (connect): a refused socket gets
+        # none of its events.
+        if self.conversation is None and message["type"].startswith("chat."):
+            return
+        await super().dispatch(message)
 
     def requested_conversation(self) -> str | None:
         """The id of the conversation the client resumes (`?conversation=`); None starts a new one."""
@@ -331,6 +353,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         message = event.get("message") or {}
         if message.get("role") not in ("user", "agent"):  # nothing else is ever published here
             return
+        if message.get("id") in self._transcript_ids:  # published while this socket connected: shown already
+            return
         client_id = message.get("client_id")
         if client_id is not None:
             if client_id in self._client_ids:  # this socket sent it (it had the ack)
@@ -420,6 +444,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
 async def _rate_limited(user: Any) -> bool:
     return await rate_limit_hit_async(key=f"chat:user:{user.pk}", limit=settings.CHAT_RATE_LIMIT_PER_MINUTE)
+
+
+def _group_to_resume(requested: str | None) -> str | None:
+    """The group of the conversation a socket asks to resume, if the id is well formed (authorised later)."""
+    if requested is None:
+        return None
+    try:
+        return events.conversation_group(uuid.UUID(requested))
+    except ValueError:
+        return None
+
+
+# Enough for every message stored while a socket connects (a few milliseconds; see connect()).
+TRANSCRIPT_IDS_KEPT = 20
+
+
+def _newest_ids(messages: list[Message]) -> frozenset[int]:
+    return frozenset(m.pk for m in messages[-TRANSCRIPT_IDS_KEPT:])
 
 
 def _conversation_open_sync(

@@ -302,12 +302,14 @@
     },
     message_added: function (f) {         // a support agent's message, or a question sent from another tab
       var m = f.message || {};
+      if (m.id && list.querySelector('[data-message-id="' + m.id + '"]')) return;  // shown already (transcript)
       if (m.role === "agent") {
         var li = bubble("agent", m.text || "", "complete");
+        li.dataset.messageId = m.id;
         li.querySelector(".visually-hidden").textContent = (m.author || "Support") + " said: ";
         li.dataset.author = m.author || "";
       } else if (m.role === "user") {
-        bubble("user", m.text || "", "complete");
+        bubble("user", m.text || "", "complete").dataset.messageId = m.id;
       }
     },
     answer_started: function (f) {        // asked in another tab (or by the page before a reload)

@@ -133,3 +133,87 @@ async def test_a_customer_resumes_a_conversation_with_an_agents_message(chat_env
         agent.pk,
     )
     await again.close()
+
+
+async def test_an_agents_message_sent_while_the_customer_reconnects_is_not_lost(chat_env, customer, monkeypatch):
+    """The agent replies after the reconnecting socket read the transcript, before it could have joined
+    the conversation's group: the customer still sees the reply, once."""
+    from apps.chat import consumers
+
+    socket = await ChatSocket.open(customer)
+    conversation_id = (await socket.receive())["id"]
+    await socket.close()
+    agent = await make_agent()
+    await database_sync_to_async(handoffs.conversation_assign)(
+        conversation_id=conversation_id, agent=agent, assignee=agent
+    )
+    read_transcript = consumers._conversation_open_sync
+
+    def transcript_then_agent_replies(*args, **kwargs):
+        opened = read_transcript(*args, **kwargs)
+        handoffs.agent_message_send(conversation_id=conversation_id, agent=agent, text="Sent meanwhile")
+        return opened
+
+    monkeypatch.setattr(consumers, "_conversation_open_sync", transcript_then_agent_replies)
+    again = await ChatSocket.open(customer, conversation=conversation_id)
+    opened = await again.receive()
+    assert opened["type"] == "conversation" and opened["messages"] == []
+    added = await again.receive(timeout=3)
+    assert (added["type"], added["message"]["text"]) == ("message_added", "Sent meanwhile")
+    assert await again.communicator.receive_nothing(timeout=0.3)
+    await again.close()
+
+
+async def test_an_agents_message_already_in_the_transcript_is_not_sent_again(chat_env, customer, monkeypatch):
+    """The agent replies while the reconnecting socket is subscribed but before it reads the transcript:
+    the transcript has the reply, and the live copy that reached the socket meanwhile is not shown twice."""
+    from apps.chat import consumers
+
+    socket = await ChatSocket.open(customer)
+    conversation_id = (await socket.receive())["id"]
+    await socket.close()
+    agent = await make_agent()
+    await database_sync_to_async(handoffs.conversation_assign)(
+        conversation_id=conversation_id, agent=agent, assignee=agent
+    )
+    read_transcript = consumers._conversation_open_sync
+
+    def agent_replies_then_transcript(*args, **kwargs):
+        handoffs.agent_message_send(conversation_id=conversation_id, agent=agent, text="Sent meanwhile")
+        return read_transcript(*args, **kwargs)
+
+    monkeypatch.setattr(consumers, "_conversation_open_sync", agent_replies_then_transcript)
+    again = await ChatSocket.open(customer, conversation=conversation_id)
+    opened = await again.receive()
+    assert [m["text"] for m in opened["messages"]] == ["Sent meanwhile"]
+    assert await again.communicator.receive_nothing(timeout=0.3)
+    await again.close()
+
+
+async def test_a_socket_refused_a_conversation_gets_none_of_its_messages(
+    chat_env, customer, other_customer, monkeypatch
+):
+    """Joining the group before the conversation is authorised leaks nothing to someone else's socket."""
+    from apps.chat import consumers
+
+    socket = await ChatSocket.open(customer)
+    conversation_id = (await socket.receive())["id"]
+    agent = await make_agent()
+    await database_sync_to_async(handoffs.conversation_assign)(
+        conversation_id=conversation_id, agent=agent, assignee=agent
+    )
+    assert (await socket.receive())["type"] == "conversation_state"
+    read_transcript = consumers._conversation_open_sync
+
+    def agent_replies_then_refused(*args, **kwargs):
+        handoffs.agent_message_send(conversation_id=conversation_id, agent=agent, text="For alice only")
+        return read_transcript(*args, **kwargs)
+
+    monkeypatch.setattr(consumers, "_conversation_open_sync", agent_replies_then_refused)
+    intruder = await ChatSocket.open(other_customer, conversation=conversation_id)
+    refused = await intruder.receive()
+    assert (refused["type"], refused["code"]) == ("error", "conversation_not_found")
+    assert await intruder.receive_close() == consumers.CLOSE_NOT_FOUND
+    assert await intruder.communicator.receive_nothing(timeout=0.3)
+    assert (await socket.receive())["message"]["text"] == "For alice only"
+    await socket.close()
