@@ -30,21 +30,46 @@
       else link.removeAttribute("aria-current");
     }
   }
+  // One change (a claim) announces itself several times (the action's answer, conversation_state,
+  // queue_changed): one fetch at a time, one more after it if asked meanwhile, so a late answer never
+  // puts back an older pane.
+  var paneLoading = null, paneAgain = false;
+  var paneShown = null;  // the pane's HTML as last rendered, CSRF tokens left out (they differ per render)
   function refreshPane() {
     var url = pane.dataset.paneUrl;
     if (!url) return Promise.resolve();
-    return fetch(url, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" })
+    if (paneLoading) { paneAgain = true; return paneLoading; }
+    paneLoading = fetch(url, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
-      .then(function (html) {
-        var draft = pane.querySelector("#reply-text"), note = pane.querySelector("#note-text");
-        var keep = [draft ? draft.value : "", note ? note.value : ""];
-        pane.innerHTML = html;
-        if (pane.querySelector("#reply-text")) pane.querySelector("#reply-text").value = keep[0];
-        if (pane.querySelector("#note-text")) pane.querySelector("#note-text").value = keep[1];
-        drawLive();  // the answer being written survives the refresh (its text is not in the fragment yet)
-        scrollDown();
-      })
-      .catch(function () {});
+      .then(showPane)
+      .catch(function () {})
+      .then(function () {
+        paneLoading = null;
+        if (paneAgain) { paneAgain = false; return refreshPane(); }
+      });
+    return paneLoading;
+  }
+  var TYPED = ["reply-text", "note-text"];
+  // Swapping the pane replaces the boxes the agent may be typing in: an unchanged pane is left alone,
+  // and a changed one gets back what was typed, the focus and the caret (keystrokes would go nowhere).
+  function showPane(html) {
+    var comparable = html.replace(/name="csrfmiddlewaretoken" value="[^"]*"/g, "");
+    if (comparable !== paneShown) {
+      paneShown = comparable;
+      var typed = {}, active = document.activeElement;
+      var focused = active && active.id && pane.contains(active) ? active.id : "";
+      var caret = focused && typeof active.selectionStart === "number" ? [active.selectionStart, active.selectionEnd] : null;
+      TYPED.forEach(function (id) { var box = document.getElementById(id); if (box) typed[id] = box.value; });
+      pane.innerHTML = html;
+      TYPED.forEach(function (id) { var box = document.getElementById(id); if (box && id in typed) box.value = typed[id]; });
+      var again = focused && document.getElementById(focused);
+      if (again && pane.contains(again)) {
+        again.focus();
+        if (caret && typeof again.setSelectionRange === "function") again.setSelectionRange(caret[0], caret[1]);
+      }
+      scrollDown();
+    }
+    drawLive();  // the answer being written survives the refresh (its text is not in the fragment yet)
   }
   function scrollDown() { var t = pane.querySelector("#timeline"); if (t) t.lastElementChild && t.lastElementChild.scrollIntoView({ block: "end" }); }
   function live() { return pane.querySelector("#live-answer"); }
@@ -147,6 +172,7 @@
     event.preventDefault();
     var error = pane.querySelector("#action-error");
     var button = form.querySelector("button[type=submit]");
+    var box = form.querySelector("textarea"), sent = box ? box.value : "";
     if (button) button.disabled = true;
     fetch(form.action, {
       method: "POST", body: new FormData(form), credentials: "same-origin",
@@ -154,7 +180,9 @@
     }).then(function (r) { return r.json().then(function (body) { return { ok: r.ok, body: body }; }); })
       .then(function (res) {
         if (!res.ok) { error.hidden = false; error.textContent = res.body.message || "That did not work."; return; }
-        var text = form.querySelector("textarea"); if (text) text.value = "";
+        // Empty the box in the pane shown now (it may have been swapped meanwhile, carrying the sent text).
+        var now = box && (box.id ? document.getElementById(box.id) : box);
+        if (now && now.value === sent) now.value = "";
         refreshPane(); refreshQueue();
       })
       .catch(function () { error.hidden = false; error.textContent = "Could not reach the server."; })
