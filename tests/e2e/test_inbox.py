@@ -62,10 +62,14 @@ def test_an_agent_takes_over_and_hands_back(people, asgi_server, browser_page):
     stored = off_loop(lambda: Message.objects.select_related("author", "conversation__user").get(role="agent"))
     assert (stored.author.username, stored.conversation.user.username) == ("dana", "bob")
 
-    # Bob writes to Dana: the message appears in her open conversation live.
+    # Bob writes to Dana while she types: the message appears in her open conversation live, and her
+    # typing goes on in the reply box.
+    dana_page.get_by_placeholder("Reply to the customer").press_sequentially("About ")
     bob_page.get_by_label("Your message").fill("Thank you, how long will it take?")
     bob_page.keyboard.press("Enter")
     dana_page.wait_for_selector("#timeline .msg-user:has-text('how long will it take?')")
+    dana_page.keyboard.type("three days.")
+    assert dana_page.get_by_placeholder("Reply to the customer").input_value() == "About three days."
 
     dana_page.get_by_role("button", name="Hand back to the assistant").click()
     bob_page.wait_for_selector('#notice:has-text("You\'re back with the assistant.")')
