@@ -8,7 +8,7 @@
   var pane = document.getElementById("pane");
   var conn = document.getElementById("inbox-conn");
   var watched = root.dataset.conversation || null;
-  var sock = null, backoff = 500, heartbeat = null;
+  var sock = null, backoff = 500, heartbeat = null, reconnected = false;
 
   function csrf() {
     var m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
@@ -129,7 +129,14 @@
 
   function onFrame(frame) {
     switch (frame.type) {
-      case "inbox": if (watched) send({ type: "watch", conversation: watched }); break;
+      // Back after a drop: what changed while the socket was away was announced to nobody, so the queue
+      // and the pane are read again once the socket follows them (not on the first connect: the page
+      // was just rendered, and a swap under the agent's first click would swallow it).
+      case "inbox":
+        if (watched) send({ type: "watch", conversation: watched });
+        if (reconnected) refreshQueue();
+        break;
+      case "watching": if (reconnected) refreshPane(); break;
       case "queue_changed":
         refreshQueue();
         if (frame.conversation_id === watched) refreshPane();
@@ -158,6 +165,7 @@
     sock.onclose = function (e) {
       setConn("closed", "Offline — reconnecting…");
       if (e.code === 4403) { setConn("closed", "Not an agent"); return; }
+      reconnected = true;
       setTimeout(connect, backoff + Math.random() * 250);
       backoff = Math.min(backoff * 2, 10000);
       refreshQueue();

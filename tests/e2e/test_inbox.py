@@ -79,3 +79,42 @@ def test_an_agent_takes_over_and_hands_back(people, asgi_server, browser_page):
         "() => document.querySelectorAll('.msg-assistant[data-status=\"complete\"]').length === 2"
     )
     agent_context.close()
+
+
+def test_the_open_conversation_catches_up_after_the_inbox_socket_drops(people, asgi_server, browser_page):
+    """A customer's message stored while the agent's inbox socket was away (announced to nobody) shows in
+    the open conversation once the socket is back."""
+    from apps.chat.models import Conversation
+    from apps.inbox.services import conversation_claim
+
+    bob_page = browser_page
+    _, dana = people
+    log_in(bob_page, asgi_server, "/", "bob")
+    bob_page.wait_for_selector('#conn-state[data-state="open"]')
+    bob_page.get_by_label("Your message").fill("My card was charged twice")
+    bob_page.keyboard.press("Enter")
+    bob_page.wait_for_selector('.msg-assistant[data-status="complete"]')
+    conversation = off_loop(Conversation.objects.get)
+    off_loop(lambda: conversation_claim(agent=dana, conversation_id=conversation.pk))
+    bob_page.wait_for_selector("#notice:has-text('Dana from Acme joined.')")
+
+    sockets = []  # the inbox page's sockets, through Playwright (connected to the server on demand)
+    agent_context = bob_page.context.browser.new_context()
+    agent_context.set_default_timeout(15_000)
+    dana_page = agent_context.new_page()
+    dana_page.route_web_socket("**/ws/inbox/", lambda socket: sockets.append(socket))
+    log_in(dana_page, asgi_server, f"/inbox/c/{conversation.pk}/", "dana")
+    dana_page.wait_for_function("() => document.querySelector('#inbox-conn').dataset.state === 'open'")
+    sockets[0].connect_to_server()
+    dana_page.wait_for_selector("#timeline .msg-assistant")
+
+    sockets[0].close()  # the connection drops; the page reconnects, held until bob has written
+    dana_page.wait_for_function("() => document.querySelector('#inbox-conn').dataset.state === 'closed'")
+    bob_page.get_by_label("Your message").fill("Is it refunded yet?")
+    bob_page.keyboard.press("Enter")
+    bob_page.wait_for_function("() => !document.querySelector('.msg-user.is-pending')")  # stored (acknowledged)
+    dana_page.wait_for_function("() => document.querySelector('#inbox-conn').dataset.state === 'open'")
+    assert dana_page.locator("#timeline .msg-user", has_text="Is it refunded yet?").count() == 0
+    sockets[1].connect_to_server()
+    dana_page.wait_for_selector("#timeline .msg-user:has-text('Is it refunded yet?')")
+    agent_context.close()
