@@ -116,3 +116,13 @@ class RequestBuilder:
             rest = {**request, "params": {key: value for key, value in params.items() if key != "system"}}
             return len(json.dumps(rest)) + self._system_bytes + len(', "system": ') + 2
         return len(json.dumps(request)) + 2  # the separating ", "
+
+
+def batch_result_error_type(result: Any) -> str:
+    """A non-succeeded batch result's error type for the call log: the API error's own type for an
+    "errored" result (e.g. "overloaded_error"), else the result type ("expired", "canceled")."""
+    if result.type != "errored":
+        return result.type
+    error = getattr(result, "error", None)
+    inner = getattr(error, "error", None)
+    return str(getattr(inner, "type", "") or getattr(error, "type", "") or "errored")

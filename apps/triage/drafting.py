@@ -10,19 +10,17 @@ truncated or refused answer is still possible, and gets one clarifying retry lik
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 from html import escape
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from apps.llm.types import PromptParts
+from apps.triage.schema import json_model_parse
 
 DRAFTER_SLUG = "knowledge-gap-drafter"
 LANGUAGES = ("en", "de", "fr", "es", "it", "pt", "nl")  # apps.knowledge.models.Language
-_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
 DRAFTER_PROMPT = PromptParts(
     slug=DRAFTER_SLUG,
@@ -112,21 +110,7 @@ def draft_parse(text: str, *, stop_reason: str = "end_turn") -> ArticleDraft:
         raise InvalidDraft(f"cut off ({stop_reason})")
     if stop_reason == "refusal":
         raise InvalidDraft("refused")
-    candidate = text.strip()
-    fenced = _FENCE.match(candidate)
-    if fenced:
-        candidate = fenced.group(1)
-    try:
-        data = json.loads(candidate)
-    except json.JSONDecodeError as exc:
-        raise InvalidDraft(f"not JSON: {exc.msg}") from exc
-    if not isinstance(data, dict):
-        raise InvalidDraft("not a JSON object")
-    try:
-        return ArticleDraft.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InvalidDraft(f"{'.'.join(str(p) for p in first['loc']) or 'object'}: {first['msg']}") from exc
+    return json_model_parse(text, ArticleDraft, InvalidDraft)
 
 
 @dataclass(frozen=True)

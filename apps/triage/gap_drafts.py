@@ -23,7 +23,7 @@ from django.utils import timezone
 from apps.core.exceptions import ApplicationError
 from apps.llm.types import PromptParts
 from apps.triage import selectors
-from apps.triage.batching import gap_draft_custom_id_for
+from apps.triage.batching import batch_result_error_type, gap_draft_custom_id_for
 from apps.triage.conf import batch_limits, triage_setting
 from apps.triage.drafting import DRAFTER_PROMPT, ArticleDraft, InvalidDraft, draft_parse, draft_request_params
 from apps.triage.models import ClassificationBatch, ClassificationBatchItem, KnowledgeGapDraft, TranscriptClassification
@@ -210,7 +210,7 @@ def result_apply(*, item: ClassificationBatchItem, result: Any, prompt: PromptPa
             draft.model = message.model
     else:
         item.outcome = result.type if result.type in Outcome.values else Outcome.ERRORED
-        error_type = _error_type(result)
+        error_type = batch_result_error_type(result)
         draft_requeue(draft=draft, reason=error_type, save=False)
     if result.type in ("succeeded", "errored"):
         item.llm_call = batch_result_record(
@@ -223,14 +223,6 @@ def result_apply(*, item: ClassificationBatchItem, result: Any, prompt: PromptPa
             task_type=TaskType.ARTICLE_DRAFT,
         )
     draft.save()
-
-
-def _error_type(result: Any) -> str:
-    if result.type != "errored":
-        return result.type
-    error = getattr(result, "error", None)
-    inner = getattr(error, "error", None)
-    return str(getattr(inner, "type", "") or getattr(error, "type", "") or "errored")
 
 
 def _draft_invalid(*, draft: KnowledgeGapDraft, item: ClassificationBatchItem, reason: str) -> None:

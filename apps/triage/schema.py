@@ -2,11 +2,12 @@
 
 import json
 import re
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 # Appended to the transcript when the previous answer failed validation.
 CLARIFYING_INSTRUCTION = (
@@ -70,6 +71,13 @@ def classification_parse(text: str) -> ClassificationOutput:
 
     Raises InvalidClassification.
     """
+    return json_model_parse(text, ClassificationOutput, InvalidClassification)
+
+
+def json_model_parse(text: str, model: type[ModelT], error: type[Exception]) -> ModelT:
+    """`text` (whitespace and a code fence around it tolerated, nothing else) as one JSON object validated
+    by `model`. Raises `error` with a short reason (the first validation error's path and message) — the
+    reason the clarifying retry and the admin show."""
     candidate = text.strip()
     fenced = _FENCE.match(candidate)
     if fenced:
@@ -77,11 +85,11 @@ def classification_parse(text: str) -> ClassificationOutput:
     try:
         data = json.loads(candidate)
     except json.JSONDecodeError as exc:
-        raise InvalidClassification(f"not JSON: {exc.msg}") from exc
+        raise error(f"not JSON: {exc.msg}") from exc
     if not isinstance(data, dict):
-        raise InvalidClassification("not a JSON object")
+        raise error("not a JSON object")
     try:
-        return ClassificationOutput.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise InvalidClassification(f"{'.'.join(str(p) for p in first['loc']) or 'object'}: {first['msg']}") from exc
+        raise error(f"{'.'.join(str(p) for p in first['loc']) or 'object'}: {first['msg']}") from exc

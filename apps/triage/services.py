@@ -28,7 +28,7 @@ from django.utils import timezone
 from apps.core.exceptions import ApplicationError
 from apps.llm.types import PromptParts
 from apps.triage import gap_drafts, selectors
-from apps.triage.batching import RequestBuilder, classifier_prompt, custom_id_for
+from apps.triage.batching import RequestBuilder, batch_result_error_type, classifier_prompt, custom_id_for
 from apps.triage.conf import batch_limits, triage_setting
 from apps.triage.models import (
     ClassificationBatch,
@@ -418,7 +418,7 @@ def _result_apply(*, item: ClassificationBatchItem, result: Any, prompt: PromptP
             _classification_store(classification=classification, parsed=parsed, raw=text, model=message.model)
     else:
         item.outcome = result.type if result.type in Outcome.values else Outcome.ERRORED
-        error_type = _error_type(result)
+        error_type = batch_result_error_type(result)
         _classification_requeue(classification=classification, reason=error_type, save=False)
     if result.type in ("succeeded", "errored"):
         # Expired and canceled requests never ran: nothing to price, nothing to log as an attempt.
@@ -430,14 +430,6 @@ def _result_apply(*, item: ClassificationBatchItem, result: Any, prompt: PromptP
             conversation_id=str(classification.conversation_id),
             error_type=error_type,
         )
-
-
-def _error_type(result: Any) -> str:
-    if result.type != "errored":
-        return result.type
-    error = getattr(result, "error", None)
-    inner = getattr(error, "error", None)
-    return str(getattr(inner, "type", "") or getattr(error, "type", "") or "errored")
 
 
 def _classification_store(*, classification: TranscriptClassification, parsed: Any, raw: str, model: str) -> None:
