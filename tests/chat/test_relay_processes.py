@@ -128,7 +128,9 @@ def test_a_tab_a_reloaded_page_and_an_agent_on_the_other_process_see_the_answer_
 def test_a_reset_mid_answer_reaches_the_other_process(two_servers, people, llm_upstream):
     port_a, port_b = two_servers
     customer, _ = people
-    set_faults(llm_upstream, {"token_ms": 40, "cut_stream_after_tokens": 6, "cut_mode": "error"})
+    # The first token waits, so the tab on B has asked for the text before any is written (under load too).
+    faults = {"first_token_ms": 800, "token_ms": 40, "cut_stream_after_tokens": 6, "cut_mode": "error"}
+    set_faults(llm_upstream, faults)
     cookie = log_in(port_a, customer.username)
 
     async def scenario() -> dict:
