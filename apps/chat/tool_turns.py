@@ -123,6 +123,33 @@ def tool_frame(event: ToolEvent, *, reply_id: int) -> dict[str, Any]:
     }
 
 
+def stored_tool_frames(reply_id: int) -> list[dict[str, Any]]:
+    """The tool frames of an answer being written, rebuilt from its stored calls in the order a
+    watcher got them live — progress line, card, end, decision if taken — for a socket that joins
+    it without a transcript or the writing run (an agent opening the conversation on another
+    process). A call still running has no record yet: its frames come live. Runs ORM code."""
+    frames: list[dict[str, Any]] = []
+    failed = (ActionRecord.Status.FAILED, ActionRecord.Status.REJECTED)
+    for record in ActionRecord.objects.filter(reply_id=reply_id).order_by("id"):
+        tool = tool_get(record.tool)
+        call = {"message_id": reply_id, "call_id": record.tool_use_id, "tool": record.tool}
+        frames.append({"type": "tool_started", **call, "progress": tool.progress if tool is not None else record.tool})
+        if record.summary:
+            frames.append(
+                {
+                    "type": "confirmation_requested",
+                    "message_id": reply_id,
+                    "action_id": record.pk,
+                    "tool": record.tool,
+                    "summary": record.summary,
+                }
+            )
+        frames.append({"type": "tool_finished", **call, "is_error": record.status in failed})
+        if record.decision:
+            frames.append(action_decided_frame(record))
+    return frames
+
+
 def decision_take(*, user: AbstractBaseUser, conversation_id: object, action_id: int, confirm: bool) -> dict[str, Any]:
     """Store the customer's decision on a card of this conversation (running the action if confirmed)
     and the assistant's line saying what came of it, and return the `action_decided` frame, with that

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from apps.chat import answering, events, relay, replies
+from apps.chat import answering, events, relay, replies, tool_turns
 from apps.chat.answering import db, dumps
 from apps.core.exceptions import ApplicationError
 from apps.inbox import selectors
@@ -30,6 +31,15 @@ CLOSE_FORBIDDEN = 4403
 
 def _open_for_agent(user: Any, conversation_id: object) -> str:
     return str(selectors.conversation_get_for_agent(user, conversation_id).pk)
+
+
+def _written_elsewhere(conversation_id: str) -> list[tuple[int, dict[str, Any] | None, list[dict[str, Any]]]]:
+    """The conversation's answers being written (by another process: none runs here), each with its
+    question and its tool frames so far."""
+    return [
+        (reply_id, question, tool_turns.stored_tool_frames(reply_id))
+        for reply_id, question in replies.streaming_replies(conversation_id)
+    ]
 
 
 class InboxConsumer(AsyncWebsocketConsumer):
@@ -107,8 +117,8 @@ class InboxConsumer(AsyncWebsocketConsumer):
         # An answer being written here now reaches the agent: `answer_started`, the text so far, live tokens.
         if await answering.conversation_watch(checked, self, known_reply_ids=set()) is None:
             # One written by another process: read after joining the group, so its end is not missed.
-            for reply_id, question in await db(replies.streaming_replies)(checked):
-                await self._follow_remote(reply_id, question)
+            for reply_id, question, tool_frames in await db(_written_elsewhere)(checked):
+                await self._follow_remote(reply_id, question, tool_frames)
 
     async def _unwatch(self) -> None:
         if self.watched is None:
@@ -156,12 +166,17 @@ class InboxConsumer(AsyncWebsocketConsumer):
         if not events.is_local(event) and isinstance(reply_id, int):  # local: the run itself sent it
             await self._follow_remote(reply_id, event.get("question"))
 
-    async def _follow_remote(self, reply_id: int, question: dict[str, Any] | None) -> None:
-        """An answer another process writes: `answer_started`, its text while the agent watches
-        (apps/chat/relay.py), then `reply_stored`."""
+    async def _follow_remote(
+        self, reply_id: int, question: dict[str, Any] | None, tool_frames: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        """An answer another process writes: `answer_started` (and its tool frames so far, when the
+        agent joins mid-answer), its text while the agent watches (apps/chat/relay.py), then
+        `reply_stored`."""
         if reply_id in self._remote or self.watched is None:
             return
         await self._emit({"type": "answer_started", "reply_id": reply_id, "question": question})
+        for frame in tool_frames:
+            await self._emit({**frame, "conversation_id": self.watched})
         remote = self._remote[reply_id] = relay.RemoteText()
         remote.asked()
         await relay.text_want(self.watched, reply_id, fresh=True)

@@ -8,6 +8,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
+from apps.actions.models import ActionRecord
 from apps.chat import answering, events, relay
 from apps.chat.models import Message
 from tests.chat.conftest import ChatSocket, shown_text
@@ -209,6 +210,22 @@ def process_died(reply: Message) -> None:
     Message.objects.filter(pk=reply.pk).update(created_at=reply.created_at - dt.timedelta(days=1))
 
 
+def card_shown(customer, reply: Message) -> ActionRecord:
+    """The answer asked the customer to confirm a cancellation (the card waits)."""
+    return ActionRecord.objects.create(
+        account=customer.customer_account,
+        user=customer,
+        conversation_id=str(reply.conversation_id),
+        reply_id=reply.pk,
+        tool="cancel_subscription",
+        risk=ActionRecord.Risk.CONFIRM,
+        idempotency_key=f"test-{reply.pk}",
+        tool_use_id="toolu_1",
+        status=ActionRecord.Status.AWAITING_CONFIRMATION,
+        summary="Cancel your Pro subscription at the end of the period.",
+    )
+
+
 async def from_elsewhere(conversation_id: str, event_type: str, **fields) -> None:
     await get_channel_layer().group_send(
         events.conversation_group(conversation_id), {"type": event_type, "origin": "another process", **fields}
@@ -254,12 +271,23 @@ async def test_an_agent_follows_an_answer_written_elsewhere_and_its_end_even_if_
     conversation_id = (await customer_socket.receive())["id"]
     await customer_socket.close()
     reply = await streaming_elsewhere(conversation_id)
+    card = await database_sync_to_async(card_shown)(customer, reply)
     inbox = await InboxSocket.open(agent)
     await inbox.receive_type("inbox")
     await inbox.communicator.send_json_to({"type": "watch", "conversation": conversation_id})
     await inbox.receive_type("watching")
     started = await inbox.receive()  # read from the database: the answer started before the agent looked
     assert (started["type"], started["reply_id"], started["question"]["text"]) == ("answer_started", reply.pk, QUESTION)
+    # Its progress line and card so far, as the customer got them, for the pane to draw (read-only).
+    progress = [await inbox.receive() for _ in range(3)]
+    assert [(f["type"], f["conversation_id"]) for f in progress] == [
+        ("tool_started", conversation_id),
+        ("confirmation_requested", conversation_id),
+        ("tool_finished", conversation_id),
+    ]
+    assert progress[0]["progress"] == "Preparing the cancellation\u2026"
+    assert (progress[1]["action_id"], progress[1]["summary"]) == (card.pk, card.summary)
+    assert progress[2]["is_error"] is False
     await from_elsewhere(conversation_id, events.ANSWER_TEXT, message_id=reply.pk, generation=0, start=0, text="Hi")
     assert await inbox.receive() == {"type": "delta", "text": "Hi"}
     await process_died(reply)
