@@ -37,7 +37,10 @@ def test_an_agent_sees_the_progress_line_and_the_card_read_only(people, asgi_ser
     alice_page = browser_page
     log_in(alice_page, asgi_server, "/", "alice")
     alice_page.wait_for_selector('#conn-state[data-state="open"]')
-    conversation = off_loop(lambda: str(Conversation.objects.get(user__username="alice").pk))
+    # The socket opens before the server sends the conversation frame (which puts its id in the URL).
+    alice_page.wait_for_function("new URLSearchParams(location.search).get('c')")
+    conversation = alice_page.evaluate("new URLSearchParams(location.search).get('c')")
+    assert off_loop(lambda: Conversation.objects.filter(pk=conversation, user__username="alice").exists())
 
     agent_context = alice_page.context.browser.new_context()
     agent_context.set_default_timeout(15_000)
