@@ -629,9 +629,9 @@ def main() -> None:
             env = server_env(os.environ.get("DATABASE_URL", f"sqlite:///{ROOT / 'db.sqlite3'}"), upstream_url)
             setup_django(env)
             prepared = prepare_here(users)
-            targets = [Target("current", url, None, prepared["users"], prepared["params"], "", True)]
-            targets[0].idle_conversation = prepared["idle_conversation"]
-            emulator_pid = None
+            users_, params, idle = prepared["users"], prepared["params"], prepared["idle_conversation"]
+            target = Target("current", url, None, users_, params, idle, reads_here=True)
+            targets, emulator_pid = [target], None
         else:
             em_port = free_port()
             upstream_url = f"http://127.0.0.1:{em_port}"
