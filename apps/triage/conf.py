@@ -41,3 +41,8 @@ def batch_limits() -> tuple[int, int]:
         min(int(triage_setting("TRIAGE_BATCH_MAX_REQUESTS")), API_MAX_REQUESTS),
         min(int(triage_setting("TRIAGE_BATCH_MAX_BYTES")), API_MAX_BYTES),
     )
+
+
+def attempts_spent(attempts: int) -> bool:
+    """Whether a request sent `attempts` times (a classification or an article draft) gets no more tries."""
+    return attempts >= int(triage_setting("TRIAGE_MAX_ATTEMPTS"))

@@ -24,7 +24,7 @@ from apps.core.exceptions import ApplicationError
 from apps.llm.types import PromptParts
 from apps.triage import selectors
 from apps.triage.batching import batch_result_error_type, gap_draft_custom_id_for
-from apps.triage.conf import batch_limits, triage_setting
+from apps.triage.conf import attempts_spent, batch_limits, triage_setting
 from apps.triage.drafting import DRAFTER_PROMPT, ArticleDraft, InvalidDraft, draft_parse, draft_request_params
 from apps.triage.models import ClassificationBatch, ClassificationBatchItem, KnowledgeGapDraft, TranscriptClassification
 
@@ -228,7 +228,7 @@ def result_apply(*, item: ClassificationBatchItem, result: Any, prompt: PromptPa
 def _draft_invalid(*, draft: KnowledgeGapDraft, item: ClassificationBatchItem, reason: str) -> None:
     """An unusable answer gets one more try, with the clarifying instruction; a second one is final."""
     draft.last_error = f"invalid_output: {reason}"[:200]
-    if item.clarifying or draft.attempts >= int(triage_setting("TRIAGE_MAX_ATTEMPTS")):
+    if item.clarifying or attempts_spent(draft.attempts):
         draft.status = DraftStatus.FAILED
         draft.needs_clarification = False
     else:
@@ -239,9 +239,7 @@ def _draft_invalid(*, draft: KnowledgeGapDraft, item: ClassificationBatchItem, r
 def draft_requeue(*, draft: KnowledgeGapDraft, reason: str, save: bool = True) -> None:
     """Errored, expired, canceled or lost: back to pending for the next poll, until attempts run out."""
     draft.last_error = reason[:200]
-    draft.status = (
-        DraftStatus.FAILED if draft.attempts >= int(triage_setting("TRIAGE_MAX_ATTEMPTS")) else DraftStatus.PENDING
-    )
+    draft.status = DraftStatus.FAILED if attempts_spent(draft.attempts) else DraftStatus.PENDING
     if save:
         draft.save(update_fields=["status", "last_error", "updated_at"])
 

@@ -29,7 +29,7 @@ from apps.core.exceptions import ApplicationError
 from apps.llm.types import PromptParts
 from apps.triage import gap_drafts, selectors
 from apps.triage.batching import RequestBuilder, batch_result_error_type, classifier_prompt, custom_id_for
-from apps.triage.conf import batch_limits, triage_setting
+from apps.triage.conf import attempts_spent, batch_limits, triage_setting
 from apps.triage.models import (
     ClassificationBatch,
     ClassificationBatchItem,
@@ -455,7 +455,7 @@ def _classification_invalid(
     """Invalid output gets one more try, with the clarifying instruction; a second invalid answer is final."""
     classification.raw_output = raw
     classification.last_error = f"invalid_output: {reason}"[:200]
-    if item.clarifying or classification.attempts >= int(triage_setting("TRIAGE_MAX_ATTEMPTS")):
+    if item.clarifying or attempts_spent(classification.attempts):
         classification.status = Status.UNCLASSIFIABLE
         classification.needs_clarification = False
     else:
@@ -466,7 +466,7 @@ def _classification_invalid(
 def _classification_requeue(*, classification: TranscriptClassification, reason: str, save: bool = True) -> None:
     """Errored, expired, canceled or lost: back to pending for the next run, until attempts run out."""
     classification.last_error = reason[:200]
-    if classification.attempts >= int(triage_setting("TRIAGE_MAX_ATTEMPTS")):
+    if attempts_spent(classification.attempts):
         classification.status = Status.UNCLASSIFIABLE
     else:
         classification.status = Status.PENDING
