@@ -15,6 +15,7 @@ The work is split by concern; this module keeps the public functions:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -193,19 +194,22 @@ async def chat_stream(
             reset_pending = len(shown) > len(earlier)
             error: BaseException | None = None
             try:
-                async for text in stream_once(body, meter, deadline):
-                    if reset_pending:
-                        # Never splice two answers: the client drops the partial one first.
-                        for event in _restart(model, earlier):
-                            yield event
-                        shown, reset_pending = earlier, False
-                    if first_text_ms is None:
-                        first_text_ms = int((time.monotonic() - started) * 1000)
-                    shown += text
-                    yield TextDelta(text=text)
-                    if rules_refresh_due:  # the answer has started: the refresh competes with nothing urgent
-                        _refresh_routing_rules()
-                        rules_refresh_due = False
+                # Closed here, not by the garbage collector: an answer abandoned mid-stream (the
+                # caller's aclose) must close the SDK stream on this loop, in this task.
+                async with contextlib.aclosing(stream_once(body, meter, deadline)) as texts:
+                    async for text in texts:
+                        if reset_pending:
+                            # Never splice two answers: the client drops the partial one first.
+                            for event in _restart(model, earlier):
+                                yield event
+                            shown, reset_pending = earlier, False
+                        if first_text_ms is None:
+                            first_text_ms = int((time.monotonic() - started) * 1000)
+                        shown += text
+                        yield TextDelta(text=text)
+                        if rules_refresh_due:  # the answer has started: the refresh competes with nothing urgent
+                            _refresh_routing_rules()
+                            rules_refresh_due = False
             except (
                 anthropic.APIError,
                 httpx2.HTTPError,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
@@ -170,6 +171,8 @@ async def stream_once(body: bytes, meter: Meter, deadline: float) -> AsyncIterat
                 raise ValueError(f"malformed stream event: {type(exc).__name__}: {exc}") from None
     finally:
         event_deadline.close()
+        with contextlib.suppress(RuntimeError):  # the SDK's iterator: closed now, not finalised later
+            await iterator.aclose()
         await stream.close()
     if not finished:
         raise StreamCut("stream ended before message_stop")
