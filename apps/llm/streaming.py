@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
+import httpx2
+from anthropic._streaming import SSEDecoder
 from django.conf import settings
 
 from apps.llm.attempts import Meter
@@ -93,6 +95,83 @@ async def _open_raw_stream(client: anthropic.AsyncAnthropic, body: bytes) -> ant
     )
 
 
+class _EventReader:
+    """The stream's events as JSON dicts, read from the response body by one generator that we close.
+
+    The SDK's own iterator is a chain of seven nested async generators (SSE events, SSE chunks, body
+    bytes, httpx's byte streams, httpcore's). When the SDK raises mid-stream (an `error` event) or
+    the caller stops reading, the inner ones are left suspended, reachable only from the exception's
+    traceback, and asyncio's finaliser closes them later: several found in one garbage-collector pass
+    are closed concurrently, and closing one that another's `finally` is closing fails ("async
+    generator already executing"). Here the only generator is httpx's `Response.aiter_bytes()`, whose
+    `finally` closes the layers below it in order, and `aclose()` closes it in the caller's task.
+    Events are decoded by the SDK's SSE decoder and errors mapped by the client's own mapping, as
+    `AsyncStream.__stream__` does.
+    """
+
+    def __init__(self, client: anthropic.AsyncAnthropic, response: httpx2.Response) -> None:
+        self._client = client
+        self._response = response
+        self._chunks = response.aiter_bytes()
+        self._decoder = SSEDecoder()
+        self._events: deque[dict[str, Any]] = deque()  # decoded, not yet returned
+        self._partial = b""  # an incomplete last line, kept until the rest arrives
+        self._error: anthropic.APIStatusError | None = None  # an `error` event: raised after the events before it
+
+    def __aiter__(self) -> _EventReader:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        while not self._events:
+            if self._error is not None:
+                raise self._error
+            try:
+                chunk = await anext(self._chunks)
+            except StopAsyncIteration:
+                if not self._partial.endswith(b"\r"):
+                    raise  # the end of the body (an incomplete last event is no event, as in the SDK)
+                self._feed(b"", body_ended=True)  # a last line ended by a lone "\r"
+                continue
+            except anthropic.AnthropicError:
+                raise
+            except httpx2.TimeoutException as err:
+                raise self._client._make_timeout_error(self._response.request, err) from err
+            except Exception as err:
+                raise self._client._make_connection_error(self._response.request, err) from err
+            self._feed(chunk)
+        return self._events.popleft()
+
+    def _feed(self, chunk: bytes, *, body_ended: bool = False) -> None:
+        lines = (self._partial + chunk).splitlines(keepends=True)
+        # A line is complete at its line break; a final "\r" may be the first half of a "\r\n" split
+        # across chunks, so it waits for the next chunk (or the end of the body).
+        last = lines[-1] if lines else b""
+        complete = last.endswith(b"\n") or (body_ended and last.endswith(b"\r"))
+        self._partial = b"" if complete else last
+        if self._partial:
+            lines.pop()
+        for line in lines:
+            sse = self._decoder.decode(line.rstrip(b"\r\n").decode("utf-8"))
+            if sse is None or sse.event in (None, "ping"):
+                continue
+            if sse.event == "error":
+                try:
+                    body: object = sse.json()
+                    message = f"{body}"
+                except ValueError:
+                    body = sse.data
+                    message = sse.data or f"Error code: {self._response.status_code}"
+                self._error = self._client._make_status_error(message, body=body, response=self._response)
+                return
+            if sse.data:
+                self._events.append(sse.json())
+
+    async def aclose(self) -> None:
+        """Close the body's generator (and with it httpx's and httpcore's) and the response."""
+        await self._chunks.aclose()
+        await self._response.aclose()
+
+
 def _tool_input(partial_json: str) -> dict[str, Any]:
     """The concatenated `input_json_delta` pieces of a tool_use block: a JSON object ("" means {})."""
     value = json.loads(partial_json) if partial_json else {}
@@ -118,7 +197,7 @@ async def stream_once(body: bytes, meter: Meter, deadline: float) -> AsyncIterat
     except TimeoutError as exc:
         raise (FirstTokenTimeout() if time.monotonic() < deadline else exc) from None
     meter.request_id = stream.response.headers.get("request-id", "") or ""
-    iterator = stream.__aiter__()
+    iterator = _EventReader(client, stream.response)
     event_deadline = _EventDeadline()
     finished = False
     tool_inputs: dict[int, list[str]] = {}  # `input_json_delta` pieces of each open tool_use block
@@ -171,8 +250,7 @@ async def stream_once(body: bytes, meter: Meter, deadline: float) -> AsyncIterat
                 raise ValueError(f"malformed stream event: {type(exc).__name__}: {exc}") from None
     finally:
         event_deadline.close()
-        with contextlib.suppress(RuntimeError):  # the SDK's iterator: closed now, not finalised later
-            await iterator.aclose()
+        await iterator.aclose()  # now, in this task: never left to the garbage collector
         await stream.close()
     if not finished:
         raise StreamCut("stream ended before message_stop")
