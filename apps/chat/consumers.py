@@ -19,7 +19,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from apps.accounts.selectors import session_logs_in
-from apps.chat import answering, events, frames, payloads, relay, replies, selectors, services, tool_turns
+from apps.chat import answering, events, frames, handoffs, payloads, relay, replies, selectors, services, tool_turns
 from apps.chat.answering import db, dumps
 from apps.chat.models import Conversation, Message
 from apps.core.exceptions import ApplicationError, RateLimited
@@ -126,6 +126,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if requested is not None:
             frame["messages"] = [tool_turns.payload_with_actions(m) for m in messages]
         await self._emit(frame)
+        if requested is not None and any(m.role == Message.Role.AGENT for m in messages):
+            await self._seen_by_customer()
         streaming = {m.pk for m in messages if m.status == Message.Status.STREAMING}
         self._watching = True
         local = await answering.conversation_watch(conversation.id, self, known_reply_ids=streaming)
@@ -361,6 +363,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 return
             self._client_ids.add(client_id)
         await self._emit({"type": "message_added", "message": message})
+        if message.get("role") == "agent":
+            await self._seen_by_customer()
+
+    async def _seen_by_customer(self) -> None:
+        """The customer saw the agents' messages so far (not emailed to them then); not if the send failed."""
+        if self._connected and self.conversation is not None:
+            await db(handoffs.conversation_seen_by_customer)(conversation_id=self.conversation.pk)
 
     async def chat_answer_stop(self, event: dict[str, Any]) -> None:
         """Channel-layer handler for events.ANSWER_STOP: stop the answer if this process writes it."""

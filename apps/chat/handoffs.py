@@ -181,3 +181,15 @@ def _clear(conversation: Conversation, *, status: str) -> None:
     conversation.save(
         update_fields=["status", "assigned_agent", "handoff_source", "handoff_reason", "handoff_at", "updated_at"]
     )
+
+
+def conversation_seen_by_customer(*, conversation_id: object) -> None:
+    """The customer has the conversation in front of them now (its transcript opened, or an agent's
+    message shown live): agents' messages so far are not emailed to them (apps.inbox.notifications).
+    One UPDATE; `updated_at` (activity) is left alone."""
+    Conversation.objects.filter(pk=conversation_id).update(customer_seen_at=timezone.now())
+
+
+def conversation_replies_emailed(*, conversation_id: object, through: object) -> None:
+    """Agents' messages up to `through` (the newest one's time) were emailed to the customer."""
+    Conversation.objects.filter(pk=conversation_id).update(replies_emailed_through=through)

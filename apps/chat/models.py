@@ -55,6 +55,17 @@ class Conversation(models.Model):
     summary_turns = models.PositiveIntegerField(
         default=0, help_text="How many of the oldest history turns `summary` covers."
     )
+    customer_seen_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the customer last had the conversation in front of them with an agent's message: the "
+        "transcript opened, or a message shown live. Agents' messages after it are unseen.",
+    )
+    replies_emailed_through = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The time of the newest agent's message emailed to the customer because they had not seen it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, help_text="Last activity.")
 

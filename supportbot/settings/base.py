@@ -175,6 +175,11 @@ CHAT_RATE_LIMIT_PER_MINUTE = env.int("CHAT_RATE_LIMIT_PER_MINUTE", default=20)
 SUPPORT_COMPANY_NAME = env.str("SUPPORT_COMPANY_NAME", default="Acme")
 SUPPORT_EMAIL_ADDRESS = env.str("SUPPORT_EMAIL_ADDRESS", default="support@example.com")
 SUPPORT_EMAIL_URL = env.str("SUPPORT_EMAIL_URL", default="console://")
+# An agent's message the customer has not seen this long after it was sent (they left the chat) is
+# emailed to them, with the others unseen then; 0 turns this off. SUPPORT_SITE_URL is where the chat
+# page is served, for the email's link back to the conversation.
+SUPPORT_REPLY_EMAIL_AFTER_SECONDS = env.int("SUPPORT_REPLY_EMAIL_AFTER_SECONDS", default=120)
+SUPPORT_SITE_URL = env.str("SUPPORT_SITE_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
 # A new conversation offers "Ask the assistant" / "Talk to a person" before its first question; off, the
 # assistant answers first and a person is reached through "Talk to a human".
 CHAT_OFFER_HUMAN_CHOICE = env.bool("CHAT_OFFER_HUMAN_CHOICE", default=True)

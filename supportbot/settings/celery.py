@@ -37,8 +37,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.triage.tasks.poll_open_batches",
         "schedule": env.float("TRIAGE_POLL_SECONDS", default=60.0),
     },
+    "inbox-email-unseen-replies": {
+        "task": "apps.inbox.tasks.unseen_replies_email",
+        "schedule": env.float("SUPPORT_REPLY_EMAIL_SWEEP_SECONDS", default=60.0),
+    },
     "evaluations-advance-runs": {
         "task": "apps.evaluations.tasks.evaluation_runs_poll",
         "schedule": env.float("EVALUATION_POLL_SECONDS", default=60.0),
     },
 }
+
+# Run by `manage.py serve` itself when there is no broker (no REDIS_URL: no worker, no beat), at the
+# intervals above (apps/core/periodic.py).
+EMBEDDED_PERIODIC_TASKS = ["apps.inbox.tasks.unseen_replies_email"]

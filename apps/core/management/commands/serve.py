@@ -24,6 +24,8 @@ import uvicorn
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.core.periodic import EmbeddedScheduler, embedded_intervals
+
 logger = logging.getLogger(__name__)
 
 
@@ -183,12 +185,16 @@ class Command(BaseCommand):
                 upstream.terminate()
                 upstream.wait(timeout=10)
 
+        # No broker: nothing else runs beat's every-minute tasks (emailing unseen agents' replies).
+        periodic = EmbeddedScheduler(embedded_intervals() if settings.CELERY_TASK_ALWAYS_EAGER else {})
+        periodic.start()
         try:
             if workers == 1:
                 DrainingServer(config, on_stopped=stop_upstream).run()
             else:
                 WorkerSupervisor(config, workers).run()
         finally:
+            periodic.stop()
             stop_upstream()
 
     def _start_offline_upstream(self) -> subprocess.Popen | None:
