@@ -50,7 +50,8 @@ def handoff_email_if_nobody_online(*, conversation_id: str) -> bool:
     reason = conversation.handoff_reason or conversation.get_handoff_source_display()
     message = EmailMessage(
         subject=f"Customer waiting: {conversation.title or conversation.pk}",
-        body=f"Reason: {reason}\n\n{conversation_transcript(conversation)}\n\nAnswer in the inbox: /inbox/",
+        body=f"Reason: {reason}\n\n{conversation_transcript(conversation)}\n\n"
+        f"Answer in the inbox: {settings.SUPPORT_SITE_URL}/inbox/c/{conversation.pk}/",
         to=[settings.SUPPORT_EMAIL_ADDRESS],
         connection=email_connection(settings.SUPPORT_EMAIL_URL),
     )

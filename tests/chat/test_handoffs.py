@@ -29,6 +29,7 @@ def chat_calls(upstream) -> int:
 
 async def test_a_person_takes_over_and_hands_back(chat_env, customer, settings):
     settings.SUPPORT_EMAIL_ADDRESS = "help@acme.test"
+    settings.SUPPORT_SITE_URL = "http://testserver.acme"
     socket = await ChatSocket.open(customer)
     conversation_id = (await socket.receive())["id"]
     await socket.ask("Hello")
@@ -41,6 +42,7 @@ async def test_a_person_takes_over_and_hands_back(chat_env, customer, settings):
     assert state["type"] == "conversation_state" and state["humans_answer"] and state["status"] == "needs_human"
     assert "keep your request" in state["notice"]  # nobody online: the customer is told how it goes on
     assert [m.to for m in mail.outbox] == [["help@acme.test"]] and "Wants a refund" in mail.outbox[0].body
+    assert f"Answer in the inbox: http://testserver.acme/inbox/c/{conversation_id}/" in mail.outbox[0].body
 
     agent = await make_agent()
     await database_sync_to_async(handoffs.conversation_assign)(
