@@ -239,6 +239,17 @@ class TimelineEntry:
     status: str
     created_at: dt.datetime
     actions: tuple[TimelineAction, ...] = field(default=())  # an answer's tool calls
+    delivery: str = ""  # an agent's message: whether the customer saw it, or had it by email
+
+
+def _delivery(conversation: Conversation, message: Message) -> str:
+    if message.role != Message.Role.AGENT:
+        return ""
+    if conversation.customer_seen_at is not None and message.created_at <= conversation.customer_seen_at:
+        return "Seen by the customer"
+    if conversation.replies_emailed_through is not None and message.created_at <= conversation.replies_emailed_through:
+        return "Emailed to the customer"
+    return "Not seen by the customer yet"
 
 
 @dataclass(frozen=True)
@@ -291,6 +302,7 @@ def conversation_timeline(conversation: Conversation) -> list[TimelineEntry]:
             status=message.status,
             created_at=message.created_at,
             actions=tuple(TimelineAction.of(payload) for payload in message.shown_actions),
+            delivery=_delivery(conversation, message),
         )
         for message in messages
     ]

@@ -6,6 +6,7 @@ import time
 import pytest
 from channels.db import database_sync_to_async
 from django.core import mail
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.chat import handoffs
@@ -14,6 +15,7 @@ from apps.core.periodic import EmbeddedScheduler, embedded_intervals
 from apps.inbox import notifications
 from apps.widget.services import visitor_authenticate
 from tests.chat.conftest import ChatSocket
+from tests.inbox.conftest import client_for
 from tests.inbox.test_views import waiting
 from tests.widget.factories import SiteFactory
 
@@ -44,13 +46,20 @@ def reply(conversation: Conversation, agent, text: str) -> Message:
     return handoffs.agent_message_send(conversation_id=conversation.pk, agent=agent, text=text)
 
 
+def agent_sees(agent, conversation: Conversation) -> str:
+    """The conversation's page in the inbox, as `agent` gets it."""
+    return client_for(agent).get(reverse("inbox:conversation", args=[conversation.pk])).content.decode()
+
+
 def test_a_customer_who_left_gets_the_agents_answers_in_one_email_once(customer, agent):
     conversation = claimed(customer, agent, title="Refund please")
     reply(conversation, agent, "I have refunded the last invoice.")
     reply(conversation, agent, "It shows on your card in 3 days.")
 
     assert notifications.unseen_replies_email(now=timezone.now()) == 0  # not yet: they may come back
+    assert "Not seen by the customer yet" in agent_sees(agent, conversation)
     assert notifications.unseen_replies_email(now=later()) == 1
+    assert agent_sees(agent, conversation).count("Emailed to the customer") == 2
 
     [email] = mail.outbox
     assert email.to == [customer.email] and email.reply_to == ["help@acme.test"]
@@ -82,6 +91,8 @@ async def test_an_answer_shown_live_is_not_emailed(chat_env, customer, agent):
     mail.outbox.clear()
     assert await database_sync_to_async(notifications.unseen_replies_email)(now=later()) == 0
     assert mail.outbox == []
+    conversation = await database_sync_to_async(Conversation.objects.get)(pk=conversation_id)
+    assert "Seen by the customer" in await database_sync_to_async(agent_sees)(agent, conversation)
 
 
 async def test_a_customer_who_comes_back_and_opens_the_conversation_is_not_emailed(chat_env, customer, agent):
