@@ -370,6 +370,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """The customer saw the agents' messages so far (not emailed to them then); not if the send failed."""
         if self._connected and self.conversation is not None:
             await db(handoffs.conversation_seen_by_customer)(conversation_id=self.conversation.pk)
+            await events.publish(self.conversation.pk, events.CUSTOMER_SEEN)
+
+    async def chat_customer_seen(self, event: dict[str, Any]) -> None:
+        """Channel-layer handler for events.CUSTOMER_SEEN: for agents watching; nothing to show here."""
 
     async def chat_answer_stop(self, event: dict[str, Any]) -> None:
         """Channel-layer handler for events.ANSWER_STOP: stop the answer if this process writes it."""

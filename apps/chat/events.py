@@ -43,6 +43,8 @@ CONVERSATION_CHANGED = "chat.conversation_changed"
 # A message not written by the assistant was stored (the customer's, to an agent; an agent's):
 # {"message": <message payload>}.
 MESSAGE_ADDED = "chat.message_added"
+# The customer saw the agents' messages so far (an inbox pane says so under them): {}.
+CUSTOMER_SEEN = "chat.customer_seen"
 # Every socket that follows the queue of conversations needing a human (the inbox) joins this group:
 # {"type": QUEUE_CHANGED, "conversation_id"}.
 HANDOFFS_GROUP = "chat.handoffs"

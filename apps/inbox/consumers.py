@@ -153,6 +153,10 @@ class InboxConsumer(AsyncWebsocketConsumer):
     async def chat_message_added(self, event: dict[str, Any]) -> None:
         await self._emit({"type": "message_added", "conversation_id": self.watched, "message": event.get("message")})
 
+    async def chat_customer_seen(self, event: dict[str, Any]) -> None:
+        """The customer saw the agents' messages so far: the pane's "Seen by the customer" lines change."""
+        await self._emit({"type": "customer_seen", "conversation_id": self.watched})
+
     async def chat_action_decided(self, event: dict[str, Any]) -> None:
         """A card was decided: the conversation has the line saying what came of it."""
         await self._emit({**event.get("frame", {}), "conversation_id": self.watched})

@@ -142,7 +142,7 @@
         if (frame.conversation_id === watched) refreshPane();
         break;
       case "note_added": if (frame.conversation_id === watched) refreshPane(); break;
-      case "conversation_state": case "message_added": refreshPane(); break;
+      case "conversation_state": case "message_added": case "customer_seen": refreshPane(); break;
       case "action_decided": onDecided(frame); break;
       case "reply_stored": answer = null; refreshPane(); break;
       case "answer_started": answerStart(); drawLive(); refreshPane(); break;

@@ -57,6 +57,8 @@ def test_an_agent_takes_over_and_hands_back(people, asgi_server, browser_page):
     dana_page.get_by_placeholder("Reply to the customer").fill("I have refunded the second charge.")
     dana_page.get_by_role("button", name="Send to customer").click()
     bob_page.wait_for_selector(".msg-agent:has-text('I have refunded the second charge.')")
+    # Bob had it live: Dana's pane says so under her message, without a reload.
+    dana_page.wait_for_selector(".msg-agent:has-text('I have refunded') .msg-delivery:has-text('Seen by the customer')")
     # Sent: the box is empty again, whichever came first — the reply's answer or the pane's reload.
     dana_page.wait_for_function("() => document.querySelector('#reply-text').value === ''")
     stored = off_loop(lambda: Message.objects.select_related("author", "conversation__user").get(role="agent"))

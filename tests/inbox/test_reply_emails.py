@@ -15,7 +15,7 @@ from apps.core.periodic import EmbeddedScheduler, embedded_intervals
 from apps.inbox import notifications
 from apps.widget.services import visitor_authenticate
 from tests.chat.conftest import ChatSocket
-from tests.inbox.conftest import client_for
+from tests.inbox.conftest import InboxSocket, client_for
 from tests.inbox.test_views import waiting
 from tests.widget.factories import SiteFactory
 
@@ -75,9 +75,13 @@ def test_a_customer_who_left_gets_the_agents_answers_in_one_email_once(customer,
     assert "Anything else?" in mail.outbox[1].body and "refunded" not in mail.outbox[1].body
 
 
-async def test_an_answer_shown_live_is_not_emailed(chat_env, customer, agent):
+async def test_an_answer_shown_live_is_not_emailed_and_the_agent_sees_it_was_seen(chat_env, customer, agent):
     socket = await ChatSocket.open(customer)
     conversation_id = (await socket.receive())["id"]
+    inbox = await InboxSocket.open(agent)
+    await inbox.receive_type("inbox")
+    await inbox.send({"type": "watch", "conversation": conversation_id})
+    await inbox.receive_type("watching")
     await database_sync_to_async(handoffs.conversation_assign)(
         conversation_id=conversation_id, agent=agent, assignee=agent
     )
@@ -86,7 +90,10 @@ async def test_an_answer_shown_live_is_not_emailed(chat_env, customer, agent):
         conversation_id=conversation_id, agent=agent, text="Here is your answer."
     )
     assert (await socket.receive())["type"] == "message_added"
+    assert await inbox.receive_type("customer_seen") == {"type": "customer_seen", "conversation_id": conversation_id}
+    assert await socket.communicator.receive_nothing(timeout=0.2)  # the customer's socket is told nothing more
     await socket.close()
+    await inbox.close()
 
     mail.outbox.clear()
     assert await database_sync_to_async(notifications.unseen_replies_email)(now=later()) == 0
