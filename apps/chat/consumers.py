@@ -327,18 +327,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if answering.running_answer(self.conversation.id) is None:  # a question sent meanwhile started without it
             self._context = context
 
-    # -- answers written by another process (reconnect, resend, another tab there) ---------------
-
-    async def chat_answer_started(self, event: dict[str, Any]) -> None:
-        """Channel-layer handler for events.ANSWER_STARTED."""
-        if events.is_local(event):  # this process's sockets had it from the run itself
-            return
-        reply_id = event.get("message_id")
-        if not isinstance(reply_id, int) or reply_id in self._awaiting:
-            return
-        self._context = None
-        await self._emit({"type": "answer_started", "reply_id": reply_id, "question": event.get("question")})
-        await self._await_reply(reply_id)
+    # -- people: who answers, agents' messages ----------------------------------------------------
 
     async def chat_conversation_changed(self, event: dict[str, Any]) -> None:
         """Channel-layer handler for events.CONVERSATION_CHANGED: an agent joined, handed back, resolved."""
@@ -374,6 +363,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def chat_customer_seen(self, event: dict[str, Any]) -> None:
         """Channel-layer handler for events.CUSTOMER_SEEN: for agents watching; nothing to show here."""
+
+    # -- answers written by another process (reconnect, resend, another tab there) ---------------
+
+    async def chat_answer_started(self, event: dict[str, Any]) -> None:
+        """Channel-layer handler for events.ANSWER_STARTED."""
+        if events.is_local(event):  # this process's sockets had it from the run itself
+            return
+        reply_id = event.get("message_id")
+        if not isinstance(reply_id, int) or reply_id in self._awaiting:
+            return
+        self._context = None
+        await self._emit({"type": "answer_started", "reply_id": reply_id, "question": event.get("question")})
+        await self._await_reply(reply_id)
 
     async def chat_answer_stop(self, event: dict[str, Any]) -> None:
         """Channel-layer handler for events.ANSWER_STOP: stop the answer if this process writes it."""
