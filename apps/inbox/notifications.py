@@ -27,7 +27,7 @@ from apps.chat import handoffs
 from apps.chat.models import Conversation, Message
 from apps.chat.notifications import email_connection
 from apps.chat.payloads import agent_name, company_name
-from apps.widget.models import Visitor
+from apps.widget.models import SiteConversation, Visitor
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +45,9 @@ class ReplyAddress:
 
 
 def reply_address(conversation: Conversation) -> ReplyAddress | None:
-    """A customer's account address and the chat page; a widget visitor's left address and their site;
-    None when there is none (an anonymous visitor who left no email, an account without one)."""
+    """Where the customer is emailed and the link back: a widget visitor's left address and their site;
+    a customer's account address and the chat page, or the site's page when they chatted in its widget
+    signed in. None when there is no address (a visitor who left none, an account without one)."""
     user: AbstractBaseUser = conversation.user
     visitor = Visitor.objects.select_related("site").filter(user=user).first()
     if visitor is not None:  # an anonymous visitor of the widget: no account, only what they left
@@ -54,7 +55,9 @@ def reply_address(conversation: Conversation) -> ReplyAddress | None:
     email = getattr(user, "email", "")
     if not user.is_active or not email:
         return None
-    return ReplyAddress(email, f"{settings.SUPPORT_SITE_URL}/?c={conversation.pk}")
+    held = SiteConversation.objects.select_related("site").filter(conversation=conversation).first()
+    link = held.site.origin if held is not None else f"{settings.SUPPORT_SITE_URL}/?c={conversation.pk}"
+    return ReplyAddress(email, link)
 
 
 def _unseen(conversation: Conversation) -> list[Message]:

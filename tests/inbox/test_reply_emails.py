@@ -13,6 +13,7 @@ from apps.chat import handoffs
 from apps.chat.models import Conversation, Message
 from apps.core.periodic import EmbeddedScheduler, embedded_intervals
 from apps.inbox import notifications
+from apps.widget.models import SiteConversation
 from apps.widget.services import visitor_authenticate
 from tests.chat.conftest import ChatSocket
 from tests.inbox.conftest import InboxSocket, client_for
@@ -127,6 +128,20 @@ def test_a_widget_visitor_is_emailed_at_the_address_they_left_with_their_site(ag
     [email] = mail.outbox
     assert email.to == ["visitor@example.org"] and "Yes, 14 days free." in email.body
     assert "https://help.example.com" in email.body and "?c=" not in email.body
+
+
+def test_a_customer_signed_in_in_a_widget_is_emailed_at_their_account_with_the_sites_link(customer, agent):
+    site = SiteFactory(origin="https://shop.example.com", name="Acme Shop")
+    visitor = visitor_authenticate(site=site, token=None, user_id=None, signature=None).visitor
+    conversation = claimed(customer, agent)
+    SiteConversation.objects.create(
+        conversation=conversation, conversation_key=str(conversation.pk), site=site, visitor=visitor, identified=True
+    )
+    reply(conversation, agent, "Your order ships today.")
+    assert notifications.unseen_replies_email(now=later()) == 1
+    [email] = mail.outbox
+    assert email.to == [customer.email]
+    assert "Continue the conversation in the chat: https://shop.example.com" in email.body
 
 
 def test_a_failing_mail_server_loses_nothing(customer, agent, settings):

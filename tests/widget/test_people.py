@@ -70,6 +70,9 @@ async def test_a_visitor_chooses_a_person_and_the_agent_answers_in_the_widget(wi
     await database_sync_to_async(handoffs.conversation_hand_back)(conversation_id=stored.pk, agent=dana)
     back = await receive_type(socket, "conversation_state")
     assert (back["notice_code"], back["humans_answer"], back["status"]) == ("handed_back", False, "open")
+    # Shown in the widget (marked before the socket took its next event): never emailed to the visitor.
+    shown = await database_sync_to_async(Message.objects.select_related("conversation").get)(role="agent")
+    assert shown.conversation.customer_seen_at is not None and shown.conversation.customer_seen_at >= shown.created_at
     frames = await socket.ask("And how do I see my invoices?")
     assert frames[-1]["type"] == "done" and frames[-1]["status"] == "complete" and chat_requests(widget_env) == 1
 
