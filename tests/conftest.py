@@ -81,3 +81,13 @@ def django_db_setup(django_db_setup, django_db_blocker) -> Iterator[None]:
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+@pytest.fixture
+def one_rate_limit_window(monkeypatch) -> None:
+    """Every count of the test falls in one rate-limit window. The limiter's windows are fixed minutes: a
+    test that counts to a limit could otherwise cross into the next minute between two counts, and see
+    a request it expects refused go through (real windows: tests/widget/test_limits_redis.py)."""
+    from apps.core import ratelimit
+
+    monkeypatch.setattr(ratelimit, "_window_key", lambda key, window_seconds: f"ratelimit:{key}:{window_seconds}:test")

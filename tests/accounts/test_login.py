@@ -18,6 +18,7 @@ def test_login_works_and_redirects_to_the_chat(client) -> None:
     assert response.status_code == 302 and response["Location"] == "/"
 
 
+@pytest.mark.usefixtures("one_rate_limit_window")
 def test_password_guessing_is_rate_limited_per_username(client, settings) -> None:
     settings.LOGIN_RATE_LIMIT_PER_MINUTE = 3
     get_user_model().objects.create_user(username="bob", password="demo-password")
@@ -32,6 +33,7 @@ def test_password_guessing_is_rate_limited_per_username(client, settings) -> Non
     assert blocked.status_code == 429 and b"Too many login attempts" in blocked.content
 
 
+@pytest.mark.usefixtures("one_rate_limit_window")
 def test_login_attempts_are_rate_limited_per_ip(client, settings) -> None:
     settings.LOGIN_RATE_LIMIT_PER_MINUTE = 2
     statuses = [

@@ -202,6 +202,7 @@ async def test_binary_frame_is_malformed(chat_env, customer):
     await socket.close()
 
 
+@pytest.mark.usefixtures("one_rate_limit_window")
 async def test_flood_is_rate_limited_per_user(chat_env, customer, settings):
     settings.CHAT_RATE_LIMIT_PER_MINUTE = 3
     socket = await ChatSocket.open(customer)

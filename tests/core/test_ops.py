@@ -47,6 +47,7 @@ def test_metrics_token_is_enforced_when_set(client, settings) -> None:
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200
 
 
+@pytest.mark.usefixtures("one_rate_limit_window")
 def test_rate_limit_counts_within_a_window() -> None:
     cache.clear()
     results = [rate_limit_hit(key="t:user", limit=3) for _ in range(5)]

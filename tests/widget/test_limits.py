@@ -28,6 +28,7 @@ def chat_requests(upstream) -> int:
     )
 
 
+@pytest.mark.usefixtures("one_rate_limit_window")
 async def test_a_visitor_past_the_rate_limit_waits_and_the_model_is_not_called(widget_env, site, settings):
     settings.WIDGET_VISITOR_RATE_LIMIT_PER_MINUTE = 1
     socket = await WidgetSocket.open(site.key)
@@ -40,6 +41,7 @@ async def test_a_visitor_past_the_rate_limit_waits_and_the_model_is_not_called(w
     assert chat_requests(widget_env) == 1
 
 
+@pytest.mark.usefixtures("one_rate_limit_window")
 async def test_the_ip_limit_counts_every_visitor_from_one_address(widget_env, site, settings):
     settings.WIDGET_IP_RATE_LIMIT_PER_MINUTE = 1
     one = await WidgetSocket.open(site.key, client="198.51.100.4")
@@ -56,6 +58,7 @@ async def test_the_ip_limit_counts_every_visitor_from_one_address(widget_env, si
     await elsewhere.close()
 
 
+@pytest.mark.usefixtures("one_rate_limit_window")
 async def test_new_visitors_per_address_are_limited(widget_env, site, settings):
     settings.WIDGET_NEW_VISITORS_PER_IP_PER_HOUR = 1
     first = await WidgetSocket.open(site.key, client="192.0.2.1")
