@@ -126,7 +126,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if requested is not None:
             frame["messages"] = [tool_turns.payload_with_actions(m) for m in messages]
         await self._emit(frame)
-        if requested is not None and any(m.role == Message.Role.AGENT for m in messages):
+        if requested is not None and _agent_message_unseen(conversation, messages):
             await self._seen_by_customer()
         streaming = {m.pk for m in messages if m.status == Message.Status.STREAMING}
         self._watching = True
@@ -455,6 +455,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
 
 # -- helpers (no socket state) -----------------------------------------------------------------
+
+
+def _agent_message_unseen(conversation: Conversation, messages: list[Message]) -> bool:
+    """Whether the transcript just shown holds an agent's message newer than the customer last saw (a
+    reconnect that shows nothing new writes nothing)."""
+    seen = conversation.customer_seen_at
+    return any(m.role == Message.Role.AGENT and (seen is None or m.created_at > seen) for m in messages)
 
 
 async def _rate_limited(user: Any) -> bool:

@@ -27,7 +27,8 @@ from apps.chat import handoffs
 from apps.chat.models import Conversation, Message
 from apps.chat.notifications import email_connection
 from apps.chat.payloads import agent_name, company_name
-from apps.widget.models import SiteConversation, Visitor
+from apps.inbox.selectors import widget_visitor
+from apps.widget.models import SiteConversation
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def reply_address(conversation: Conversation) -> ReplyAddress | None:
     a customer's account address and the chat page, or the site's page when they chatted in its widget
     signed in. None when there is no address (a visitor who left none, an account without one)."""
     user: AbstractBaseUser = conversation.user
-    visitor = Visitor.objects.select_related("site").filter(user=user).first()
+    visitor = widget_visitor(user)
     if visitor is not None:  # an anonymous visitor of the widget: no account, only what they left
         return ReplyAddress(visitor.email, visitor.site.origin) if visitor.email else None
     email = getattr(user, "email", "")

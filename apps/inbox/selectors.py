@@ -114,7 +114,8 @@ class CustomerSummary:
         return " · ".join(p for p in parts if p)
 
 
-def _widget_visitor(user: AbstractBaseUser) -> Visitor | None:
+def widget_visitor(user: AbstractBaseUser) -> Visitor | None:
+    """The anonymous widget visitor `user` is, with their site; None for a customer."""
     # Visitors chat as inactive users of their own; an active user is never one (no query for customers).
     if user.is_active:
         return None
@@ -123,11 +124,11 @@ def _widget_visitor(user: AbstractBaseUser) -> Visitor | None:
 
 def customer_name(user: AbstractBaseUser) -> str:
     """Who wrote the customer's messages, as agents see it: the username, or "Visitor" for a widget visitor."""
-    return "Visitor" if _widget_visitor(user) is not None else user.get_username()
+    return "Visitor" if widget_visitor(user) is not None else user.get_username()
 
 
 def customer_summary(user: AbstractBaseUser) -> CustomerSummary:
-    visitor = _widget_visitor(user)
+    visitor = widget_visitor(user)
     if visitor is not None:  # no account, so no plan or billing facts: where they chat, and how to answer
         return CustomerSummary(
             username=f"Visitor on {visitor.site.name}",

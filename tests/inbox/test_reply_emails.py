@@ -114,6 +114,13 @@ async def test_a_customer_who_comes_back_and_opens_the_conversation_is_not_email
     assert await database_sync_to_async(notifications.unseen_replies_email)(now=later()) == 0
     assert mail.outbox == []
 
+    # Opening it again shows nothing new: nothing is written.
+    seen_at = (await database_sync_to_async(Conversation.objects.get)(pk=conversation.pk)).customer_seen_at
+    again = await ChatSocket.open(customer, conversation=str(conversation.pk))
+    await again.receive()
+    await again.close()
+    assert (await database_sync_to_async(Conversation.objects.get)(pk=conversation.pk)).customer_seen_at == seen_at
+
 
 def test_a_widget_visitor_is_emailed_at_the_address_they_left_with_their_site(agent):
     site = SiteFactory(origin="https://help.example.com", name="Acme Help")
